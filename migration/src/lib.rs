@@ -1,0 +1,34 @@
+//! Velu's database schema as sea-orm migrations, one file per step, each with a `down`.
+//!
+//! The same migrations run on SQLite and PostgreSQL. Partial and expression indexes are
+//! written as SQL that both backends accept.
+
+pub use sea_orm_migration::prelude::*;
+pub use sea_orm_migration::MigrationStatus;
+
+mod m20261125_000001_create_organizations;
+mod m20261125_000002_create_api_keys;
+mod m20261125_000003_create_audit_events;
+mod m20261125_000004_create_jobs;
+mod m20261125_000005_create_job_attempts;
+
+/// The ordered list of Velu's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_organizations::Migration),
+            Box::new(m20261125_000002_create_api_keys::Migration),
+            Box::new(m20261125_000003_create_audit_events::Migration),
+            Box::new(m20261125_000004_create_jobs::Migration),
+            Box::new(m20261125_000005_create_job_attempts::Migration),
+        ]
+    }
+}
+
+/// Runs SQL that is the same on both backends (partial and expression indexes).
+pub(crate) async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+}

@@ -1,0 +1,106 @@
+//! The audit log: one event per mutation, written in the mutation's own transaction.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::entity::audit_events;
+use crate::ids::new_id;
+use crate::orgs::{OrgRef, resolve_org};
+use crate::pagination::{Page, PageRequest};
+use crate::principal::{Actor, Principal};
+use crate::scopes::Scope;
+use crate::time::{Timestamp, now};
+use crate::{CoreResult, Velu};
+
+/// One audited action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// Event id (UUIDv7, so ids sort by time).
+    pub id: String,
+    /// The org concerned, if any.
+    pub org_id: Option<String>,
+    /// `cli` or `api_key`.
+    pub actor_type: String,
+    /// OS user or key id.
+    pub actor_id: String,
+    /// What happened, e.g. `key.revoke`.
+    pub action: String,
+    /// The kind of thing acted on: `org`, `api_key`, `job`.
+    pub target_type: String,
+    /// Its id.
+    pub target_id: String,
+    /// Non-secret details.
+    pub details: Value,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// What a mutation records.
+pub(crate) struct Record<'a> {
+    pub org_id: Option<&'a str>,
+    pub action: &'static str,
+    pub target_type: &'static str,
+    pub target_id: &'a str,
+    pub details: Value,
+}
+
+/// Writes one audit event with `conn` (the mutation's transaction).
+pub(crate) async fn record<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    rec: Record<'_>,
+) -> CoreResult<()> {
+    audit_events::Entity::insert(audit_events::ActiveModel {
+        id: Set(new_id()),
+        org_id: Set(rec.org_id.map(str::to_owned)),
+        actor_type: Set(actor.kind.as_str().to_owned()),
+        actor_id: Set(actor.id.clone()),
+        action: Set(rec.action.to_owned()),
+        target_type: Set(rec.target_type.to_owned()),
+        target_id: Set(rec.target_id.to_owned()),
+        details: Set(rec.details),
+        created_at: Set(now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Lists an org's audit events, newest first. Needs `audit:read`.
+pub async fn list_audit(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    page: &PageRequest,
+) -> CoreResult<Page<AuditEvent>> {
+    let org = resolve_org(velu.db().conn(), who, org).await?;
+    who.require(Scope::AuditRead)?;
+    let q = page.validate("audit", &org.id)?;
+    let mut select = audit_events::Entity::find()
+        .filter(audit_events::Column::OrgId.eq(org.id.as_str()))
+        .order_by_desc(audit_events::Column::Id)
+        .limit(q.fetch());
+    if let Some(after) = q.after_one() {
+        select = select.filter(audit_events::Column::Id.lt(after));
+    }
+    let rows = select.all(velu.db().conn()).await?;
+    Ok(q.finish(rows, |r| vec![r.id.clone()], to_event))
+}
+
+fn to_event(m: audit_events::Model) -> AuditEvent {
+    AuditEvent {
+        id: m.id,
+        org_id: m.org_id,
+        actor_type: m.actor_type,
+        actor_id: m.actor_id,
+        action: m.action,
+        target_type: m.target_type,
+        target_id: m.target_id,
+        details: m.details,
+        created_at: m.created_at.into(),
+    }
+}

@@ -1,0 +1,194 @@
+//! The in-process cache of verified keys, so a request costs a SHA-256, not an argon2.
+//!
+//! Entries are found by key id and match only the exact secret that was verified: the
+//! stored digest is compared in constant time with the digest of the presented secret, so a
+//! wrong secret never matches. An entry is trusted for a short TTL; after that the key's
+//! row is read again (one indexed query, no argon2) and the entry renewed only if the key
+//! is unchanged, unrevoked and unexpired. Revocation, rotation and plan changes drop
+//! entries at once ([`VerifiedCache::invalidate`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
+
+use crate::db::notify::Change;
+use crate::principal::Principal;
+
+/// One verified secret of one key.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The key's id.
+    pub kid: String,
+    /// Keyed digest of the verified secret.
+    pub digest: [u8; 32],
+    /// Who the key is.
+    pub principal: Principal,
+    /// The stored hash the secret matched, to notice a rotation on revalidation.
+    pub matched_hash: String,
+    /// Whether it matched the pre-rotation hash (grace period).
+    pub via_previous: bool,
+    /// When it stops being valid on its own (expiry or end of grace).
+    pub valid_until: Option<DateTime<Utc>>,
+    /// When the row was last read.
+    pub checked_at: Instant,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    /// A matching entry checked within the TTL.
+    Fresh(Principal),
+    /// A matching entry that must be revalidated against the database.
+    Stale(Entry),
+    /// Nothing usable.
+    Miss,
+}
+
+/// Verified keys by lookup handle (kid, or the legacy hash).
+#[derive(Debug)]
+pub(crate) struct VerifiedCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Vec<Entry>>>,
+}
+
+impl VerifiedCache {
+    pub fn new(ttl: Duration) -> VerifiedCache {
+        VerifiedCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Entry>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Looks up the entry for `handle` whose digest equals `digest`.
+    pub fn get(&self, handle: &str, digest: &[u8; 32], at: DateTime<Utc>) -> Lookup {
+        let mut map = self.map();
+        let Some(list) = map.get_mut(handle) else {
+            return Lookup::Miss;
+        };
+        // Expired entries are dropped as they are met.
+        list.retain(|e| e.valid_until.is_none_or(|u| u > at));
+        let found = list
+            .iter()
+            .find(|e| bool::from(e.digest.ct_eq(digest)))
+            .cloned();
+        match found {
+            Some(e) if e.checked_at.elapsed() < self.ttl => Lookup::Fresh(e.principal),
+            Some(e) => Lookup::Stale(e),
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Stores (or replaces) the entry for its digest; at most two per handle (the current
+    /// secret and, during a grace period, the previous one).
+    pub fn put(&self, handle: String, entry: Entry) {
+        let mut map = self.map();
+        let list = map.entry(handle).or_default();
+        list.retain(|e| !bool::from(e.digest.ct_eq(&entry.digest)));
+        list.push(entry);
+        if list.len() > 2 {
+            list.remove(0);
+        }
+    }
+
+    /// Drops one entry (failed revalidation).
+    pub fn remove(&self, handle: &str, digest: &[u8; 32]) {
+        if let Some(list) = self.map().get_mut(handle) {
+            list.retain(|e| !bool::from(e.digest.ct_eq(digest)));
+        }
+    }
+
+    /// Applies a change: drops the entries it may have made stale.
+    pub fn invalidate(&self, change: &Change) {
+        let mut map = self.map();
+        match change {
+            Change::Key(kid) => map.values_mut().for_each(|l| l.retain(|e| &e.kid != kid)),
+            Change::Org(org) => map
+                .values_mut()
+                .for_each(|l| l.retain(|e| e.principal.org_id.as_deref() != Some(org))),
+            Change::Resync => map.clear(),
+            Change::Jobs(_) => {}
+        }
+        map.retain(|_, l| !l.is_empty());
+    }
+
+    /// Number of cached entries (for tests and metrics).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map().values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::{Actor, ActorType};
+    use crate::scopes::Role;
+
+    fn entry(kid: &str, org: &str, digest: u8) -> Entry {
+        Entry {
+            kid: kid.into(),
+            digest: [digest; 32],
+            principal: Principal {
+                actor: Actor {
+                    kind: ActorType::ApiKey,
+                    id: kid.into(),
+                },
+                org_id: Some(org.into()),
+                scopes: Role::Viewer.scopes(),
+                plan: None,
+            },
+            matched_hash: "h".into(),
+            via_previous: false,
+            valid_until: None,
+            checked_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn only_the_verified_secret_matches() {
+        let c = VerifiedCache::new(Duration::from_secs(60));
+        c.put("k1".into(), entry("k1", "o", 1));
+        assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Fresh(_)));
+        assert!(matches!(c.get("k1", &[2; 32], Utc::now()), Lookup::Miss));
+        assert!(matches!(c.get("k2", &[1; 32], Utc::now()), Lookup::Miss));
+    }
+
+    #[test]
+    fn entries_go_stale_after_the_ttl() {
+        let c = VerifiedCache::new(Duration::ZERO);
+        c.put("k1".into(), entry("k1", "o", 1));
+        assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Stale(_)));
+    }
+
+    #[test]
+    fn expiry_and_changes_drop_entries() {
+        let c = VerifiedCache::new(Duration::from_secs(60));
+        let mut e = entry("k1", "o", 1);
+        e.valid_until = Some(Utc::now() - chrono::Duration::seconds(1));
+        c.put("k1".into(), e);
+        assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Miss));
+
+        c.put("k2".into(), entry("k2", "o2", 2));
+        c.put("k3".into(), entry("k3", "o3", 3));
+        c.invalidate(&Change::Key("k2".into()));
+        c.invalidate(&Change::Org("o3".into()));
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn at_most_two_secrets_per_key() {
+        let c = VerifiedCache::new(Duration::from_secs(60));
+        for d in 1..=3 {
+            c.put("k".into(), entry("k", "o", d));
+        }
+        assert_eq!(c.len(), 2);
+        assert!(matches!(c.get("k", &[1; 32], Utc::now()), Lookup::Miss));
+        assert!(matches!(c.get("k", &[3; 32], Utc::now()), Lookup::Fresh(_)));
+    }
+}

@@ -1,0 +1,141 @@
+//! The database handle: one pool, SQLite or PostgreSQL, and the few places where the two
+//! backends differ (write transactions, wake-up notifications).
+
+mod migrate;
+pub mod notify;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+pub use migrate::{MigrationState, MigrationStatus, SchemaPolicy};
+
+use crate::settings::redact_url;
+use crate::{CoreError, CoreResult};
+
+/// Which database server is behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A local SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server shared by many processes.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The backend a URL selects, or a configuration error naming the schemes we accept.
+    pub fn from_url(url: &str) -> CoreResult<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(CoreError::Config(format!(
+                "unsupported database URL `{}`; use sqlite://PATH or postgres://...",
+                redact_url(url)
+            )))
+        }
+    }
+}
+
+/// A pooled connection to Velu's database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+}
+
+/// SQLite waits this long for a competing writer (another process) before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Db {
+    /// Connects to `url`. SQLite files are created on first use, in WAL mode with a busy
+    /// timeout so `serve`, workers and the CLI can share one file.
+    pub async fn connect(url: &str) -> CoreResult<Db> {
+        let backend = Backend::from_url(url)?;
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(15));
+        match backend {
+            Backend::Sqlite => {
+                opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                        .foreign_keys(true)
+                        .create_if_missing(true)
+                });
+            }
+            Backend::Postgres => {
+                opts.max_connections(20).min_connections(0);
+            }
+        }
+        let conn = Database::connect(opts).await.map_err(|e| {
+            CoreError::Unavailable(format!(
+                "cannot connect to {}: {}",
+                redact_url(url),
+                first_line(&e.to_string())
+            ))
+        })?;
+        Ok(Db { conn, backend })
+    }
+
+    /// The sea-orm connection, for queries.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`IMMEDIATE`), so it waits for other writers instead of failing when it upgrades.
+    pub async fn write_tx(&self) -> CoreResult<DatabaseTransaction> {
+        let opts = match self.backend {
+            Backend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            },
+            Backend::Postgres => TransactionOptions::default(),
+        };
+        Ok(self.conn.begin_with_options(opts).await?)
+    }
+
+    /// Runs a trivial query: is the database reachable?
+    pub async fn ping(&self) -> CoreResult<()> {
+        self.conn
+            .execute_unprepared("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| CoreError::Unavailable(first_line(&e.to_string()).to_owned()))
+    }
+
+    /// The sea-orm backend enum, for raw statements.
+    pub fn db_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

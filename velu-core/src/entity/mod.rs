@@ -1,0 +1,8 @@
+//! sea-orm entities, one per table. Rows, not wire documents: services turn them into the
+//! documents the front ends print.
+
+pub mod api_keys;
+pub mod audit_events;
+pub mod job_attempts;
+pub mod jobs;
+pub mod organizations;

@@ -1,0 +1,31 @@
+//! velu-core: every org, key, job and plan operation of Velu, and nothing about how it is
+//! presented. The CLI (YAML) and the HTTP facade (JSON) call the same functions with the
+//! same inputs and print the same output structs.
+//!
+//! Operations are plain async functions grouped by noun ([`orgs`], [`keys`], [`jobs`],
+//! [`plans`], [`tasks`], [`audit`]); each takes the [`Velu`] handle and the acting
+//! [`Principal`] first and checks its rights itself.
+
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod db;
+pub mod entity;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod orgs;
+pub mod pagination;
+pub mod plans;
+pub mod principal;
+pub mod scopes;
+pub mod settings;
+pub mod tasks;
+pub mod time;
+
+mod velu;
+
+pub use error::{CoreError, CoreResult};
+pub use principal::{Actor, ActorType, Principal};
+pub use sea_orm;
+pub use velu::{OpenOptions, Velu};

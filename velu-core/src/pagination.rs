@@ -1,0 +1,198 @@
+//! Cursor pagination shared by every list operation.
+//!
+//! A list takes `limit` (1..=200, default 50) and an opaque `cursor`, and answers
+//! `items` plus `next_cursor` (`null` on the last page). A cursor encodes the sort key of
+//! the last item, the list it belongs to and a fingerprint of the filters it was made
+//! with, so a cursor replayed against another list or other filters is refused as
+//! `invalid` instead of silently skipping rows.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{CoreError, CoreResult};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 200;
+
+/// What a caller asks of a list: how many items and where to start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Page size; `None` means [`DEFAULT_LIMIT`].
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items, in the list's order.
+    pub items: Vec<T>,
+    /// Pass this as `cursor` to get the next page; `null` when there is none.
+    pub next_cursor: Option<String>,
+}
+
+/// A validated page request: the limit and the decoded position to continue after.
+#[derive(Debug, Clone)]
+pub(crate) struct PageQuery {
+    pub limit: u64,
+    pub after: Option<Vec<String>>,
+    list: &'static str,
+    filters: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorBody {
+    /// Which list.
+    l: String,
+    /// Filter fingerprint.
+    f: String,
+    /// Sort key of the last item returned.
+    k: Vec<String>,
+}
+
+impl PageRequest {
+    /// Validates the request for `list`, whose filters are described by `filters` (any
+    /// stable text; only its hash is kept in the cursor).
+    pub(crate) fn validate(&self, list: &'static str, filters: &str) -> CoreResult<PageQuery> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(CoreError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        let filters = fingerprint(filters);
+        let after = match &self.cursor {
+            None => None,
+            Some(c) if c.is_empty() => None,
+            Some(c) => Some(decode(c, list, &filters)?),
+        };
+        Ok(PageQuery {
+            limit: u64::from(limit),
+            after,
+            list,
+            filters,
+        })
+    }
+}
+
+impl PageQuery {
+    /// How many rows to fetch: one more than the page, to learn whether another follows.
+    pub fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+
+    /// Builds the page from up to `limit + 1` fetched rows; `key` gives a row's sort key.
+    pub fn finish<R, T>(
+        &self,
+        mut rows: Vec<R>,
+        key: impl Fn(&R) -> Vec<String>,
+        map: impl FnMut(R) -> T,
+    ) -> Page<T> {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next_cursor = match (more, rows.last()) {
+            (true, Some(last)) => Some(encode(self.list, &self.filters, key(last))),
+            _ => None,
+        };
+        Page {
+            items: rows.into_iter().map(map).collect(),
+            next_cursor,
+        }
+    }
+
+    /// The single-string sort key to continue after, for lists sorted by one column.
+    pub fn after_one(&self) -> Option<&str> {
+        self.after
+            .as_ref()
+            .and_then(|k| k.first())
+            .map(String::as_str)
+    }
+}
+
+fn fingerprint(filters: &str) -> String {
+    let digest = Sha256::digest(filters.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..6])
+}
+
+fn encode(list: &str, filters: &str, key: Vec<String>) -> String {
+    let body = CursorBody {
+        l: list.to_owned(),
+        f: filters.to_owned(),
+        k: key,
+    };
+    let json = serde_json::to_vec(&body).expect("cursor body serializes");
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode(cursor: &str, list: &str, filters: &str) -> CoreResult<Vec<String>> {
+    let bad = |why: &str| CoreError::invalid("cursor", why.to_owned());
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad("not a cursor returned by this list"))?;
+    let body: CursorBody =
+        serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor returned by this list"))?;
+    if body.l != list {
+        return Err(bad("this cursor belongs to another list"));
+    }
+    if body.f != filters {
+        return Err(bad("this cursor was made with other filters; repeat them"));
+    }
+    Ok(body.k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(limit: Option<u32>, cursor: Option<&str>) -> PageRequest {
+        PageRequest {
+            limit,
+            cursor: cursor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn limit_bounds() {
+        assert_eq!(req(None, None).validate("orgs", "").unwrap().limit, 50);
+        assert_eq!(req(Some(200), None).validate("orgs", "").unwrap().limit, 200);
+        for bad in [0, 201] {
+            let err = req(Some(bad), None).validate("orgs", "").unwrap_err();
+            assert_eq!(err.code(), "invalid", "limit {bad}");
+        }
+    }
+
+    #[test]
+    fn cursor_round_trips_and_marks_the_last_page() {
+        let q = req(Some(2), None).validate("orgs", "q=a").unwrap();
+        let page = q.finish(vec!["a", "b", "c"], |r| vec![r.to_string()], |r| r);
+        assert_eq!(page.items, vec!["a", "b"]);
+        let cursor = page.next_cursor.expect("more rows follow");
+        let q2 = req(Some(2), Some(&cursor)).validate("orgs", "q=a").unwrap();
+        assert_eq!(q2.after_one(), Some("b"));
+        let last = q2.finish(vec!["c"], |r| vec![r.to_string()], |r| r);
+        assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn cursor_is_bound_to_list_and_filters() {
+        let q = req(Some(1), None).validate("orgs", "q=a").unwrap();
+        let cursor = q
+            .finish(vec![1, 2], |r| vec![r.to_string()], |r| r)
+            .next_cursor
+            .unwrap();
+        for (list, filters) in [("jobs", "q=a"), ("orgs", "q=b")] {
+            let err = req(None, Some(&cursor))
+                .validate(list, filters)
+                .unwrap_err();
+            assert_eq!(err.code(), "invalid");
+        }
+        let err = req(None, Some("%%%")).validate("orgs", "").unwrap_err();
+        assert_eq!(err.code(), "invalid");
+    }
+}

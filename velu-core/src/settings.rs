@@ -1,0 +1,139 @@
+//! Where Velu keeps its data and which database it talks to.
+//!
+//! Front ends fill [`Settings`] from their flags and `VELU_*` variables; velu-core only
+//! resolves defaults. `Debug` redacts the database password and the pepper, so settings
+//! can be logged.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::{CoreError, CoreResult};
+
+/// Name of the SQLite file in the data directory.
+pub const SQLITE_FILE: &str = "velu.db";
+
+/// Resolved configuration shared by every front end.
+#[derive(Clone)]
+pub struct Settings {
+    /// Data directory: the SQLite file, the generated pepper, job workspaces.
+    pub home: PathBuf,
+    /// `sqlite:...` or `postgres://...`; `None` means the SQLite file in `home`.
+    pub database_url: Option<String>,
+    /// `VELU_API_KEY_PEPPER`: the argon2 secret mixed into every key hash.
+    pub pepper: Option<String>,
+}
+
+impl Settings {
+    /// Settings for `home` (or the platform's user data directory) and an optional URL.
+    pub fn new(home: Option<PathBuf>, database_url: Option<String>) -> CoreResult<Settings> {
+        let home = match home {
+            Some(h) => h,
+            None => default_home()?,
+        };
+        Ok(Settings {
+            home,
+            database_url: database_url.filter(|u| !u.trim().is_empty()),
+            pepper: None,
+        })
+    }
+
+    /// Sets the pepper (empty means unset).
+    pub fn with_pepper(mut self, pepper: Option<String>) -> Settings {
+        self.pepper = pepper.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// The database URL to connect to, with the SQLite default filled in.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => sqlite_url(&self.home.join(SQLITE_FILE)),
+        }
+    }
+
+    /// True when the database is the SQLite file in `home` (nothing configured).
+    pub fn is_default_database(&self) -> bool {
+        self.database_url.is_none()
+    }
+}
+
+/// `<user data dir>/velu`, e.g. `~/.local/share/velu` on Linux.
+pub fn default_home() -> CoreResult<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("velu"))
+        .ok_or_else(|| CoreError::Config("no user data directory; set VELU_HOME or --home".into()))
+}
+
+/// The sqlx URL of an SQLite file, created on first use.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// A database URL with its password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("home", &self.home)
+            .field("database_url", &redact_url(&self.database_url()))
+            .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://velu:s3cret@db:5432/velu"),
+            "postgres://velu:***@db:5432/velu"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let s = Settings::new(
+            Some("/tmp/h".into()),
+            Some("postgres://u:pw@h/d".into()),
+        )
+        .unwrap()
+        .with_pepper(Some("pepper-value".into()));
+        let text = format!("{s:?}");
+        assert!(!text.contains("pw@") && !text.contains("pepper-value"), "{text}");
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_home() {
+        let s = Settings::new(Some("/tmp/h".into()), None).unwrap();
+        assert!(s.is_default_database());
+        assert_eq!(s.database_url(), "sqlite:///tmp/h/velu.db?mode=rwc");
+    }
+}

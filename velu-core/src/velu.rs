@@ -1,0 +1,203 @@
+//! [`Velu`]: the handle every operation takes (database, settings, task catalog, caches).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{AuthConfig, Authenticator, flush_last_used};
+use crate::db::notify::{self, Change};
+use crate::db::{Backend, Db, SchemaPolicy};
+use crate::keys::hashing::KeyHasher;
+use crate::keys::pepper;
+use crate::settings::Settings;
+use crate::tasks::TaskCatalog;
+use crate::{CoreError, CoreResult};
+
+/// How often pending `last_used_at` values are written.
+const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+
+/// How a process opens Velu.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// What to do about pending migrations on PostgreSQL. SQLite always applies them.
+    pub postgres_schema: SchemaPolicy,
+    /// Long-running processes (`serve`, `worker`): listen for other nodes' changes and
+    /// write `last_used_at` in the background.
+    pub background: bool,
+    /// Authentication tuning.
+    pub auth: AuthConfig,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            postgres_schema: SchemaPolicy::Require,
+            background: false,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// The application handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Velu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    settings: Settings,
+    tasks: TaskCatalog,
+    hasher: Option<KeyHasher>,
+    auth: Authenticator,
+    tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in self.tasks_running.get_mut().unwrap_or_else(|p| p.into_inner()).iter() {
+            t.abort();
+        }
+    }
+}
+
+impl Velu {
+    /// Connects, prepares the schema, resolves the pepper and starts background tasks as
+    /// `opts` says.
+    pub async fn open(settings: Settings, tasks: TaskCatalog, opts: OpenOptions) -> CoreResult<Velu> {
+        let url = settings.database_url();
+        if settings.is_default_database() {
+            ensure_private_dir(&settings.home)?;
+        }
+        let db = Db::connect(&url).await?;
+        let policy = match db.backend() {
+            Backend::Sqlite => SchemaPolicy::Apply,
+            Backend::Postgres => opts.postgres_schema,
+        };
+        db.prepare_schema(policy).await?;
+        Velu::assemble(db, settings, tasks, opts)
+    }
+
+    /// Builds the handle around an open database whose schema is ready.
+    pub fn assemble(db: Db, settings: Settings, tasks: TaskCatalog, opts: OpenOptions) -> CoreResult<Velu> {
+        let hasher = pepper::resolve(&settings, db.backend())?.map(KeyHasher::new);
+        let velu = Velu {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                tasks,
+                hasher,
+                auth: Authenticator::new(opts.auth),
+                tasks_running: std::sync::Mutex::new(Vec::new()),
+            }),
+        };
+        if opts.background {
+            velu.start_background();
+        }
+        Ok(velu)
+    }
+
+    fn start_background(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut running = Vec::new();
+        let listener_weak = weak.clone();
+        if let Some(listener) = notify::spawn_listener(
+            self.db(),
+            Arc::new(move |change| {
+                if let Some(inner) = listener_weak.upgrade() {
+                    Velu { inner }.apply_change(&change);
+                }
+            }),
+        ) {
+            running.push(listener);
+        }
+        running.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = flush_last_used(&Velu { inner }).await {
+                    tracing::warn!(error = %e, "writing last_used_at failed; will retry");
+                }
+            }
+        }));
+        self.inner
+            .tasks_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(running);
+    }
+
+    /// Writes what is pending (last-use times) and stops background tasks.
+    pub async fn shutdown(&self) {
+        if let Err(e) = flush_last_used(self).await {
+            tracing::warn!(error = %e, "writing last_used_at at shutdown failed");
+        }
+        for t in self
+            .inner
+            .tasks_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The resolved settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The task catalog.
+    pub fn tasks(&self) -> &TaskCatalog {
+        &self.inner.tasks
+    }
+
+    /// The authentication state.
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    /// The key hasher, or a configuration error when no pepper is set (PostgreSQL).
+    pub fn hasher(&self) -> CoreResult<&KeyHasher> {
+        self.inner.hasher.as_ref().ok_or_else(pepper::missing)
+    }
+
+    /// Hashes a new secret with argon2id on a blocking thread.
+    pub(crate) async fn hash_secret(&self, secret: &str) -> CoreResult<String> {
+        let hasher = self.hasher()?.clone();
+        let secret = secret.to_owned();
+        tokio::task::spawn_blocking(move || hasher.hash(&secret))
+            .await
+            .map_err(CoreError::internal)?
+    }
+
+    /// Called after a local commit: applies the change to this process's caches at once.
+    pub(crate) fn changed(&self, change: Change) {
+        self.apply_change(&change);
+    }
+
+    fn apply_change(&self, change: &Change) {
+        tracing::debug!(?change, "change");
+        self.inner.auth.invalidate(change);
+    }
+}
+
+/// Creates `dir` (and parents) if missing, readable by the owner only.
+pub(crate) fn ensure_private_dir(dir: &std::path::Path) -> CoreResult<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", dir.display())))
+}
