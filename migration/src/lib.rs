@@ -3,8 +3,8 @@
 //! The same migrations run on SQLite and PostgreSQL. Partial and expression indexes are
 //! written as SQL that both backends accept.
 
-pub use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::MigrationStatus;
+pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_organizations;
 mod m20261125_000002_create_api_keys;
@@ -30,5 +30,9 @@ impl MigratorTrait for Migrator {
 
 /// Runs SQL that is the same on both backends (partial and expression indexes).
 pub(crate) async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(|_| ())
 }

@@ -25,9 +25,9 @@ impl MigrationTrait for Migration {
                     .col(string_len(Organizations::Name, 200))
                     .col(string_len_uniq(Organizations::Slug, 63))
                     .col(
-                        string_len(Organizations::Plan, 16)
-                            .default("base")
-                            .check(Expr::col(Organizations::Plan).is_in(["base", "hero", "superhero"])),
+                        string_len(Organizations::Plan, 16).default("base").check(
+                            Expr::col(Organizations::Plan).is_in(["base", "hero", "superhero"]),
+                        ),
                     )
                     .col(timestamp_with_time_zone(Organizations::CreatedAt))
                     .col(timestamp_with_time_zone(Organizations::UpdatedAt))

@@ -42,13 +42,15 @@ impl MigrationTrait for Migration {
                     .col(string_len(Jobs::Id, 36).primary_key())
                     .col(string_len(Jobs::OrgId, 36))
                     .col(string_len(Jobs::Task, 64))
-                    .col(string_len(Jobs::Status, 16).check(Expr::col(Jobs::Status).is_in([
-                        "queued",
-                        "running",
-                        "succeeded",
-                        "failed",
-                        "cancelled",
-                    ])))
+                    .col(
+                        string_len(Jobs::Status, 16).check(Expr::col(Jobs::Status).is_in([
+                            "queued",
+                            "running",
+                            "succeeded",
+                            "failed",
+                            "cancelled",
+                        ])),
+                    )
                     .col(json_binary(Jobs::Payload))
                     .col(json_binary_null(Jobs::Result))
                     .col(json_binary_null(Jobs::Error))

@@ -31,19 +31,17 @@ impl MigrationTrait for Migration {
                     .col(string_len(JobAttempts::LeaseToken, 36))
                     .col(timestamp_with_time_zone(JobAttempts::StartedAt))
                     .col(timestamp_with_time_zone_null(JobAttempts::FinishedAt))
-                    .col(
-                        string_len_null(JobAttempts::Outcome, 16).check(
-                            Expr::col(JobAttempts::Outcome)
-                                .is_null()
-                                .or(Expr::col(JobAttempts::Outcome).is_in([
-                                    "succeeded",
-                                    "failed",
-                                    "timed_out",
-                                    "cancelled",
-                                    "lost",
-                                ])),
+                    .col(string_len_null(JobAttempts::Outcome, 16).check(
+                        Expr::col(JobAttempts::Outcome).is_null().or(
+                            Expr::col(JobAttempts::Outcome).is_in([
+                                "succeeded",
+                                "failed",
+                                "timed_out",
+                                "cancelled",
+                                "lost",
+                            ]),
                         ),
-                    )
+                    ))
                     .col(json_binary_null(JobAttempts::Error))
                     .primary_key(
                         Index::create()

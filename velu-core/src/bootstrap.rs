@@ -57,7 +57,11 @@ pub struct Bootstrap {
 
 /// Creates an org with its three keys, or re-issues the keys with `rotate`.
 /// Needs `admin:orgs:manage`.
-pub async fn bootstrap_org(velu: &Velu, who: &Principal, input: &BootstrapOrg) -> CoreResult<Bootstrap> {
+pub async fn bootstrap_org(
+    velu: &Velu,
+    who: &Principal,
+    input: &BootstrapOrg,
+) -> CoreResult<Bootstrap> {
     who.require(Scope::OrgsManage)?;
     validate_name(&input.name)?;
     validate_slug(&input.slug)?;

@@ -115,7 +115,10 @@ pub fn validate_name(name: &str) -> CoreResult<String> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(CoreError::invalid("name", "must not contain control characters"));
+        return Err(CoreError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -184,11 +187,7 @@ pub async fn list_orgs(
     page: &PageRequest,
 ) -> CoreResult<Page<Org>> {
     who.require(Scope::OrgsManage)?;
-    let q_text = filter
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty());
+    let q_text = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q_text.is_some_and(|q| q.chars().count() > 200) {
         return Err(CoreError::invalid("q", "must be at most 200 characters"));
     }
@@ -315,7 +314,16 @@ mod tests {
         for ok in ["acme", "a1", "acme-corp", "0rg", &"a".repeat(63)] {
             assert!(validate_slug(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "-acme", "Acme", "acme_corp", "acme corp", &"a".repeat(64), "ünï"] {
+        for bad in [
+            "",
+            "a",
+            "-acme",
+            "Acme",
+            "acme_corp",
+            "acme corp",
+            &"a".repeat(64),
+            "ünï",
+        ] {
             let err = validate_slug(bad).unwrap_err();
             assert_eq!(err.code(), "invalid", "{bad}");
         }

@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn limit_bounds() {
         assert_eq!(req(None, None).validate("orgs", "").unwrap().limit, 50);
-        assert_eq!(req(Some(200), None).validate("orgs", "").unwrap().limit, 200);
+        assert_eq!(
+            req(Some(200), None).validate("orgs", "").unwrap().limit,
+            200
+        );
         for bad in [0, 201] {
             let err = req(Some(bad), None).validate("orgs", "").unwrap_err();
             assert_eq!(err.code(), "invalid", "limit {bad}");

@@ -9,7 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, CoreResult, Velu};
+use crate::tasks::TaskCatalog;
+use crate::{CoreError, CoreResult};
 
 /// A plan tier, ordered from lowest to highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -103,7 +104,10 @@ impl Plan {
     /// Parses a plan name given for `field`; unknown names are `invalid`, never a default.
     pub fn parse_field(field: &str, text: &str) -> CoreResult<Plan> {
         text.parse().map_err(|_| {
-            CoreError::invalid(field, format!("unknown plan `{text}`; expected base, hero or superhero"))
+            CoreError::invalid(
+                field,
+                format!("unknown plan `{text}`; expected base, hero or superhero"),
+            )
         })
     }
 }
@@ -129,26 +133,26 @@ impl FromStr for Plan {
 }
 
 /// Lists every plan with its limits and the task kinds it may run. Public.
-pub fn list_plans(velu: &Velu) -> PlanList {
+pub fn list_plans(tasks: &TaskCatalog) -> PlanList {
     PlanList {
-        items: Plan::ALL.into_iter().map(|p| info(velu, p)).collect(),
+        items: Plan::ALL.into_iter().map(|p| info(tasks, p)).collect(),
     }
 }
 
 /// Shows one plan by name. Public.
-pub fn show_plan(velu: &Velu, name: &str) -> CoreResult<PlanInfo> {
+pub fn show_plan(tasks: &TaskCatalog, name: &str) -> CoreResult<PlanInfo> {
     let plan: Plan = name
         .parse()
         .map_err(|_| CoreError::not_found("plan", name))?;
-    Ok(info(velu, plan))
+    Ok(info(tasks, plan))
 }
 
-fn info(velu: &Velu, plan: Plan) -> PlanInfo {
+fn info(tasks: &TaskCatalog, plan: Plan) -> PlanInfo {
     PlanInfo {
         name: plan,
         rank: Plan::ALL.iter().position(|p| *p == plan).unwrap_or(0) as u32,
         limits: plan.limits(),
-        task_kinds: velu.tasks().kinds_for(plan),
+        task_kinds: tasks.kinds_for(plan),
     }
 }
 
@@ -172,13 +176,34 @@ mod tests {
     #[test]
     fn defaults_from_the_issue() {
         let base = Plan::Base.limits();
-        assert_eq!((base.requests_per_minute, base.concurrent_jobs, base.queued_jobs), (60, 0, 0));
+        assert_eq!(
+            (
+                base.requests_per_minute,
+                base.concurrent_jobs,
+                base.queued_jobs
+            ),
+            (60, 0, 0)
+        );
         assert_eq!((base.payload_bytes, base.api_keys), (16 * 1024, 5));
         let hero = Plan::Hero.limits();
-        assert_eq!((hero.requests_per_minute, hero.concurrent_jobs, hero.queued_jobs), (600, 10, 10_000));
+        assert_eq!(
+            (
+                hero.requests_per_minute,
+                hero.concurrent_jobs,
+                hero.queued_jobs
+            ),
+            (600, 10, 10_000)
+        );
         assert_eq!((hero.payload_bytes, hero.api_keys), (256 * 1024, 50));
         let sup = Plan::Superhero.limits();
-        assert_eq!((sup.requests_per_minute, sup.concurrent_jobs, sup.queued_jobs), (6_000, 100, 1_000_000));
+        assert_eq!(
+            (
+                sup.requests_per_minute,
+                sup.concurrent_jobs,
+                sup.queued_jobs
+            ),
+            (6_000, 100, 1_000_000)
+        );
         assert_eq!((sup.payload_bytes, sup.api_keys), (1024 * 1024, 500));
     }
 

@@ -118,7 +118,10 @@ impl Role {
             .into_iter()
             .find(|r| r.as_str() == text)
             .ok_or_else(|| {
-                CoreError::invalid("role", format!("unknown role `{text}`; expected viewer, builder or admin"))
+                CoreError::invalid(
+                    "role",
+                    format!("unknown role `{text}`; expected viewer, builder or admin"),
+                )
             })
     }
 }

@@ -43,6 +43,27 @@ impl Settings {
         self
     }
 
+    /// Takes the pepper from `VELU_API_KEY_PEPPER`, else from the file `pepper_file`
+    /// (a mounted secret), else leaves it unset.
+    pub fn with_pepper_from(
+        self,
+        env: Option<String>,
+        pepper_file: Option<&Path>,
+    ) -> CoreResult<Settings> {
+        if env.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Ok(self.with_pepper(env));
+        }
+        match pepper_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    CoreError::Config(format!("pepper file {}: {e}", path.display()))
+                })?;
+                Ok(self.with_pepper(Some(text.trim().to_owned())))
+            }
+            None => Ok(self),
+        }
+    }
+
     /// The database URL to connect to, with the SQLite default filled in.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -120,14 +141,14 @@ mod tests {
 
     #[test]
     fn debug_never_prints_secrets() {
-        let s = Settings::new(
-            Some("/tmp/h".into()),
-            Some("postgres://u:pw@h/d".into()),
-        )
-        .unwrap()
-        .with_pepper(Some("pepper-value".into()));
+        let s = Settings::new(Some("/tmp/h".into()), Some("postgres://u:pw@h/d".into()))
+            .unwrap()
+            .with_pepper(Some("pepper-value".into()));
         let text = format!("{s:?}");
-        assert!(!text.contains("pw@") && !text.contains("pepper-value"), "{text}");
+        assert!(
+            !text.contains("pw@") && !text.contains("pepper-value"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::plans::Plan;
-use crate::{CoreError, CoreResult, Velu};
+use crate::{CoreError, CoreResult};
 
 /// Longest `sleep` a job may ask for, in seconds.
 pub const MAX_SLEEP_SECS: u64 = 3600;
@@ -174,7 +174,11 @@ impl TaskCatalog {
             name: name.to_owned(),
             min_plan: Plan::Hero,
             runner,
-            timeout: Duration::from_secs(if name == "sleep" { MAX_SLEEP_SECS + 60 } else { 60 }),
+            timeout: Duration::from_secs(if name == "sleep" {
+                MAX_SLEEP_SECS + 60
+            } else {
+                60
+            }),
             max_attempts,
             backoff: Backoff::default(),
             description: description.to_owned(),
@@ -239,8 +243,7 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
     let bad = |why: String| CoreError::Config(format!("tasks file: kind `{}`: {why}", e.name));
     let name_ok = e.name.len() <= 64
         && e.name.starts_with(|c: char| c.is_ascii_lowercase())
-        && e
-            .name
+        && e.name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !name_ok {
@@ -251,7 +254,9 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
         .parse()
         .map_err(|_| bad(format!("unknown plan `{}`", e.min_plan)))?;
     if min_plan == Plan::Base {
-        return Err(bad("min_plan cannot be base: the base plan runs no tasks".into()));
+        return Err(bad(
+            "min_plan cannot be base: the base plan runs no tasks".into()
+        ));
     }
     let Some(program) = e.command.first() else {
         return Err(bad("command must name a program".into()));
@@ -262,7 +267,9 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
     }
     let max_attempts = e.max_attempts.unwrap_or(3);
     if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
-        return Err(bad(format!("max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}")));
+        return Err(bad(format!(
+            "max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+        )));
     }
     let backoff = Backoff {
         base: Duration::from_secs(e.backoff_secs.unwrap_or(2)),
@@ -298,10 +305,9 @@ fn resolve_program(program: &str, base_dir: &Path) -> String {
 }
 
 /// Lists the catalog. Public.
-pub fn list_tasks(velu: &Velu) -> TaskList {
+pub fn list_tasks(tasks: &TaskCatalog) -> TaskList {
     TaskList {
-        items: velu
-            .tasks()
+        items: tasks
             .iter()
             .map(|k| TaskInfo {
                 name: k.name.clone(),
@@ -344,7 +350,10 @@ mod tests {
         };
         let c = TaskCatalog::with_file(file, Path::new("/opt/velu")).unwrap();
         assert!(c.kinds_for(Plan::Base).is_empty());
-        assert_eq!(c.kinds_for(Plan::Hero), vec!["echo", "fail", "plan", "sleep"]);
+        assert_eq!(
+            c.kinds_for(Plan::Hero),
+            vec!["echo", "fail", "plan", "sleep"]
+        );
         assert_eq!(c.kinds_for(Plan::Superhero).len(), 5);
         let Runner::Command(spec) = &c.get("plan").unwrap().runner else {
             panic!("command kind")

@@ -44,7 +44,10 @@ pub fn parse(field: &str, text: &str) -> crate::CoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
         .map_err(|_| {
-            crate::CoreError::invalid(field, "expected an RFC 3339 time, e.g. 2026-01-02T03:04:05Z")
+            crate::CoreError::invalid(
+                field,
+                "expected an RFC 3339 time, e.g. 2026-01-02T03:04:05Z",
+            )
         })
 }
 

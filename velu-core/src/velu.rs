@@ -18,8 +18,9 @@ const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 /// How a process opens Velu.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    /// What to do about pending migrations on PostgreSQL. SQLite always applies them.
-    pub postgres_schema: SchemaPolicy,
+    /// What to do about pending migrations; `None` means the backend's default: apply
+    /// them on SQLite, require them applied on PostgreSQL.
+    pub schema: Option<SchemaPolicy>,
     /// Long-running processes (`serve`, `worker`): listen for other nodes' changes and
     /// write `last_used_at` in the background.
     pub background: bool,
@@ -30,7 +31,7 @@ pub struct OpenOptions {
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
-            postgres_schema: SchemaPolicy::Require,
+            schema: None,
             background: false,
             auth: AuthConfig::default(),
         }
@@ -54,7 +55,12 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for t in self.tasks_running.get_mut().unwrap_or_else(|p| p.into_inner()).iter() {
+        for t in self
+            .tasks_running
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             t.abort();
         }
     }
@@ -63,22 +69,32 @@ impl Drop for Inner {
 impl Velu {
     /// Connects, prepares the schema, resolves the pepper and starts background tasks as
     /// `opts` says.
-    pub async fn open(settings: Settings, tasks: TaskCatalog, opts: OpenOptions) -> CoreResult<Velu> {
+    pub async fn open(
+        settings: Settings,
+        tasks: TaskCatalog,
+        opts: OpenOptions,
+    ) -> CoreResult<Velu> {
         let url = settings.database_url();
         if settings.is_default_database() {
             ensure_private_dir(&settings.home)?;
+            ensure_private_file(&settings.home.join(crate::settings::SQLITE_FILE))?;
         }
         let db = Db::connect(&url).await?;
-        let policy = match db.backend() {
+        let policy = opts.schema.unwrap_or(match db.backend() {
             Backend::Sqlite => SchemaPolicy::Apply,
-            Backend::Postgres => opts.postgres_schema,
-        };
+            Backend::Postgres => SchemaPolicy::Require,
+        });
         db.prepare_schema(policy).await?;
         Velu::assemble(db, settings, tasks, opts)
     }
 
     /// Builds the handle around an open database whose schema is ready.
-    pub fn assemble(db: Db, settings: Settings, tasks: TaskCatalog, opts: OpenOptions) -> CoreResult<Velu> {
+    pub fn assemble(
+        db: Db,
+        settings: Settings,
+        tasks: TaskCatalog,
+        opts: OpenOptions,
+    ) -> CoreResult<Velu> {
         let hasher = pepper::resolve(&settings, db.backend())?.map(KeyHasher::new);
         let velu = Velu {
             inner: Arc::new(Inner {
@@ -186,6 +202,25 @@ impl Velu {
     fn apply_change(&self, change: &Change) {
         tracing::debug!(?change, "change");
         self.inner.auth.invalidate(change);
+    }
+}
+
+/// Creates an empty file readable by the owner only, if it does not exist yet (SQLite
+/// gives its WAL files the same mode).
+fn ensure_private_file(path: &std::path::Path) -> CoreResult<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CoreError::Config(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
     }
 }
 

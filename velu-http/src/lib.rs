@@ -1,1 +1,66 @@
+//! velu-http: Velu's REST facade. Thin by rule: every operation extracts its inputs,
+//! calls the velu-core function of the same name, converts the result and responds.
+//! No SQL and no business rule lives here; only HTTP (statuses, headers, problem bodies).
 
+pub mod api;
+pub mod auth;
+pub mod config;
+mod docs_csp;
+pub mod headers;
+pub mod model;
+pub mod problem;
+pub mod signals;
+
+use std::time::Duration;
+
+use poem::listener::TcpListener;
+use poem::web::Redirect;
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, Server};
+use velu_core::Velu;
+
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8001";
+
+/// `/` (the API service is nested at the root, which shadows a plain route there).
+fn is_root(req: &poem::Request) -> bool {
+    req.uri().path() == "/" && req.method() == poem::http::Method::GET
+}
+
+/// The whole HTTP application for `velu`: API, spec, docs, middleware.
+pub fn app(velu: Velu) -> impl Endpoint {
+    let svc = api::service();
+    let docs_csp = docs_csp::for_html(&svc.swagger_ui_html());
+    Route::new()
+        .at("/openapi.json", svc.spec_endpoint())
+        .at("/openapi.yaml", svc.spec_endpoint_yaml())
+        .nest("/docs", svc.swagger_ui())
+        .nest("/", svc)
+        .data(velu)
+        .around(|ep, req| async move {
+            if is_root(&req) {
+                return Ok(Redirect::see_other("/docs").into_response());
+            }
+            ep.call(req).await.map(IntoResponse::into_response)
+        })
+        .around(move |ep, req| {
+            let csp = docs_csp.clone();
+            async move { headers::around(ep, req, &csp).await }
+        })
+}
+
+/// The OpenAPI spec as JSON (what `/openapi.json` serves and `docs/openapi.json` holds).
+pub fn openapi_json() -> String {
+    api::service().spec()
+}
+
+/// Serves `velu` on `addr` until `shutdown` resolves, then drains for up to 10 s.
+pub async fn serve(
+    velu: Velu,
+    addr: &str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    tracing::info!(%addr, "serving; docs at /docs");
+    Server::new(TcpListener::bind(addr))
+        .run_with_graceful_shutdown(app(velu), shutdown, Some(Duration::from_secs(10)))
+        .await
+}

@@ -46,19 +46,60 @@ pub(crate) enum Lookup {
     Miss,
 }
 
-/// Verified keys by lookup handle (kid, or the legacy hash).
+/// Verified keys by lookup handle (kid, or the legacy hash), and secrets known to be
+/// wrong for a key's current hashes (so a client stuck on a rotated-out secret costs no
+/// argon2 and cannot spend the key's failure budget for everyone).
 #[derive(Debug)]
 pub(crate) struct VerifiedCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Vec<Entry>>>,
+    rejected: Mutex<HashMap<String, Vec<Rejected>>>,
 }
+
+/// A secret that failed against a key whose hashes were `hashes`.
+#[derive(Debug, Clone)]
+struct Rejected {
+    digest: [u8; 32],
+    hashes: String,
+}
+
+/// Most remembered wrong secrets per key, and in all.
+const REJECTED_PER_KEY: usize = 8;
+const REJECTED_TOTAL: usize = 10_000;
 
 impl VerifiedCache {
     pub fn new(ttl: Duration) -> VerifiedCache {
         VerifiedCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            rejected: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Remembers that `digest` is wrong for key `kid` while its hashes are `hashes`.
+    pub fn reject(&self, kid: &str, digest: &[u8; 32], hashes: String) {
+        let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= REJECTED_TOTAL {
+            map.clear();
+        }
+        let list = map.entry(kid.to_owned()).or_default();
+        list.retain(|r| r.hashes == hashes && !bool::from(r.digest.ct_eq(digest)));
+        list.push(Rejected {
+            digest: *digest,
+            hashes,
+        });
+        if list.len() > REJECTED_PER_KEY {
+            list.remove(0);
+        }
+    }
+
+    /// Was `digest` already found wrong for `kid` with these same hashes?
+    pub fn is_rejected(&self, kid: &str, digest: &[u8; 32], hashes: &str) -> bool {
+        let map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(kid).is_some_and(|list| {
+            list.iter()
+                .any(|r| r.hashes == hashes && bool::from(r.digest.ct_eq(digest)))
+        })
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Entry>>> {
@@ -117,7 +158,7 @@ impl VerifiedCache {
         map.retain(|_, l| !l.is_empty());
     }
 
-    /// Number of cached entries (for tests and metrics).
+    /// Number of cached entries (for tests).
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map().values().map(Vec::len).sum()
@@ -154,7 +195,10 @@ mod tests {
     fn only_the_verified_secret_matches() {
         let c = VerifiedCache::new(Duration::from_secs(60));
         c.put("k1".into(), entry("k1", "o", 1));
-        assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Fresh(_)));
+        assert!(matches!(
+            c.get("k1", &[1; 32], Utc::now()),
+            Lookup::Fresh(_)
+        ));
         assert!(matches!(c.get("k1", &[2; 32], Utc::now()), Lookup::Miss));
         assert!(matches!(c.get("k2", &[1; 32], Utc::now()), Lookup::Miss));
     }
@@ -163,7 +207,10 @@ mod tests {
     fn entries_go_stale_after_the_ttl() {
         let c = VerifiedCache::new(Duration::ZERO);
         c.put("k1".into(), entry("k1", "o", 1));
-        assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Stale(_)));
+        assert!(matches!(
+            c.get("k1", &[1; 32], Utc::now()),
+            Lookup::Stale(_)
+        ));
     }
 
     #[test]
@@ -179,6 +226,19 @@ mod tests {
         c.invalidate(&Change::Key("k2".into()));
         c.invalidate(&Change::Org("o3".into()));
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn wrong_secrets_are_remembered_per_key_and_hash() {
+        let c = VerifiedCache::new(Duration::from_secs(60));
+        c.reject("k", &[7; 32], "h1".into());
+        assert!(c.is_rejected("k", &[7; 32], "h1"));
+        assert!(!c.is_rejected("k", &[8; 32], "h1"), "another secret is not");
+        assert!(
+            !c.is_rejected("k", &[7; 32], "h2"),
+            "a rotated key is checked again"
+        );
+        assert!(!c.is_rejected("other", &[7; 32], "h1"));
     }
 
     #[test]

@@ -67,7 +67,10 @@ impl<K: Hash + Eq + Clone> Budget<K> {
                 let now = Instant::now();
                 blocked.retain(|_, until| *until > now);
             }
-            blocked.insert(key.clone(), Instant::now() + wait.max(Duration::from_secs(1)));
+            blocked.insert(
+                key.clone(),
+                Instant::now() + wait.max(Duration::from_secs(1)),
+            );
         }
     }
 
@@ -155,7 +158,10 @@ impl OrgRateLimiter {
                 .into_iter()
                 .map(|p| {
                     let quota = per_minute(p.limits().requests_per_minute);
-                    (p, RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>())
+                    (
+                        p,
+                        RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+                    )
                 })
                 .collect(),
         }
@@ -203,7 +209,10 @@ mod tests {
         let err = f.check_client(ip).unwrap_err();
         assert_eq!(err.code(), "rate_limited");
         let other: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(f.check_client(other).is_ok(), "other clients are unaffected");
+        assert!(
+            f.check_client(other).is_ok(),
+            "other clients are unaffected"
+        );
     }
 
     #[test]

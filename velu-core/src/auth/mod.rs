@@ -110,7 +110,11 @@ impl Handle {
 
 /// Authenticates `text` (from `X-API-Key` or `Authorization: Bearer`) for a request from
 /// `client`.
-pub async fn authenticate(velu: &Velu, text: &str, client: Option<IpAddr>) -> CoreResult<Principal> {
+pub async fn authenticate(
+    velu: &Velu,
+    text: &str,
+    client: Option<IpAddr>,
+) -> CoreResult<Principal> {
     let auth = velu.auth();
     if let Some(ip) = client {
         auth.failures.check_client(ip)?;
@@ -155,26 +159,21 @@ pub async fn authenticate(velu: &Velu, text: &str, client: Option<IpAddr>) -> Co
         Lookup::Miss => {}
     }
 
-    let kid_for_budget = match &handle {
-        Handle::Kid(kid) => {
-            auth.failures.check_kid(kid)?;
-            Some(kid.as_str())
-        }
-        Handle::Legacy(_) => None,
-    };
-    match verify(velu, hasher, &handle, &secret, at).await? {
-        Some((entry, p)) => {
-            auth.cache.put(cache_key, Entry { digest, ..entry });
+    match verify(velu, hasher, &handle, &secret, &digest, at).await? {
+        Verdict::Valid(entry, p) => {
+            auth.cache.put(cache_key, Entry { digest, ..*entry });
             auth.last_used.touch(p.actor.id.as_str(), at);
             Ok(p)
         }
-        None => {
-            auth.failures.record(client, kid_for_budget);
-            tracing::info!(
-                kid = kid_for_budget.unwrap_or("-"),
-                client = ?client,
-                "authentication failed"
-            );
+        verdict => {
+            // Only a wrong secret for a live key cost an argon2 hash: that is what the
+            // per-key budget protects. Every failure counts against the client.
+            let kid = match (&verdict, &handle) {
+                (Verdict::WrongSecret, Handle::Kid(kid)) => Some(kid.as_str()),
+                _ => None,
+            };
+            auth.failures.record(client, kid);
+            tracing::info!(kid = kid.unwrap_or("-"), client = ?client, "authentication failed");
             Err(CoreError::Unauthorized)
         }
     }
@@ -189,7 +188,11 @@ pub fn check_rate(velu: &Velu, who: &Principal) -> CoreResult<Option<RateStatus>
     }
 }
 
-async fn find_row<C: ConnectionTrait>(conn: &C, handle: &Handle, at: DateTime<Utc>) -> CoreResult<Option<api_keys::Model>> {
+async fn find_row<C: ConnectionTrait>(
+    conn: &C,
+    handle: &Handle,
+    at: DateTime<Utc>,
+) -> CoreResult<Option<api_keys::Model>> {
     let rows = match handle {
         Handle::Kid(kid) => api_keys::Entity::find_by_id(kid.clone()).one(conn).await?,
         Handle::Legacy(stored) => {
@@ -235,19 +238,43 @@ async fn principal_for(velu: &Velu, row: &api_keys::Model) -> CoreResult<Princip
     })
 }
 
+/// The outcome of a full verification.
+enum Verdict {
+    /// The secret matches a live key.
+    Valid(Box<Entry>, Principal),
+    /// No such key, revoked, expired, or a secret already known to be wrong (no hashing
+    /// was done).
+    Unusable,
+    /// A live key, a wrong secret (an argon2 hash was spent).
+    WrongSecret,
+}
+
 /// Full verification: row checks, then argon2 (or the legacy hash) off the async threads.
 async fn verify(
     velu: &Velu,
     hasher: &KeyHasher,
     handle: &Handle,
     secret: &str,
+    digest: &[u8; 32],
     at: DateTime<Utc>,
-) -> CoreResult<Option<(Entry, Principal)>> {
+) -> CoreResult<Verdict> {
     let Some(row) = find_row(velu.db().conn(), handle, at).await? else {
-        return Ok(None);
+        return Ok(Verdict::Unusable);
     };
     if !usable(&row, at) {
-        return Ok(None);
+        return Ok(Verdict::Unusable);
+    }
+    let hashes = format!(
+        "{}|{}",
+        row.secret_hash,
+        row.previous_secret_hash.as_deref().unwrap_or("")
+    );
+    if velu.auth().cache.is_rejected(&row.kid, digest, &hashes) {
+        return Ok(Verdict::Unusable);
+    }
+    // A key id whose budget of wrong secrets is spent gets no more hashing for a while.
+    if let Handle::Kid(kid) = handle {
+        velu.auth().failures.check_kid(kid)?;
     }
     let grace_hash = row
         .previous_secret_hash
@@ -257,7 +284,10 @@ async fn verify(
     let matched = tokio::task::spawn_blocking(move || {
         if hasher2.verify(&secret2, &current) {
             Some(false)
-        } else if grace_hash.as_deref().is_some_and(|h| hasher2.verify(&secret2, h)) {
+        } else if grace_hash
+            .as_deref()
+            .is_some_and(|h| hasher2.verify(&secret2, h))
+        {
             Some(true)
         } else {
             None
@@ -266,10 +296,14 @@ async fn verify(
     .await
     .map_err(CoreError::internal)?;
     let Some(via_previous) = matched else {
-        return Ok(None);
+        velu.auth().cache.reject(&row.kid, digest, hashes);
+        return Ok(Verdict::WrongSecret);
     };
     let principal = principal_for(velu, &row).await?;
-    let valid_until = match (row.expires_at, via_previous.then_some(row.previous_valid_until).flatten()) {
+    let valid_until = match (
+        row.expires_at,
+        via_previous.then_some(row.previous_valid_until).flatten(),
+    ) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -286,12 +320,16 @@ async fn verify(
         valid_until,
         checked_at: Instant::now(),
     };
-    Ok(Some((entry, principal)))
+    Ok(Verdict::Valid(Box::new(entry), principal))
 }
 
 /// Re-reads a cached key's row: still the same secret, unrevoked, unexpired? Returns the
 /// refreshed principal (the org's plan may have changed).
-async fn revalidate(velu: &Velu, entry: &Entry, at: DateTime<Utc>) -> CoreResult<Option<Principal>> {
+async fn revalidate(
+    velu: &Velu,
+    entry: &Entry,
+    at: DateTime<Utc>,
+) -> CoreResult<Option<Principal>> {
     let Some(row) = api_keys::Entity::find_by_id(entry.kid.clone())
         .one(velu.db().conn())
         .await?

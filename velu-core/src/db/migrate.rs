@@ -5,7 +5,7 @@
 //! moment waits, then finds nothing pending.
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait};
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
 use super::{Backend, Db};

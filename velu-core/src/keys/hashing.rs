@@ -32,8 +32,13 @@ impl KeyHasher {
     }
 
     fn argon(&self) -> CoreResult<Argon2<'_>> {
-        Argon2::new_with_secret(self.pepper.bytes(), Algorithm::Argon2id, Version::V0x13, params())
-            .map_err(|e| CoreError::Config(format!("pepper unusable by argon2: {e}")))
+        Argon2::new_with_secret(
+            self.pepper.bytes(),
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params(),
+        )
+        .map_err(|e| CoreError::Config(format!("pepper unusable by argon2: {e}")))
     }
 
     /// The PHC string to store for `secret` (random salt). Costs ~19 MiB and tens of ms.
@@ -106,10 +111,16 @@ mod tests {
     fn argon2id_with_owasp_parameters_and_pepper() {
         let h = hasher("pepper-one-0123456789");
         let stored = h.hash("s3cret").unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(h.verify("s3cret", &stored));
         assert!(!h.verify("s3creT", &stored));
-        assert!(!hasher("pepper-two-0123456789").verify("s3cret", &stored), "pepper matters");
+        assert!(
+            !hasher("pepper-two-0123456789").verify("s3cret", &stored),
+            "pepper matters"
+        );
         assert!(!h.verify("s3cret", "garbage"));
     }
 

@@ -119,10 +119,14 @@ mod tests {
     #[test]
     fn postgres_never_invents_a_pepper() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::new(Some(dir.path().to_owned()), Some("postgres://x/y".into())).unwrap();
+        let settings =
+            Settings::new(Some(dir.path().to_owned()), Some("postgres://x/y".into())).unwrap();
         assert!(resolve(&settings, Backend::Postgres).unwrap().is_none());
         assert!(!dir.path().join(PEPPER_FILE).exists());
         let short = settings.clone().with_pepper(Some("short".into()));
-        assert_eq!(resolve(&short, Backend::Postgres).unwrap_err().code(), "config");
+        assert_eq!(
+            resolve(&short, Backend::Postgres).unwrap_err().code(),
+            "config"
+        );
     }
 }

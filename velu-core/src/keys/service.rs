@@ -222,14 +222,20 @@ fn requested_scopes(
 ) -> CoreResult<ScopeSet> {
     let set = match (role, scopes.is_empty()) {
         (Some(_), false) => {
-            return Err(CoreError::invalid("scopes", "give a role or scopes, not both"));
+            return Err(CoreError::invalid(
+                "scopes",
+                "give a role or scopes, not both",
+            ));
         }
         (Some(r), true) => Role::parse(r)?.scopes(),
         (None, false) => ScopeSet::parse(scopes)?,
         (None, true) => return Err(CoreError::invalid("scopes", "give a role or scopes")),
     };
     if set.is_empty() {
-        return Err(CoreError::invalid("scopes", "a key needs at least one scope"));
+        return Err(CoreError::invalid(
+            "scopes",
+            "a key needs at least one scope",
+        ));
     }
     if !platform && let Some(s) = set.iter().find(|s| s.platform_only()) {
         return Err(CoreError::invalid(
@@ -405,11 +411,13 @@ pub async fn list_keys(
     if let Some([at, kid]) = q.after.as_deref() {
         let at = time::parse("cursor", at)?;
         select = select.filter(
-            Condition::any().add(api_keys::Column::CreatedAt.gt(at)).add(
-                Condition::all()
-                    .add(api_keys::Column::CreatedAt.eq(at))
-                    .add(api_keys::Column::Kid.gt(kid.as_str())),
-            ),
+            Condition::any()
+                .add(api_keys::Column::CreatedAt.gt(at))
+                .add(
+                    Condition::all()
+                        .add(api_keys::Column::CreatedAt.eq(at))
+                        .add(api_keys::Column::Kid.gt(kid.as_str())),
+                ),
         );
     }
     let rows = select.all(conn).await?;
@@ -434,7 +442,12 @@ async fn find_key<C: ConnectionTrait>(
 }
 
 /// Shows one key by id.
-pub async fn show_key(velu: &Velu, who: &Principal, owner: &KeyOwner, kid: &str) -> CoreResult<ApiKey> {
+pub async fn show_key(
+    velu: &Velu,
+    who: &Principal,
+    owner: &KeyOwner,
+    kid: &str,
+) -> CoreResult<ApiKey> {
     let conn = velu.db().conn();
     let org = authorize(conn, who, owner).await?;
     let model = find_key(conn, &org, kid).await?;
@@ -443,7 +456,12 @@ pub async fn show_key(velu: &Velu, who: &Principal, owner: &KeyOwner, kid: &str)
 
 /// Revokes a key. Idempotent: revoking a revoked key changes nothing and succeeds. The
 /// key is refused at once on this node and within moments on every other node.
-pub async fn revoke_key(velu: &Velu, who: &Principal, owner: &KeyOwner, kid: &str) -> CoreResult<ApiKey> {
+pub async fn revoke_key(
+    velu: &Velu,
+    who: &Principal,
+    owner: &KeyOwner,
+    kid: &str,
+) -> CoreResult<ApiKey> {
     let tx = velu.db().write_tx().await?;
     let org = authorize(&tx, who, owner).await?;
     let model = find_key(&tx, &org, kid).await?;
@@ -643,9 +661,13 @@ mod tests {
 
     #[test]
     fn a_key_never_grants_more_than_its_creator_holds() {
-        let err = requested_scopes(&org_admin(), false, None, &["admin:orgs:manage".into()])
-            .unwrap_err();
-        assert_eq!(err.code(), "invalid", "platform scopes never go on org keys");
+        let err =
+            requested_scopes(&org_admin(), false, None, &["admin:orgs:manage".into()]).unwrap_err();
+        assert_eq!(
+            err.code(),
+            "invalid",
+            "platform scopes never go on org keys"
+        );
         let viewer = Principal {
             scopes: Role::Viewer.scopes(),
             ..org_admin()

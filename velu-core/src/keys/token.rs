@@ -116,8 +116,14 @@ mod tests {
         let text = format(&kid, &secret);
         assert_eq!(text.len(), TOKEN_LEN);
         let t = parse(&text).expect("valid key parses");
-        assert_eq!((t.kid.as_str(), t.secret.as_str()), (kid.as_str(), secret.as_str()));
-        assert!(!format!("{t:?}").contains(&secret), "Debug hides the secret");
+        assert_eq!(
+            (t.kid.as_str(), t.secret.as_str()),
+            (kid.as_str(), secret.as_str())
+        );
+        assert!(
+            !format!("{t:?}").contains(&secret),
+            "Debug hides the secret"
+        );
     }
 
     #[test]

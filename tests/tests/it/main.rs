@@ -1,0 +1,11 @@
+//! Velu's integration tests, one binary. Storage tests run on both backends through
+//! `backend_tests!` (SQLite always, PostgreSQL when VELU_TEST_DATABASE_URL is set).
+
+mod auth;
+mod generated;
+mod http_errors;
+mod keys;
+mod orgs;
+mod parity;
+mod schema;
+mod support;

@@ -1,0 +1,524 @@
+//! The parity rule, checked: walks `docs/parity.md`, runs each operation through the CLI
+//! and through HTTP on the same database, and compares the documents and error codes.
+
+use std::collections::BTreeSet;
+
+use clap::CommandFactory;
+use poem::http::Method;
+use serde_json::{Value, json};
+use velu_tests::{TestEnv, backend_tests, workspace_root};
+
+use crate::support::{ALL_SCOPES, platform_key};
+
+/// Operations of the spec that have no CLI twin, on purpose (see docs/parity.md).
+const HTTP_ONLY: &[&str] = &["health", "ready"];
+
+/// A row of the table: CLI command words, HTTP method and path, operation id.
+#[derive(Debug, Clone)]
+struct Row {
+    cli: Vec<String>,
+    method: String,
+    path: String,
+    op: String,
+}
+
+fn table() -> Vec<Row> {
+    let text = std::fs::read_to_string(workspace_root().join("docs/parity.md")).unwrap();
+    let code = |cell: &str| cell.trim().trim_matches('`').to_owned();
+    text.lines()
+        .skip_while(|l| !l.starts_with("| operation |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<_> = l.split('|').map(str::trim).collect();
+            let http = code(cells[3]);
+            let (method, path) = http.split_once(' ').unwrap();
+            Row {
+                cli: code(cells[2])
+                    .split_whitespace()
+                    .skip(1)
+                    .map(str::to_owned)
+                    .collect(),
+                method: method.to_owned(),
+                path: path.to_owned(),
+                op: code(cells[4]),
+            }
+        })
+        .collect()
+}
+
+/// Fields that legitimately differ between two runs that each create something.
+const VOLATILE: &[&str] = &[
+    "id",
+    "org_id",
+    "slug",
+    "created_at",
+    "updated_at",
+    "revoked_at",
+    "rotated_at",
+    "grace_until",
+    "last_used_at",
+    "token",
+    "actor_id",
+    "actor_type",
+    "created_by_id",
+    "created_by_type",
+    "target_id",
+    "job_id",
+    "started_at",
+    "finished_at",
+    "run_at",
+    "next_cursor",
+];
+
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if VOLATILE.contains(&k.as_str()) && !v.is_null() {
+                        json!("<volatile>")
+                    } else {
+                        normalize(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The world of a parity run: an all-scopes platform key for HTTP (the operator's rights)
+/// and twin orgs so a mutation can run once per front end.
+struct World {
+    env: TestEnv,
+    ops: String,
+}
+
+impl World {
+    async fn cli(&self, args: &[&str]) -> Value {
+        self.env.cli_ok(args).await
+    }
+
+    async fn cli_err(&self, args: &[&str]) -> String {
+        self.env.cli(args).await.error_code()
+    }
+
+    async fn http(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let r = self
+            .env
+            .http(method.clone(), path, Some(&self.ops), body)
+            .await;
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.text);
+        r.body
+    }
+
+    async fn http_err(&self, method: Method, path: &str, body: Option<Value>) -> String {
+        self.env
+            .http(method, path, Some(&self.ops), body)
+            .await
+            .problem_code()
+    }
+}
+
+/// What one case compares.
+enum Check {
+    /// Both documents must be equal as they are (reads of the same data).
+    Same(Value, Value),
+    /// Equal once ids, times and actors are masked (each front end made its own).
+    SameShape(Value, Value),
+    /// Both failed with this code.
+    Error(String, String),
+}
+
+async fn run_case(w: &World, op: &str) -> Vec<Check> {
+    use Check::*;
+    use Method as M;
+    let kid_of = |doc: &Value| doc["key"]["id"].as_str().unwrap().to_owned();
+    match op {
+        "plans.list" => vec![Same(
+            w.cli(&["plan", "list"]).await,
+            w.http(M::GET, "/v1/plans", None).await,
+        )],
+        "plans.show" => vec![
+            Same(
+                w.cli(&["plan", "show", "hero"]).await,
+                w.http(M::GET, "/v1/plans/hero", None).await,
+            ),
+            Error(
+                w.cli_err(&["plan", "show", "gold"]).await,
+                w.http_err(M::GET, "/v1/plans/gold", None).await,
+            ),
+        ],
+        "tasks.list" => vec![Same(
+            w.cli(&["task", "list"]).await,
+            w.http(M::GET, "/v1/tasks", None).await,
+        )],
+        "orgs.create" => vec![
+            SameShape(
+                w.cli(&[
+                    "org", "create", "--name", "New", "--slug", "new-cli", "--plan", "hero",
+                ])
+                .await,
+                w.http(
+                    M::POST,
+                    "/v1/orgs",
+                    Some(json!({"name": "New", "slug": "new-http", "plan": "hero"})),
+                )
+                .await,
+            ),
+            Error(
+                w.cli_err(&["org", "create", "--name", "New", "--slug", "new-cli"])
+                    .await,
+                w.http_err(
+                    M::POST,
+                    "/v1/orgs",
+                    Some(json!({"name": "New", "slug": "new-cli"})),
+                )
+                .await,
+            ),
+            Error(
+                w.cli_err(&["org", "create", "--name", "Bad", "--slug", "Bad!"])
+                    .await,
+                w.http_err(
+                    M::POST,
+                    "/v1/orgs",
+                    Some(json!({"name": "Bad", "slug": "Bad!"})),
+                )
+                .await,
+            ),
+        ],
+        "orgs.bootstrap" => vec![
+            SameShape(
+                w.cli(&[
+                    "org",
+                    "bootstrap",
+                    "--name",
+                    "Boot",
+                    "--slug",
+                    "boot-cli",
+                    "--plan",
+                    "hero",
+                ])
+                .await,
+                w.http(
+                    M::POST,
+                    "/v1/orgs/bootstrap",
+                    Some(json!({"name": "Boot", "slug": "boot-http", "plan": "hero"})),
+                )
+                .await,
+            ),
+            SameShape(
+                w.cli(&[
+                    "org",
+                    "bootstrap",
+                    "--name",
+                    "Boot",
+                    "--slug",
+                    "boot-cli",
+                    "--rotate",
+                ])
+                .await,
+                w.http(
+                    M::POST,
+                    "/v1/orgs/bootstrap",
+                    Some(json!({"name": "Boot", "slug": "boot-http", "rotate": true})),
+                )
+                .await,
+            ),
+            Error(
+                w.cli_err(&["org", "bootstrap", "--name", "Boot", "--slug", "boot-cli"])
+                    .await,
+                w.http_err(
+                    M::POST,
+                    "/v1/orgs/bootstrap",
+                    Some(json!({"name": "Boot", "slug": "boot-cli"})),
+                )
+                .await,
+            ),
+        ],
+        "orgs.list" => vec![
+            Same(
+                w.cli(&["org", "list", "--limit", "2"]).await,
+                w.http(M::GET, "/v1/orgs?limit=2", None).await,
+            ),
+            Same(
+                w.cli(&["org", "list", "--q", "twin"]).await,
+                w.http(M::GET, "/v1/orgs?q=twin", None).await,
+            ),
+            Error(
+                w.cli_err(&["org", "list", "--limit", "999"]).await,
+                w.http_err(M::GET, "/v1/orgs?limit=999", None).await,
+            ),
+        ],
+        "orgs.show" => vec![
+            Same(
+                w.cli(&["org", "show", "twin-a"]).await,
+                w.http(M::GET, "/v1/orgs/twin-a", None).await,
+            ),
+            Error(
+                w.cli_err(&["org", "show", "nope"]).await,
+                w.http_err(M::GET, "/v1/orgs/nope", None).await,
+            ),
+        ],
+        "orgs.set_plan" => vec![
+            SameShape(
+                w.cli(&["org", "set-plan", "twin-a", "superhero"]).await,
+                w.http(
+                    M::PUT,
+                    "/v1/orgs/twin-b/plan",
+                    Some(json!({"plan": "superhero"})),
+                )
+                .await,
+            ),
+            Error(
+                w.cli_err(&["org", "set-plan", "twin-a", "gold"]).await,
+                w.http_err(
+                    M::PUT,
+                    "/v1/orgs/twin-a/plan",
+                    Some(json!({"plan": "gold"})),
+                )
+                .await,
+            ),
+        ],
+        "keys.create" => vec![
+            SameShape(
+                w.cli(&[
+                    "key",
+                    "create",
+                    "--org",
+                    "twin-a",
+                    "--name",
+                    "made",
+                    "--scopes",
+                    "jobs:read,jobs:submit",
+                ])
+                .await,
+                w.http(
+                    M::POST,
+                    "/v1/orgs/twin-b/keys",
+                    Some(json!({"name": "made", "scopes": ["jobs:read", "jobs:submit"]})),
+                )
+                .await,
+            ),
+            Error(
+                w.cli_err(&[
+                    "key",
+                    "create",
+                    "--org",
+                    "twin-a",
+                    "--name",
+                    "x",
+                    "--scopes",
+                    "admin:orgs:manage",
+                ])
+                .await,
+                w.http_err(
+                    M::POST,
+                    "/v1/orgs/twin-a/keys",
+                    Some(json!({"name": "x", "scopes": ["admin:orgs:manage"]})),
+                )
+                .await,
+            ),
+        ],
+        "keys.list" => vec![
+            Same(
+                w.cli(&["key", "list", "--org", "twin-a"]).await,
+                w.http(M::GET, "/v1/orgs/twin-a/keys", None).await,
+            ),
+            Error(
+                w.cli_err(&["key", "list", "--org", "nope"]).await,
+                w.http_err(M::GET, "/v1/orgs/nope/keys", None).await,
+            ),
+        ],
+        "keys.show" => {
+            let kid = w.cli(&["key", "list", "--org", "twin-a"]).await["items"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            vec![
+                Same(
+                    w.cli(&["key", "show", &kid, "--org", "twin-a"]).await,
+                    w.http(M::GET, &format!("/v1/orgs/twin-a/keys/{kid}"), None)
+                        .await,
+                ),
+                Error(
+                    w.cli_err(&["key", "show", &kid, "--org", "twin-b"]).await,
+                    w.http_err(M::GET, &format!("/v1/orgs/twin-b/keys/{kid}"), None)
+                        .await,
+                ),
+            ]
+        }
+        "keys.revoke" => {
+            let a = kid_of(
+                &w.cli(&[
+                    "key",
+                    "create",
+                    "--org",
+                    "twin-a",
+                    "--name",
+                    "to-revoke",
+                    "--role",
+                    "viewer",
+                ])
+                .await,
+            );
+            let b = kid_of(
+                &w.cli(&[
+                    "key",
+                    "create",
+                    "--org",
+                    "twin-b",
+                    "--name",
+                    "to-revoke",
+                    "--role",
+                    "viewer",
+                ])
+                .await,
+            );
+            vec![
+                SameShape(
+                    w.cli(&["key", "revoke", &a, "--org", "twin-a"]).await,
+                    w.http(M::POST, &format!("/v1/orgs/twin-b/keys/{b}/revoke"), None)
+                        .await,
+                ),
+                Same(
+                    w.cli(&["key", "revoke", &a, "--org", "twin-a"]).await,
+                    w.http(M::POST, &format!("/v1/orgs/twin-a/keys/{a}/revoke"), None)
+                        .await,
+                ),
+            ]
+        }
+        "keys.rotate" => {
+            let a = kid_of(
+                &w.cli(&[
+                    "key",
+                    "create",
+                    "--org",
+                    "twin-a",
+                    "--name",
+                    "to-rotate",
+                    "--role",
+                    "viewer",
+                ])
+                .await,
+            );
+            let b = kid_of(
+                &w.cli(&[
+                    "key",
+                    "create",
+                    "--org",
+                    "twin-b",
+                    "--name",
+                    "to-rotate",
+                    "--role",
+                    "viewer",
+                ])
+                .await,
+            );
+            vec![
+                SameShape(
+                    w.cli(&["key", "rotate", &a, "--org", "twin-a", "--grace", "1h"])
+                        .await,
+                    w.http(
+                        M::POST,
+                        &format!("/v1/orgs/twin-b/keys/{b}/rotate?grace_secs=3600"),
+                        None,
+                    )
+                    .await,
+                ),
+                Error(
+                    w.cli_err(&["key", "rotate", "missing", "--org", "twin-a"])
+                        .await,
+                    w.http_err(M::POST, "/v1/orgs/twin-a/keys/missing/rotate", None)
+                        .await,
+                ),
+            ]
+        }
+        "whoami" => vec![Same(
+            w.cli(&["whoami", "--key", &w.ops]).await,
+            w.http(M::GET, "/v1/whoami", None).await,
+        )],
+        "audit.list" => vec![
+            Same(
+                w.cli(&["audit", "list", "--org", "twin-a"]).await,
+                w.http(M::GET, "/v1/orgs/twin-a/audit", None).await,
+            ),
+            Error(
+                w.cli_err(&["audit", "list", "--org", "nope"]).await,
+                w.http_err(M::GET, "/v1/orgs/nope/audit", None).await,
+            ),
+        ],
+        other => panic!("docs/parity.md lists `{other}` but the parity test has no case for it"),
+    }
+}
+
+backend_tests! {
+    async fn every_operation_prints_the_same_document_on_both_front_ends(env) {
+        let rows = table();
+        assert!(rows.len() >= 15, "the table was read");
+        for twin in ["twin-a", "twin-b"] {
+            env.cli_ok(&["org", "bootstrap", "--name", "Twin", "--slug", twin, "--plan", "hero"]).await;
+        }
+        let ops = platform_key(&env, "parity", ALL_SCOPES).await;
+        let world = World { env: env.clone(), ops };
+        for row in &rows {
+            let checks = run_case(&world, &row.op).await;
+            assert!(!checks.is_empty(), "{}: no checks", row.op);
+            for (i, check) in checks.into_iter().enumerate() {
+                match check {
+                    Check::Same(cli, http) => assert_eq!(cli, http, "{} #{i}: CLI and HTTP differ", row.op),
+                    Check::SameShape(cli, http) => {
+                        assert_eq!(normalize(&cli), normalize(&http), "{} #{i}: CLI and HTTP differ", row.op)
+                    }
+                    Check::Error(cli, http) => {
+                        assert_eq!(cli, http, "{} #{i}: error codes differ", row.op);
+                        assert!(!cli.is_empty());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The table, the spec and the CLI name the same operations.
+#[test]
+fn the_table_matches_the_spec_and_the_cli() {
+    let rows = table();
+    let spec: Value = serde_json::from_str(&velu_http::openapi_json()).unwrap();
+    let mut spec_ops = BTreeSet::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            if op["deprecated"] == true || HTTP_ONLY.contains(&id.as_str()) {
+                continue;
+            }
+            let row = rows.iter().find(|r| r.op == id).unwrap_or_else(|| {
+                panic!("`{id}` ({method} {path}) is missing from docs/parity.md")
+            });
+            assert_eq!(
+                (row.method.to_lowercase(), row.path.as_str()),
+                (method.clone(), path.as_str()),
+                "docs/parity.md has the wrong route for `{id}`"
+            );
+            spec_ops.insert(id);
+        }
+    }
+    let table_ops: BTreeSet<_> = rows.iter().map(|r| r.op.clone()).collect();
+    assert_eq!(
+        table_ops, spec_ops,
+        "docs/parity.md lists operations the spec does not have"
+    );
+
+    let root = velu_cli::Cli::command();
+    for row in &rows {
+        let mut cmd = &root;
+        for word in &row.cli {
+            cmd = cmd
+                .find_subcommand(word)
+                .unwrap_or_else(|| panic!("`velu-cli {}` does not exist", row.cli.join(" ")));
+        }
+    }
+}

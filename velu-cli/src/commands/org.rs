@@ -1,0 +1,132 @@
+//! `velu-cli org ...`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use velu_core::bootstrap::{Bootstrap, BootstrapOrg, bootstrap_org};
+use velu_core::orgs::{self, CreateOrg, OrgFilter, OrgRef};
+use velu_core::{CoreError, CoreResult, Principal};
+
+use super::PageArgs;
+use crate::context::Global;
+
+/// Organizations.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Unique slug: ^[a-z0-9][a-z0-9-]{1,62}$ (refused, never rewritten).
+        #[arg(long)]
+        slug: String,
+        /// Plan: base, hero or superhero [default: base].
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// Create an organization with its viewer, builder and admin keys (printed once).
+    Bootstrap(BootstrapArgs),
+    /// List organizations, newest first.
+    List {
+        /// Only orgs whose name or slug contains this text (case-insensitive).
+        #[arg(long)]
+        q: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an organization.
+    Show {
+        /// Org id or slug.
+        org: String,
+    },
+    /// Change an organization's plan (effective on the next request).
+    SetPlan {
+        /// Org id or slug.
+        org: String,
+        /// base, hero or superhero.
+        plan: String,
+    },
+}
+
+/// Flags of `org bootstrap`.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Unique slug.
+    #[arg(long)]
+    slug: String,
+    /// Plan [default: base].
+    #[arg(long)]
+    plan: Option<String>,
+    /// Also write VELU_ORG_SLUG and the three keys to this file (created 0600, atomically).
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+    /// If the org exists, re-issue its three keys instead of failing.
+    #[arg(long)]
+    rotate: bool,
+}
+
+impl OrgCommand {
+    pub async fn run(self, g: &Global) -> CoreResult<String> {
+        let velu = g.open().await?;
+        let who = Principal::operator();
+        match self {
+            OrgCommand::Create { name, slug, plan } => {
+                g.render(&orgs::create_org(&velu, &who, &CreateOrg { name, slug, plan }).await?)
+            }
+            OrgCommand::Bootstrap(args) => {
+                let input = BootstrapOrg {
+                    name: args.name,
+                    slug: args.slug,
+                    plan: args.plan,
+                    rotate: args.rotate,
+                };
+                let done = bootstrap_org(&velu, &who, &input).await?;
+                if let Some(path) = &args.env_file {
+                    write_env_file(path, &done)?;
+                }
+                g.render(&done)
+            }
+            OrgCommand::List { q, page } => {
+                let filter = OrgFilter { q };
+                let list = page
+                    .collect(|p| {
+                        let (velu, who, filter) = (&velu, &who, &filter);
+                        async move { orgs::list_orgs(velu, who, filter, &p).await }
+                    })
+                    .await?;
+                g.render(&list)
+            }
+            OrgCommand::Show { org } => {
+                g.render(&orgs::show_org(&velu, &who, &OrgRef::new(org)).await?)
+            }
+            OrgCommand::SetPlan { org, plan } => {
+                g.render(&orgs::set_plan(&velu, &who, &OrgRef::new(org), &plan).await?)
+            }
+        }
+    }
+}
+
+/// Writes the bootstrap keys as `KEY="value"` lines to a new 0600 file, atomically
+/// (a temporary file in the same folder, then a rename).
+fn write_env_file(path: &Path, done: &Bootstrap) -> CoreResult<()> {
+    let fail = |e: std::io::Error| CoreError::Config(format!("env file {}: {e}", path.display()));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let body = format!(
+        "VELU_ORG_SLUG=\"{}\"\nVELU_VIEWER_KEY=\"{}\"\nVELU_BUILDER_KEY=\"{}\"\nVELU_ADMIN_KEY=\"{}\"\n",
+        done.org.slug, done.keys.viewer.token, done.keys.builder.token, done.keys.admin.token
+    );
+    // tempfile creates the file with mode 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(body.as_bytes()).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Printing documents: exactly one YAML (or JSON) document on stdout, errors on stderr.
+
+use std::io::{self, Write};
+
+use clap::ValueEnum;
+use serde::Serialize;
+use velu_core::CoreError;
+
+/// The format of the document on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// YAML (the default).
+    #[default]
+    Yaml,
+    /// JSON, pretty-printed.
+    Json,
+}
+
+/// Renders a document in `format`, ending with a newline.
+pub fn render<T: Serialize>(doc: &T, format: Format) -> Result<String, CoreError> {
+    let text = match format {
+        Format::Yaml => serde_yaml::to_string(doc).map_err(CoreError::internal)?,
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(doc).map_err(CoreError::internal)?;
+            s.push('\n');
+            s
+        }
+    };
+    Ok(text)
+}
+
+/// Writes `text` to `out`. A closed pipe (`velu-cli ... | head`) is not an error.
+pub fn write_quietly(out: &mut dyn Write, text: &str) -> io::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// The stderr line for an error: `error[<code>]: <detail>`.
+pub fn error_line(err: &CoreError) -> String {
+    format!("error[{}]: {err}\n", err.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_list_is_items_brackets() {
+        #[derive(Serialize)]
+        struct Page {
+            items: Vec<u8>,
+            next_cursor: Option<String>,
+        }
+        let doc = Page {
+            items: vec![],
+            next_cursor: None,
+        };
+        assert_eq!(
+            render(&doc, Format::Yaml).unwrap(),
+            "items: []\nnext_cursor: null\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&doc, Format::Json).unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({"items": [], "next_cursor": null}));
+    }
+
+    #[test]
+    fn error_line_names_the_code() {
+        let err = CoreError::not_found("organization", "acme");
+        assert_eq!(
+            error_line(&err),
+            "error[not_found]: organization `acme` not found\n"
+        );
+    }
+}

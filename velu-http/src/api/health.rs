@@ -1,0 +1,57 @@
+//! `GET /health` and `GET /ready`.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use velu_core::Velu;
+
+use super::Tag;
+
+/// Liveness and readiness.
+pub struct HealthApi;
+
+/// State of the process or its database.
+#[derive(Debug, Object)]
+pub struct Health {
+    /// `ok`, or what is wrong.
+    pub status: String,
+}
+
+/// Readiness answer.
+#[derive(ApiResponse)]
+pub enum Ready {
+    /// The database is reachable and its schema current.
+    #[oai(status = 200)]
+    Ready(Json<Health>),
+    /// The database is unreachable or its schema is behind.
+    #[oai(status = 503)]
+    NotReady(Json<Health>),
+}
+
+#[OpenApi(tag = "Tag::Health")]
+impl HealthApi {
+    /// The process is alive.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// The database is reachable and its schema current (503 otherwise).
+    #[oai(path = "/ready", method = "get", operation_id = "ready")]
+    async fn ready(&self, velu: Data<&Velu>) -> Ready {
+        let check = async {
+            velu.db().ping().await?;
+            velu.db().require_current_schema().await
+        };
+        match check.await {
+            Ok(()) => Ready::Ready(Json(Health {
+                status: "ok".into(),
+            })),
+            Err(e) => Ready::NotReady(Json(Health {
+                status: format!("{}: {e}", e.code()),
+            })),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The `Auth` extractor: an operation that takes it requires an API key.
+//!
+//! The key comes from `X-API-Key` or `Authorization: Bearer`; both are declared in the
+//! spec as alternatives. Verification, failure budgets and the org's request budget live
+//! in velu-core; this file only moves headers in and problems out. The org's budget is
+//! left in a request slot so [`crate::headers`] can add `RateLimit-*` to the response.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use poem::http::header;
+use poem::{Request, RequestBody};
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use velu_core::auth::{RateStatus, authenticate, check_rate};
+use velu_core::{CoreError, Principal, Velu};
+
+use crate::problem::ApiError;
+
+/// Name of the `X-API-Key` scheme in the spec.
+pub const API_KEY_SCHEME: &str = "ApiKey";
+/// Name of the bearer scheme in the spec.
+pub const BEARER_SCHEME: &str = "Bearer";
+
+/// The authenticated caller of an operation.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+/// Where the auth step leaves the org's rate-limit status for the response headers.
+#[derive(Clone, Default)]
+pub struct RateSlot(pub Arc<Mutex<Option<RateStatus>>>);
+
+/// The key text of a request: `X-API-Key`, else `Authorization: Bearer`.
+pub fn presented_key(req: &Request) -> Option<&str> {
+    if let Some(v) = req.headers().get("x-api-key") {
+        return v.to_str().ok();
+    }
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.remote_addr().as_socket_addr().map(|a| a.ip())
+}
+
+impl<'a> ApiExtractor<'a> for Auth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            API_KEY_SCHEME,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some("An API key (`velu_k1_...`) in the `X-API-Key` header."),
+                name: Some("X-API-Key"),
+                key_in: Some("header"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+        registry.create_security_scheme(
+            BEARER_SCHEME,
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some("The same API key as `Authorization: Bearer <key>`."),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: Some("velu_k1"),
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![API_KEY_SCHEME, BEARER_SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let velu = req.data::<Velu>().ok_or_else(|| {
+            ApiError(CoreError::internal("Velu handle missing from request data"))
+        })?;
+        let Some(text) = presented_key(req) else {
+            return Err(ApiError(CoreError::Unauthorized).into());
+        };
+        let principal = authenticate(velu, text, client_ip(req))
+            .await
+            .map_err(ApiError)?;
+        let status = check_rate(velu, &principal).map_err(ApiError)?;
+        if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        }
+        Ok(Auth(principal))
+    }
+}

@@ -1,0 +1,1 @@
+//! Jobs (filled in by the jobs work).

@@ -1,0 +1,214 @@
+//! API keys and whoami.
+
+use poem_openapi::{Enum, Object};
+use velu_core::keys;
+use velu_core::scopes::{Scope, ScopeSet};
+
+use super::common::{ts, ts_opt};
+use super::orgs::Org;
+use super::plans::PlanName;
+
+/// A scope (the set is closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "Scope")]
+pub enum ScopeName {
+    /// Read the org's jobs.
+    #[oai(rename = "jobs:read")]
+    JobsRead,
+    /// Submit, cancel and retry jobs.
+    #[oai(rename = "jobs:submit")]
+    JobsSubmit,
+    /// Manage the org's API keys.
+    #[oai(rename = "admin:api_keys:manage")]
+    ApiKeysManage,
+    /// Read the org's audit log.
+    #[oai(rename = "audit:read")]
+    AuditRead,
+    /// Manage organizations (platform keys only).
+    #[oai(rename = "admin:orgs:manage")]
+    OrgsManage,
+    /// Run jobs as a worker (platform keys only).
+    #[oai(rename = "jobs:work")]
+    JobsWork,
+}
+
+impl From<Scope> for ScopeName {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::JobsRead => ScopeName::JobsRead,
+            Scope::JobsSubmit => ScopeName::JobsSubmit,
+            Scope::ApiKeysManage => ScopeName::ApiKeysManage,
+            Scope::AuditRead => ScopeName::AuditRead,
+            Scope::OrgsManage => ScopeName::OrgsManage,
+            Scope::JobsWork => ScopeName::JobsWork,
+        }
+    }
+}
+
+impl ScopeName {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeName::JobsRead => Scope::JobsRead.as_str(),
+            ScopeName::JobsSubmit => Scope::JobsSubmit.as_str(),
+            ScopeName::ApiKeysManage => Scope::ApiKeysManage.as_str(),
+            ScopeName::AuditRead => Scope::AuditRead.as_str(),
+            ScopeName::OrgsManage => Scope::OrgsManage.as_str(),
+            ScopeName::JobsWork => Scope::JobsWork.as_str(),
+        }
+    }
+}
+
+/// Scopes in the order the CLI prints them (sorted by name).
+pub fn scope_names(set: &ScopeSet) -> Vec<ScopeName> {
+    let mut v: Vec<ScopeName> = set.iter().map(Into::into).collect();
+    v.sort_by_key(|s| s.as_str());
+    v
+}
+
+/// A key's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Accepted.
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+impl From<keys::KeyStatus> for KeyStatus {
+    fn from(s: keys::KeyStatus) -> Self {
+        match s {
+            keys::KeyStatus::Active => KeyStatus::Active,
+            keys::KeyStatus::Revoked => KeyStatus::Revoked,
+            keys::KeyStatus::Expired => KeyStatus::Expired,
+        }
+    }
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Object)]
+pub struct ApiKey {
+    /// Public key id (`kid`), part of the key text.
+    pub id: String,
+    /// The org, or `null` for a platform key.
+    pub org_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Scopes.
+    pub scopes: Vec<ScopeName>,
+    /// `active`, `revoked` or `expired`.
+    pub status: KeyStatus,
+    /// Imported from the earlier system.
+    pub legacy: bool,
+    /// `cli` or `api_key`.
+    pub created_by_type: String,
+    /// OS user or key id of the creator.
+    pub created_by_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC, or `null`.
+    pub expires_at: Option<String>,
+    /// RFC 3339 UTC, or `null`.
+    pub revoked_at: Option<String>,
+    /// RFC 3339 UTC, or `null`.
+    pub rotated_at: Option<String>,
+    /// Until when the previous secret still works.
+    pub grace_until: Option<String>,
+    /// Last successful use (written in batches).
+    pub last_used_at: Option<String>,
+}
+
+impl From<keys::ApiKey> for ApiKey {
+    fn from(k: keys::ApiKey) -> Self {
+        ApiKey {
+            scopes: scope_names(&k.scopes),
+            id: k.id,
+            org_id: k.org_id,
+            name: k.name,
+            status: k.status.into(),
+            legacy: k.legacy,
+            created_by_type: k.created_by_type,
+            created_by_id: k.created_by_id,
+            created_at: ts(k.created_at),
+            expires_at: ts_opt(k.expires_at),
+            revoked_at: ts_opt(k.revoked_at),
+            rotated_at: ts_opt(k.rotated_at),
+            grace_until: ts_opt(k.grace_until),
+            last_used_at: ts_opt(k.last_used_at),
+        }
+    }
+}
+
+/// A key with its secret: shown once.
+#[derive(Debug, Object)]
+pub struct IssuedKey {
+    /// The key.
+    pub key: ApiKey,
+    /// The full key text. Store it now: Velu keeps only a hash.
+    pub token: String,
+}
+
+impl From<keys::IssuedKey> for IssuedKey {
+    fn from(k: keys::IssuedKey) -> Self {
+        IssuedKey {
+            key: k.key.into(),
+            token: k.token,
+        }
+    }
+}
+
+/// Body of `POST /v1/orgs/{org}/keys`.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Name, unique among the org's active keys.
+    pub name: String,
+    /// viewer, builder or admin (or give `scopes`).
+    pub role: Option<String>,
+    /// Explicit scopes (or give `role`).
+    #[oai(default)]
+    pub scopes: Vec<String>,
+    /// RFC 3339 expiry.
+    pub expires_at: Option<String>,
+}
+
+impl From<CreateKey> for keys::CreateKey {
+    fn from(b: CreateKey) -> Self {
+        keys::CreateKey {
+            name: b.name,
+            role: b.role,
+            scopes: b.scopes,
+            expires_at: b.expires_at,
+        }
+    }
+}
+
+/// Who the calling key is.
+#[derive(Debug, Object)]
+pub struct Whoami {
+    /// `api_key` (or `cli` on the command line).
+    pub actor_type: String,
+    /// The key id.
+    pub actor_id: String,
+    /// The key's org (`null` for platform keys).
+    pub org: Option<Org>,
+    /// The org's current plan.
+    pub plan: Option<PlanName>,
+    /// The key's scopes.
+    pub scopes: Vec<ScopeName>,
+}
+
+impl From<keys::Whoami> for Whoami {
+    fn from(w: keys::Whoami) -> Self {
+        Whoami {
+            actor_type: w.actor_type,
+            actor_id: w.actor_id,
+            org: w.org.map(Into::into),
+            plan: w.plan.map(Into::into),
+            scopes: scope_names(&w.scopes),
+        }
+    }
+}
