@@ -13,6 +13,7 @@ pub mod db;
 pub mod entity;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod keys;
 pub mod orgs;
 pub mod pagination;
@@ -22,6 +23,7 @@ pub mod scopes;
 pub mod settings;
 pub mod tasks;
 pub mod time;
+pub mod worker;
 
 mod velu;
 

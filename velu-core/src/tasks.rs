@@ -275,6 +275,15 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
         base: Duration::from_secs(e.backoff_secs.unwrap_or(2)),
         max: Duration::from_secs(e.backoff_max_secs.unwrap_or(300)),
     };
+    if let Some(name) = e
+        .env
+        .iter()
+        .find(|n| crate::worker::NEVER_PASSED.contains(&n.as_str()))
+    {
+        return Err(bad(format!(
+            "`{name}` is a secret and is never passed to commands"
+        )));
+    }
     let mut argv = e.command.clone();
     argv[0] = resolve_program(program, base_dir);
     Ok(TaskKind {

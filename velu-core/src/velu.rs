@@ -50,6 +50,7 @@ struct Inner {
     tasks: TaskCatalog,
     hasher: Option<KeyHasher>,
     auth: Authenticator,
+    jobs_ready: tokio::sync::watch::Sender<u64>,
     tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -103,6 +104,7 @@ impl Velu {
                 tasks,
                 hasher,
                 auth: Authenticator::new(opts.auth),
+                jobs_ready: tokio::sync::watch::Sender::new(0),
                 tasks_running: std::sync::Mutex::new(Vec::new()),
             }),
         };
@@ -202,6 +204,17 @@ impl Velu {
     fn apply_change(&self, change: &Change) {
         tracing::debug!(?change, "change");
         self.inner.auth.invalidate(change);
+        if matches!(change, Change::Jobs(_) | Change::Resync) {
+            self.inner
+                .jobs_ready
+                .send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Changes whenever jobs may have become ready (submitted here, or announced by
+    /// another node through PostgreSQL notifications).
+    pub fn jobs_ready(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.jobs_ready.subscribe()
     }
 }
 

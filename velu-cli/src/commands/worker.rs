@@ -1,16 +1,73 @@
-//! `velu-cli worker` (filled in with the jobs work).
+//! `velu-cli worker`: runs jobs until SIGINT/SIGTERM (or, with `--once`, until nothing is
+//! ready), then prints what it did.
+
+use std::time::Duration;
 
 use clap::Args;
-use velu_core::CoreResult;
+use velu_core::worker::{Worker, WorkerConfig, default_worker_id};
+use velu_core::{CoreResult, OpenOptions};
 
+use super::key::parse_duration_secs;
+use super::split_list;
 use crate::context::Global;
 
 /// Flags of the worker.
 #[derive(Debug, Args)]
-pub struct WorkerArgs {}
+pub struct WorkerArgs {
+    /// Jobs running at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Extra jobs claimed ahead of free handlers (fewer round trips, longer holds).
+    #[arg(long, default_value_t = 0)]
+    prefetch: usize,
+    /// Only these task kinds (comma-separated).
+    #[arg(long)]
+    tasks: Option<String>,
+    /// Worker id in leases and attempts [default: host:pid:random].
+    #[arg(long)]
+    id: Option<String>,
+    /// Lease length; renewed every third of it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_secs)]
+    lease: u64,
+    /// At shutdown, how long running jobs may take before their leases are handed back.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_secs)]
+    grace: u64,
+    /// Keep job workspaces this long after they were last touched (0: remove at once).
+    #[arg(long, default_value = "24h", value_parser = parse_duration_secs)]
+    workspace_retention: u64,
+    /// Longest wait for new work without a wake-up (SQLite has no notifications).
+    #[arg(long, default_value = "1s", value_parser = parse_duration_secs)]
+    poll: u64,
+    /// Stop when nothing is ready and nothing runs.
+    #[arg(long)]
+    once: bool,
+}
 
 impl WorkerArgs {
-    pub async fn run(self, _g: &Global) -> CoreResult<String> {
-        Ok(String::new())
+    pub async fn run(self, g: &Global) -> CoreResult<String> {
+        let velu = g
+            .open_with(OpenOptions {
+                background: true,
+                ..OpenOptions::default()
+            })
+            .await?;
+        let lease = Duration::from_secs(self.lease.max(3));
+        let cfg = WorkerConfig {
+            id: self.id.unwrap_or_else(default_worker_id),
+            concurrency: self.concurrency.max(1),
+            prefetch: self.prefetch,
+            tasks: self.tasks.as_deref().map(split_list),
+            lease,
+            heartbeat: lease / 3,
+            poll: Duration::from_secs(self.poll.max(1)),
+            grace: Duration::from_secs(self.grace),
+            workspace_retention: Duration::from_secs(self.workspace_retention),
+            exit_when_idle: self.once,
+        };
+        let report = Worker::new(velu.clone(), cfg)
+            .run(velu_http::signals::shutdown())
+            .await?;
+        velu.shutdown().await;
+        g.render(&report)
     }
 }

@@ -1,9 +1,189 @@
-//! Job routes (filled in with the jobs work).
+//! Job routes: submit (`jobs:submit`), read (`jobs:read`), steer (`jobs:submit`).
 
-use poem_openapi::OpenApi;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use velu_core::Velu;
+use velu_core::jobs::{self, JobFilter};
+use velu_core::orgs::OrgRef;
+use velu_core::pagination::PageRequest;
+
+use super::{Created, Tag};
+use crate::auth::Auth;
+use crate::model::Page;
+use crate::model::jobs::{BatchSubmitted, Job, JobDetail, JobStats, SubmitBatch, SubmitJob};
+use crate::problem::ApiResult;
 
 /// Jobs.
 pub struct JobsApi;
 
-#[OpenApi]
-impl JobsApi {}
+/// Answer of a submit.
+#[derive(ApiResponse)]
+pub enum Submitted {
+    /// Queued.
+    #[oai(status = 201)]
+    Created(Json<Job>),
+    /// An earlier job with the same idempotency key.
+    #[oai(status = 200)]
+    Existing(Json<Job>),
+}
+
+#[OpenApi(tag = "Tag::Jobs")]
+impl JobsApi {
+    /// Submit a job. The org and the actor come from the API key, never from the body.
+    /// Refused: unknown task (`invalid`), task above the plan (`upgrade_required`),
+    /// payload not an object or with `_` keys (`invalid`), payload over the plan's size
+    /// (413), queue full for the plan (`quota_exceeded`). Scope: `jobs:submit`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs",
+        method = "post",
+        operation_id = "jobs.submit"
+    )]
+    async fn submit(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+        body: Json<SubmitJob>,
+    ) -> ApiResult<Submitted> {
+        let done = jobs::submit_job(&velu, &auth.0, &OrgRef::new(org.0), &body.0.into()).await?;
+        let job = Json(done.job.into());
+        Ok(if done.created {
+            Submitted::Created(job)
+        } else {
+            Submitted::Existing(job)
+        })
+    }
+
+    /// Submit many jobs in one transaction (all or none). Scope: `jobs:submit`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs/batch",
+        method = "post",
+        operation_id = "jobs.submit_batch"
+    )]
+    async fn submit_batch(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+        body: Json<SubmitBatch>,
+    ) -> ApiResult<Created<BatchSubmitted>> {
+        let inputs: Vec<jobs::SubmitJob> = body.0.jobs.into_iter().map(Into::into).collect();
+        let done = jobs::submit_batch(&velu, &auth.0, &OrgRef::new(org.0), &inputs).await?;
+        Ok(Created::Created(Json(done.into())))
+    }
+
+    /// List the org's jobs, newest first. Scope: `jobs:read`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs",
+        method = "get",
+        operation_id = "jobs.list"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+        /// Only this status.
+        status: Query<Option<String>>,
+        /// Only this task kind.
+        task: Query<Option<String>>,
+        /// Page size, 1..=200 [default: 50].
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<Page<Job>>> {
+        let filter = JobFilter {
+            status: status.0,
+            task: task.0,
+        };
+        let page = PageRequest {
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        let list = jobs::list_jobs(&velu, &auth.0, &OrgRef::new(org.0), &filter, &page).await?;
+        Ok(Json(Page::from_core(list)))
+    }
+
+    /// Counts of the org's jobs by status and by task. Scope: `jobs:read`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs/stats",
+        method = "get",
+        operation_id = "jobs.stats"
+    )]
+    async fn stats(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+    ) -> ApiResult<Json<JobStats>> {
+        Ok(Json(
+            jobs::job_stats(&velu, &auth.0, &OrgRef::new(org.0))
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Show a job with its attempts. Scope: `jobs:read`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs/:job",
+        method = "get",
+        operation_id = "jobs.show"
+    )]
+    async fn show(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+        job: Path<String>,
+    ) -> ApiResult<Json<JobDetail>> {
+        Ok(Json(
+            jobs::show_job(&velu, &auth.0, &OrgRef::new(org.0), &job)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Cancel a job: a queued one at once, a running one within a heartbeat. Scope:
+    /// `jobs:submit`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs/:job/cancel",
+        method = "post",
+        operation_id = "jobs.cancel"
+    )]
+    async fn cancel(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+        job: Path<String>,
+    ) -> ApiResult<Json<JobDetail>> {
+        Ok(Json(
+            jobs::cancel_job(&velu, &auth.0, &OrgRef::new(org.0), &job)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Put a failed or cancelled job back in the queue. Scope: `jobs:submit`.
+    #[oai(
+        path = "/v1/orgs/:org/jobs/:job/retry",
+        method = "post",
+        operation_id = "jobs.retry"
+    )]
+    async fn retry(
+        &self,
+        velu: Data<&Velu>,
+        auth: Auth,
+        org: Path<String>,
+        job: Path<String>,
+    ) -> ApiResult<Json<JobDetail>> {
+        Ok(Json(
+            jobs::retry_job(&velu, &auth.0, &OrgRef::new(org.0), &job)
+                .await?
+                .into(),
+        ))
+    }
+}

@@ -1,1 +1,260 @@
-//! Jobs (filled in by the jobs work).
+//! Jobs.
+
+use std::collections::BTreeMap;
+
+use poem_openapi::Object;
+use poem_openapi::types::Any;
+use serde_json::Value;
+use velu_core::jobs;
+
+use super::common::{ts, ts_opt};
+
+/// Why a job or an attempt failed.
+#[derive(Debug, Object)]
+pub struct JobError {
+    /// Stable code: `task_failed`, `exit_status`, `timed_out`, `lease_expired`,
+    /// `cancelled`, `output_too_large`, `spawn_failed`, `worker_shutdown`.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl From<jobs::JobError> for JobError {
+    fn from(e: jobs::JobError) -> Self {
+        JobError {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// A job.
+#[derive(Debug, Object)]
+pub struct Job {
+    /// UUIDv7.
+    pub id: String,
+    /// Its org.
+    pub org_id: String,
+    /// Task kind.
+    pub task: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// What the submitter sent.
+    pub payload: Any<Value>,
+    /// The result, once succeeded.
+    pub result: Option<Any<Value>>,
+    /// The last error.
+    pub error: Option<JobError>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Not before this time (RFC 3339 UTC).
+    pub run_at: String,
+    /// `cli` or `api_key` (from the authenticated principal, never the request).
+    pub actor_type: String,
+    /// OS user or key id of the submitter.
+    pub actor_id: String,
+    /// The submitter's deduplication key.
+    pub idempotency_key: Option<String>,
+    /// A cancel is pending on a running job.
+    pub cancel_requested: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+    /// First start (RFC 3339 UTC).
+    pub started_at: Option<String>,
+    /// End (RFC 3339 UTC).
+    pub finished_at: Option<String>,
+}
+
+impl From<jobs::Job> for Job {
+    fn from(j: jobs::Job) -> Self {
+        Job {
+            id: j.id,
+            org_id: j.org_id,
+            task: j.task,
+            status: j.status,
+            payload: Any(j.payload),
+            result: j.result.map(Any),
+            error: j.error.map(Into::into),
+            priority: j.priority,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_at: ts(j.run_at),
+            actor_type: j.actor_type,
+            actor_id: j.actor_id,
+            idempotency_key: j.idempotency_key,
+            cancel_requested: j.cancel_requested,
+            created_at: ts(j.created_at),
+            updated_at: ts(j.updated_at),
+            started_at: ts_opt(j.started_at),
+            finished_at: ts_opt(j.finished_at),
+        }
+    }
+}
+
+/// One attempt.
+#[derive(Debug, Object)]
+pub struct JobAttempt {
+    /// 1, 2, ...
+    pub attempt: i32,
+    /// The worker that ran it.
+    pub worker_id: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC, `null` while running.
+    pub finished_at: Option<String>,
+    /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`.
+    pub outcome: Option<String>,
+    /// Why it did not succeed.
+    pub error: Option<JobError>,
+}
+
+/// A job with its attempts.
+#[derive(Debug, Object)]
+pub struct JobDetail {
+    /// The job.
+    #[oai(flatten)]
+    pub job: Job,
+    /// Its attempts, oldest first.
+    pub history: Vec<JobAttempt>,
+}
+
+impl From<jobs::JobDetail> for JobDetail {
+    fn from(d: jobs::JobDetail) -> Self {
+        JobDetail {
+            job: d.job.into(),
+            history: d
+                .history
+                .into_iter()
+                .map(|a| JobAttempt {
+                    attempt: a.attempt,
+                    worker_id: a.worker_id,
+                    started_at: ts(a.started_at),
+                    finished_at: ts_opt(a.finished_at),
+                    outcome: a.outcome,
+                    error: a.error.map(Into::into),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Counts of an org's jobs.
+#[derive(Debug, Object)]
+pub struct JobStats {
+    /// The org.
+    pub org_id: String,
+    /// All jobs.
+    pub total: u64,
+    /// By status.
+    pub by_status: BTreeMap<String, u64>,
+    /// By task kind, then status.
+    pub by_task: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl From<jobs::JobStats> for JobStats {
+    fn from(s: jobs::JobStats) -> Self {
+        JobStats {
+            org_id: s.org_id,
+            total: s.total,
+            by_status: s.by_status,
+            by_task: s.by_task,
+        }
+    }
+}
+
+fn empty_object() -> Any<Value> {
+    Any(Value::Object(Default::default()))
+}
+
+/// Body of `POST /v1/orgs/{org}/jobs`. Nothing else is accepted: the org and the actor
+/// come from the API key.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// Task kind (`GET /v1/tasks`).
+    pub task: String,
+    /// A JSON object; top-level keys starting with `_` are reserved [default: {}].
+    #[oai(default = "empty_object")]
+    pub payload: Any<Value>,
+    /// -100..=100, higher first [default: 0].
+    pub priority: Option<i32>,
+    /// RFC 3339: not before this time.
+    pub run_at: Option<String>,
+    /// 1..=25 [default: the kind's].
+    pub max_attempts: Option<u32>,
+    /// Submitting the same key again returns the existing job.
+    pub idempotency_key: Option<String>,
+}
+
+impl From<SubmitJob> for jobs::SubmitJob {
+    fn from(b: SubmitJob) -> Self {
+        jobs::SubmitJob {
+            task: b.task,
+            payload: b.payload.0,
+            priority: b.priority,
+            run_at: b.run_at,
+            max_attempts: b.max_attempts,
+            idempotency_key: b.idempotency_key,
+        }
+    }
+}
+
+/// Body of `POST /v1/orgs/{org}/jobs/batch`.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SubmitBatch {
+    /// The jobs (idempotency keys are not taken in batches).
+    pub jobs: Vec<SubmitJob>,
+}
+
+/// What a batch submit queued.
+#[derive(Debug, Object)]
+pub struct BatchSubmitted {
+    /// How many jobs.
+    pub count: u64,
+    /// Their ids, in input order.
+    pub ids: Vec<String>,
+}
+
+impl From<jobs::BatchSubmitted> for BatchSubmitted {
+    fn from(b: jobs::BatchSubmitted) -> Self {
+        BatchSubmitted {
+            count: b.count as u64,
+            ids: b.ids,
+        }
+    }
+}
+
+/// Body of the earlier system's `POST /tasks`.
+#[derive(Debug, Object)]
+pub struct LegacyTask {
+    /// Task kind.
+    pub task: String,
+    /// A JSON object [default: {}].
+    #[oai(default = "empty_object")]
+    pub payload: Any<Value>,
+}
+
+/// Answer of the earlier system's `POST /tasks`.
+#[derive(Debug, Object)]
+pub struct LegacyAccepted {
+    /// Always true (errors are problem+json).
+    pub ok: bool,
+    /// The new job's id.
+    pub job_id: String,
+}
+
+/// Answer of the earlier system's `GET /results/{job_id}`.
+#[derive(Debug, Object)]
+pub struct LegacyResult {
+    /// Always true (a missing job is a 404).
+    pub ok: bool,
+    /// The job.
+    pub item: Job,
+}

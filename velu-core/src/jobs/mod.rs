@@ -1,0 +1,157 @@
+//! Jobs: submit, read and steer (the operations), and the durable queue the worker uses.
+//!
+//! A job belongs to an org and is stamped with the actor that submitted it, taken from
+//! the authenticated principal only. Its status moves
+//! `queued → running → succeeded | failed | cancelled`, and back to `queued` for a retry;
+//! each attempt is kept in `job_attempts`.
+
+pub mod queue;
+mod read;
+mod steer;
+mod submit;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::entity::{job_attempts, jobs};
+use crate::time::Timestamp;
+
+pub use read::{JobFilter, JobStats, job_stats, list_jobs, show_job};
+pub use steer::{cancel_job, retry_job};
+pub use submit::{BatchSubmitted, MAX_BATCH, SubmitJob, Submitted, submit_batch, submit_job};
+
+/// The statuses a job can have.
+pub const STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+/// Why a job or an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct JobError {
+    /// Stable code: `task_failed`, `exit_status`, `timed_out`, `lease_expired`, `cancelled`,
+    /// `output_too_large`, `spawn_failed`, `worker_shutdown`.
+    pub code: String,
+    /// What happened, for people (a capped tail of stderr for command kinds).
+    pub message: String,
+}
+
+impl JobError {
+    /// An error with a code and message.
+    pub fn new(code: &str, message: impl Into<String>) -> JobError {
+        JobError {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn from_json(v: Option<Value>) -> Option<JobError> {
+        v.and_then(|v| serde_json::from_value(v).ok())
+    }
+}
+
+/// A job as every front end prints it (no lease internals).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// UUIDv7.
+    pub id: String,
+    /// The org it belongs to.
+    pub org_id: String,
+    /// Task kind.
+    pub task: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// What the submitter sent (a JSON object).
+    pub payload: Value,
+    /// The handler's result (a JSON object), once succeeded.
+    pub result: Option<Value>,
+    /// The last error, once an attempt failed.
+    pub error: Option<JobError>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// Attempts allowed before the job fails for good.
+    pub max_attempts: i32,
+    /// Not before this time.
+    pub run_at: Timestamp,
+    /// `cli` or `api_key`.
+    pub actor_type: String,
+    /// OS user or key id of the submitter.
+    pub actor_id: String,
+    /// The submitter's deduplication key.
+    pub idempotency_key: Option<String>,
+    /// A cancel was asked while it ran; its worker stops it within a heartbeat.
+    pub cancel_requested: bool,
+    /// When it was submitted.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When its first attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached `succeeded`, `failed` or `cancelled`.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// One attempt of a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobAttempt {
+    /// 1, 2, ...
+    pub attempt: i32,
+    /// The worker that ran it.
+    pub worker_id: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended (`null` while running).
+    pub finished_at: Option<Timestamp>,
+    /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`; `null` while running.
+    pub outcome: Option<String>,
+    /// Why it did not succeed.
+    pub error: Option<JobError>,
+}
+
+/// A job with its attempts (`job show`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobDetail {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Its attempts, oldest first.
+    pub history: Vec<JobAttempt>,
+}
+
+impl Job {
+    pub(crate) fn from_model(m: jobs::Model) -> Job {
+        Job {
+            id: m.id,
+            org_id: m.org_id,
+            task: m.task,
+            status: m.status,
+            payload: m.payload,
+            result: m.result,
+            error: JobError::from_json(m.error),
+            priority: m.priority,
+            attempts: m.attempts,
+            max_attempts: m.max_attempts,
+            run_at: m.run_at.into(),
+            actor_type: m.actor_type,
+            actor_id: m.actor_id,
+            idempotency_key: m.idempotency_key,
+            cancel_requested: m.cancel_requested,
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
+            started_at: m.started_at.map(Timestamp),
+            finished_at: m.finished_at.map(Timestamp),
+        }
+    }
+}
+
+impl JobAttempt {
+    pub(crate) fn from_model(m: job_attempts::Model) -> JobAttempt {
+        JobAttempt {
+            attempt: m.attempt,
+            worker_id: m.worker_id,
+            started_at: m.started_at.into(),
+            finished_at: m.finished_at.map(Timestamp),
+            outcome: m.outcome,
+            error: JobError::from_json(m.error),
+        }
+    }
+}

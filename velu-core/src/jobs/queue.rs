@@ -1,0 +1,514 @@
+//! The durable queue, as the worker uses it: claim, heartbeat, finish, reclaim, release.
+//!
+//! Ownership is a lease: claiming a job gives it a fresh random `lease_token` (the fencing
+//! token of that attempt) and an expiry the owner renews by heartbeat. Every write a
+//! worker makes about a job names the token, so a worker whose lease expired and was
+//! reclaimed can never overwrite the new owner's work.
+//!
+//! Claiming respects the org's plan: at most `concurrent_jobs` running per org, and only
+//! task kinds the plan allows. Claims for one org are serialized (an advisory lock on
+//! PostgreSQL, the write lock on SQLite) so two workers cannot both take the last slot.
+//! Rows are picked with `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer.
+//!
+//! Hot-path statements are SQL written per backend, batched through a JSON parameter
+//! (`jsonb_to_recordset` / `json_each`), so a batch of N jobs costs one statement.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use regex::Regex;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, Value as DbValue,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::JobError;
+use crate::CoreResult;
+use crate::db::{Backend, Db};
+use crate::entity::jobs;
+use crate::plans::Plan;
+
+/// A job a worker now owns.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// Job id.
+    pub id: String,
+    /// Its org.
+    pub org_id: String,
+    /// Task kind.
+    pub task: String,
+    /// The payload.
+    pub payload: Value,
+    /// This attempt's number.
+    pub attempt: i32,
+    /// The attempt budget.
+    pub max_attempts: i32,
+    /// The fencing token of this attempt.
+    pub token: String,
+}
+
+/// An org with jobs ready to run, and its plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyOrg {
+    /// Org id.
+    pub id: String,
+    /// Its current plan.
+    pub plan: Plan,
+}
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finish {
+    /// Job id.
+    pub id: String,
+    /// The attempt's fencing token.
+    pub token: String,
+    /// The job's next status: `succeeded`, `failed`, `cancelled`, or `queued` for a retry.
+    pub status: &'static str,
+    /// The attempt's outcome: `succeeded`, `failed`, `timed_out` or `cancelled`.
+    pub outcome: &'static str,
+    /// The result, when succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// When to retry (`queued` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Whether the job is done for good.
+    pub finished: bool,
+}
+
+/// A lease the owner still holds after a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Job id.
+    pub id: String,
+    /// The cancel flag: stop the handler.
+    pub cancel_requested: bool,
+}
+
+static DOLLAR_PARAM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\$(\d+)").expect("regex"));
+
+/// A statement for the backend: PostgreSQL takes `$n`, SQLite `?n`.
+fn stmt(backend: DbBackend, sql: &str, values: Vec<DbValue>) -> Statement {
+    let sql = match backend {
+        DbBackend::Sqlite => DOLLAR_PARAM.replace_all(sql, "?$1").into_owned(),
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Timestamps inside JSON parameters, in the form sqlx writes for SQLite (so text
+/// comparisons order correctly there) and that PostgreSQL parses.
+pub(crate) fn json_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// `SELECT` of the elements of a JSON text array parameter.
+fn json_array_rows(backend: Backend, param: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("SELECT jsonb_array_elements_text(${param}::jsonb)"),
+        Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
+    }
+}
+
+fn json_param<T: Serialize>(v: &T) -> DbValue {
+    serde_json::to_string(v)
+        .unwrap_or_else(|_| "[]".into())
+        .into()
+}
+
+/// Orgs with at least one job ready now, at most `limit`, by id (a loose index scan, so
+/// the cost grows with the number of orgs, not of jobs).
+pub async fn ready_orgs(db: &Db, at: DateTime<Utc>, limit: u64) -> CoreResult<Vec<ReadyOrg>> {
+    let sql = "WITH RECURSIVE o(org_id) AS (
+          SELECT * FROM (SELECT org_id FROM jobs WHERE status = 'queued' AND run_at <= $1
+                         ORDER BY org_id LIMIT 1) first
+          UNION ALL
+          SELECT (SELECT j.org_id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= $1
+                  AND j.org_id > o.org_id ORDER BY j.org_id LIMIT 1)
+          FROM o WHERE o.org_id IS NOT NULL
+        )
+        SELECT o.org_id, g.plan FROM o JOIN organizations g ON g.id = o.org_id LIMIT $2";
+    let rows = db
+        .conn()
+        .query_all_raw(stmt(
+            db.db_backend(),
+            sql,
+            vec![at.into(), (limit as i64).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("", "org_id")?;
+            let plan: String = r.try_get("", "plan")?;
+            Ok(ReadyOrg {
+                id,
+                plan: plan.parse().unwrap_or(Plan::Base),
+            })
+        })
+        .collect()
+}
+
+/// Claims up to `want` ready jobs of `org` whose kind is in `kinds`, within the org's
+/// concurrency limit, for `worker` with a lease of `lease`.
+pub async fn claim_for_org(
+    db: &Db,
+    worker: &str,
+    org: &ReadyOrg,
+    want: u32,
+    kinds: &[String],
+    lease: Duration,
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<ClaimedJob>> {
+    let limit = org.plan.limits().concurrent_jobs;
+    if want == 0 || limit == 0 || kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+    let backend = db.db_backend();
+    let tx = db.write_tx().await?;
+    let running = "(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = 'running')";
+    let values = vec![
+        org.id.clone().into(),
+        at.into(),
+        json_param(&kinds),
+        i64::from(want).into(),
+        i64::from(limit).into(),
+        worker.to_owned().into(),
+        expires.into(),
+    ];
+    let models = match db.backend() {
+        Backend::Postgres => {
+            // Serialize claimers of this org; the next statement then sees a fresh count.
+            tx.execute_raw(stmt(
+                backend,
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                vec![org.id.clone().into()],
+            ))
+            .await?;
+            let sql = format!(
+                "WITH picked AS (
+                   SELECT id FROM jobs
+                   WHERE org_id = $1 AND status = 'queued' AND run_at <= $2
+                     AND task IN ({kinds})
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT GREATEST(0, LEAST($4::bigint, $5::bigint - {running}))
+                   FOR UPDATE SKIP LOCKED
+                 ),
+                 claimed AS (
+                   UPDATE jobs j SET status = 'running', attempts = j.attempts + 1,
+                     lease_owner = $6, lease_token = gen_random_uuid()::text,
+                     lease_expires_at = $7, started_at = COALESCE(j.started_at, $2),
+                     updated_at = $2
+                   FROM picked WHERE j.id = picked.id
+                   RETURNING j.*
+                 ),
+                 attempt_rows AS (
+                   INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at)
+                   SELECT id, attempts, $6, lease_token, $2 FROM claimed
+                 )
+                 SELECT * FROM claimed",
+                kinds = json_array_rows(Backend::Postgres, 3),
+            );
+            let rows = tx.query_all_raw(stmt(backend, &sql, values)).await?;
+            rows.iter()
+                .map(|r| jobs::Model::from_query_result(r, ""))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Backend::Sqlite => {
+            let sql = format!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $6,
+                   lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
+                   started_at = COALESCE(started_at, $2), updated_at = $2
+                 WHERE id IN (
+                   SELECT id FROM jobs
+                   WHERE org_id = $1 AND status = 'queued' AND run_at <= $2
+                     AND task IN ({kinds})
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT max(0, min($4, $5 - {running}))
+                 )
+                 RETURNING *",
+                kinds = json_array_rows(Backend::Sqlite, 3),
+            );
+            let rows = tx.query_all_raw(stmt(backend, &sql, values)).await?;
+            let models = rows
+                .iter()
+                .map(|r| jobs::Model::from_query_result(r, ""))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !models.is_empty() {
+                let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+                let sql = format!(
+                    "INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at)
+                     SELECT id, attempts, $2, lease_token, $3 FROM jobs WHERE id IN ({ids})",
+                    ids = json_array_rows(Backend::Sqlite, 1),
+                );
+                tx.execute_raw(stmt(
+                    backend,
+                    &sql,
+                    vec![json_param(&ids), worker.to_owned().into(), at.into()],
+                ))
+                .await?;
+            }
+            models
+        }
+    };
+    tx.commit().await?;
+    Ok(models
+        .into_iter()
+        .map(|m| ClaimedJob {
+            token: m.lease_token.unwrap_or_default(),
+            id: m.id,
+            org_id: m.org_id,
+            task: m.task,
+            payload: m.payload,
+            attempt: m.attempts,
+            max_attempts: m.max_attempts,
+        })
+        .collect())
+}
+
+/// Records how attempts ended, for the attempts whose token still owns the job. Returns
+/// the ids that were written; an id missing means the lease was lost to someone else.
+pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<Vec<String>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.db_backend();
+    let batch = json_param(&items);
+    let tx = db.write_tx().await?;
+    let done = match db.backend() {
+        Backend::Postgres => {
+            let sql = "WITH v AS (
+                   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+                     id text, token text, status text, outcome text, result jsonb, error jsonb,
+                     run_at timestamptz, finished boolean)
+                 ),
+                 done AS (
+                   UPDATE jobs j SET status = v.status, result = v.result, error = v.error,
+                     run_at = COALESCE(v.run_at, j.run_at),
+                     finished_at = CASE WHEN v.finished THEN $2::timestamptz ELSE NULL END,
+                     updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                   FROM v WHERE j.id = v.id AND j.lease_token = v.token AND j.status = 'running'
+                   RETURNING j.id
+                 ),
+                 attempt_rows AS (
+                   UPDATE job_attempts a SET finished_at = $2, outcome = v.outcome, error = v.error
+                   FROM v WHERE a.job_id = v.id AND a.lease_token = v.token AND a.finished_at IS NULL
+                 )
+                 SELECT id FROM done";
+            tx.query_all_raw(stmt(backend, sql, vec![batch, at.into()]))
+                .await?
+        }
+        Backend::Sqlite => {
+            let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
+                       value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
+                       value -> '$.result' AS result, value -> '$.error' AS error,
+                       value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished
+                     FROM json_each($1)) AS v";
+            let jobs_sql = format!(
+                "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
+                   run_at = COALESCE(v.run_at, jobs.run_at),
+                   finished_at = CASE WHEN v.finished THEN $2 ELSE NULL END,
+                   updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                 FROM {v} WHERE jobs.id = v.id AND jobs.lease_token = v.token AND jobs.status = 'running'
+                 RETURNING jobs.id AS id"
+            );
+            let rows = tx
+                .query_all_raw(stmt(backend, &jobs_sql, vec![batch.clone(), at.into()]))
+                .await?;
+            let attempts_sql = format!(
+                "UPDATE job_attempts SET finished_at = $2, outcome = v.outcome, error = v.error
+                 FROM {v} WHERE job_attempts.job_id = v.id AND job_attempts.lease_token = v.token
+                   AND job_attempts.finished_at IS NULL"
+            );
+            tx.execute_raw(stmt(backend, &attempts_sql, vec![batch, at.into()]))
+                .await?;
+            rows
+        }
+    };
+    tx.commit().await?;
+    done.iter()
+        .map(|r| Ok(r.try_get::<String>("", "id")?))
+        .collect()
+}
+
+/// Renews the leases `worker` holds (by token); returns those it still holds, with their
+/// cancel flags. A job missing from the answer was lost: stop working on it.
+pub async fn heartbeat(
+    db: &Db,
+    worker: &str,
+    tokens: &[String],
+    lease: Duration,
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<Held>> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+    let sql = format!(
+        "UPDATE jobs SET lease_expires_at = $1, updated_at = $2
+         WHERE status = 'running' AND lease_owner = $3 AND lease_token IN ({tokens})
+         RETURNING id, cancel_requested",
+        tokens = json_array_rows(db.backend(), 4),
+    );
+    let tx = db.write_tx().await?;
+    let rows = tx
+        .query_all_raw(stmt(
+            db.db_backend(),
+            &sql,
+            vec![
+                expires.into(),
+                at.into(),
+                worker.to_owned().into(),
+                json_param(&tokens),
+            ],
+        ))
+        .await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Held {
+                id: r.try_get("", "id")?,
+                cancel_requested: r.try_get("", "cancel_requested")?,
+            })
+        })
+        .collect()
+}
+
+fn error_value(code: &str, message: &str) -> DbValue {
+    DbValue::Json(Some(Box::new(
+        serde_json::json!({ "code": code, "message": message }),
+    )))
+}
+
+/// Ends the attempts of running jobs matching `filter`, then requeues, fails or cancels
+/// the jobs (inside `tx`). `filter` is SQL over `jobs` using `$1` (now) and `$3..`.
+async fn end_attempts(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    filter: &str,
+    jobs_set: &str,
+    mut values: Vec<DbValue>,
+) -> CoreResult<Vec<String>> {
+    let attempts_sql = format!(
+        "UPDATE job_attempts SET finished_at = $1, outcome = 'lost', error = $2
+         WHERE finished_at IS NULL AND lease_token IN (SELECT lease_token FROM jobs WHERE {filter})"
+    );
+    tx.execute_raw(stmt(backend, &attempts_sql, values.clone()))
+        .await?;
+    let jobs_sql = format!(
+        "UPDATE jobs SET {jobs_set}, error = $2, run_at = $1, lease_owner = NULL,
+           lease_token = NULL, lease_expires_at = NULL, updated_at = $1
+         WHERE {filter} RETURNING id"
+    );
+    let rows = tx
+        .query_all_raw(stmt(backend, &jobs_sql, std::mem::take(&mut values)))
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String>("", "id")?))
+        .collect()
+}
+
+/// Takes back jobs whose lease expired (their worker died or hung): the attempt is
+/// recorded as `lost`, and the job is queued again if it has attempts left, `failed` if
+/// not, `cancelled` if a cancel was asked. Returns the ids reclaimed.
+pub async fn reclaim_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<Vec<String>> {
+    let tx = db.write_tx().await?;
+    let ids = end_attempts(
+        &tx,
+        db.db_backend(),
+        "status = 'running' AND lease_expires_at < $1",
+        "status = CASE WHEN cancel_requested THEN 'cancelled'
+                       WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+         finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1 ELSE NULL END",
+        vec![
+            at.into(),
+            error_value("lease_expired", "the worker stopped renewing its lease (it died or hung)"),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Hands back leases at shutdown: the jobs go back to the queue without using up an
+/// attempt (or end `cancelled` if a cancel was asked).
+pub async fn release(
+    db: &Db,
+    worker: &str,
+    tokens: &[String],
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<String>> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tx = db.write_tx().await?;
+    let filter = format!(
+        "status = 'running' AND lease_owner = $3 AND lease_token IN ({})",
+        json_array_rows(db.backend(), 4)
+    );
+    let ids = end_attempts(
+        &tx,
+        db.db_backend(),
+        &filter,
+        "status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+         finished_at = CASE WHEN cancel_requested THEN $1 ELSE NULL END,
+         max_attempts = CASE WHEN cancel_requested THEN max_attempts ELSE max_attempts + 1 END",
+        vec![
+            at.into(),
+            error_value(
+                "worker_shutdown",
+                "the worker shut down and handed the job back",
+            ),
+            worker.to_owned().into(),
+            json_param(&tokens),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_placeholders_are_numbered_and_json_paths_untouched() {
+        let s = stmt(
+            DbBackend::Sqlite,
+            "SELECT value ->> '$.id' FROM t WHERE a = $1 AND b = $12",
+            vec![],
+        );
+        assert_eq!(
+            s.sql,
+            "SELECT value ->> '$.id' FROM t WHERE a = ?1 AND b = ?12"
+        );
+        let p = stmt(DbBackend::Postgres, "a = $1", vec![]);
+        assert_eq!(p.sql, "a = $1");
+    }
+
+    #[test]
+    fn finish_omits_absent_fields_so_sql_sees_null() {
+        let f = Finish {
+            id: "j".into(),
+            token: "t".into(),
+            status: "succeeded",
+            outcome: "succeeded",
+            result: Some(serde_json::json!({"ok": true})),
+            error: None,
+            run_at: None,
+            finished: true,
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(
+            !text.contains("error") && !text.contains("run_at"),
+            "{text}"
+        );
+    }
+}

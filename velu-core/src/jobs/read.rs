@@ -1,0 +1,174 @@
+//! Reading jobs: list, show (with attempts), stats. Another org's jobs do not exist.
+
+use std::collections::BTreeMap;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Serialize;
+
+use super::{Job, JobAttempt, JobDetail, STATUSES};
+use crate::entity::{job_attempts, jobs};
+use crate::ids::is_uuid;
+use crate::orgs::{OrgRef, resolve_org};
+use crate::pagination::{Page, PageRequest};
+use crate::principal::Principal;
+use crate::scopes::Scope;
+use crate::{CoreError, CoreResult, Velu};
+
+/// Filters of `job list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs with this status.
+    pub status: Option<String>,
+    /// Only jobs of this task kind.
+    pub task: Option<String>,
+}
+
+/// Counts of an org's jobs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobStats {
+    /// The org.
+    pub org_id: String,
+    /// All jobs.
+    pub total: u64,
+    /// By status (every status present).
+    pub by_status: BTreeMap<String, u64>,
+    /// By task kind, then status.
+    pub by_task: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Lists an org's jobs, newest first. Needs `jobs:read`.
+pub async fn list_jobs(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    filter: &JobFilter,
+    page: &PageRequest,
+) -> CoreResult<Page<Job>> {
+    let conn = velu.db().conn();
+    let org = resolve_org(conn, who, org).await?;
+    who.require(Scope::JobsRead)?;
+    if let Some(s) = &filter.status
+        && !STATUSES.contains(&s.as_str())
+    {
+        return Err(CoreError::invalid(
+            "status",
+            format!("expected one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let q = page.validate(
+        "jobs",
+        &format!(
+            "{}|{}|{}",
+            org.id,
+            filter.status.as_deref().unwrap_or(""),
+            filter.task.as_deref().unwrap_or("")
+        ),
+    )?;
+    let mut select = jobs::Entity::find()
+        .filter(jobs::Column::OrgId.eq(org.id.as_str()))
+        .order_by_desc(jobs::Column::Id)
+        .limit(q.fetch());
+    if let Some(s) = &filter.status {
+        select = select.filter(jobs::Column::Status.eq(s.as_str()));
+    }
+    if let Some(t) = &filter.task {
+        select = select.filter(jobs::Column::Task.eq(t.as_str()));
+    }
+    if let Some(after) = q.after_one() {
+        select = select.filter(jobs::Column::Id.lt(after));
+    }
+    let rows = select.all(conn).await?;
+    Ok(q.finish(rows, |r| vec![r.id.clone()], Job::from_model))
+}
+
+/// Finds one of the org's jobs, or `not_found` (also for malformed ids and other orgs').
+pub(crate) async fn find_job<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    id: &str,
+) -> CoreResult<jobs::Model> {
+    let not_found = || CoreError::not_found("job", id);
+    if !is_uuid(id) {
+        return Err(not_found());
+    }
+    jobs::Entity::find_by_id(id.to_owned())
+        .filter(jobs::Column::OrgId.eq(org_id))
+        .one(conn)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Shows a job with its attempts. Needs `jobs:read`.
+pub async fn show_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    id: &str,
+) -> CoreResult<JobDetail> {
+    let conn = velu.db().conn();
+    let org = resolve_org(conn, who, org).await?;
+    who.require(Scope::JobsRead)?;
+    let job = find_job(conn, &org.id, id).await?;
+    job_detail(conn, job).await
+}
+
+pub(crate) async fn job_detail<C: ConnectionTrait>(
+    conn: &C,
+    job: jobs::Model,
+) -> CoreResult<JobDetail> {
+    let history = job_attempts::Entity::find()
+        .filter(job_attempts::Column::JobId.eq(job.id.as_str()))
+        .order_by_asc(job_attempts::Column::Attempt)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(JobAttempt::from_model)
+        .collect();
+    Ok(JobDetail {
+        job: Job::from_model(job),
+        history,
+    })
+}
+
+/// Counts an org's jobs by status and by task. Needs `jobs:read`.
+pub async fn job_stats(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<JobStats> {
+    let conn = velu.db().conn();
+    let org = resolve_org(conn, who, org).await?;
+    who.require(Scope::JobsRead)?;
+    let rows: Vec<(String, String, i64)> = jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::Task)
+        .column(jobs::Column::Status)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .filter(jobs::Column::OrgId.eq(org.id.as_str()))
+        .group_by(jobs::Column::Task)
+        .group_by(jobs::Column::Status)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let zero = || {
+        STATUSES
+            .iter()
+            .map(|s| ((*s).to_owned(), 0u64))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut stats = JobStats {
+        org_id: org.id,
+        total: 0,
+        by_status: zero(),
+        by_task: BTreeMap::new(),
+    };
+    for (task, status, n) in rows {
+        let n = n.max(0) as u64;
+        stats.total += n;
+        *stats.by_status.entry(status.clone()).or_default() += n;
+        *stats
+            .by_task
+            .entry(task)
+            .or_insert_with(zero)
+            .entry(status)
+            .or_default() += n;
+    }
+    Ok(stats)
+}

@@ -1,0 +1,120 @@
+//! Steering jobs: cancel and retry, each audited.
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, IntoActiveModel};
+use serde_json::json;
+
+use super::read::{find_job, job_detail};
+use super::{JobDetail, JobError};
+use crate::audit::{self, Record};
+use crate::db::notify::{self, Change};
+use crate::entity::jobs;
+use crate::orgs::{OrgRef, resolve_org};
+use crate::principal::Principal;
+use crate::scopes::Scope;
+use crate::time::now;
+use crate::{CoreError, CoreResult, Velu};
+
+async fn audited<C: ConnectionTrait>(
+    conn: &C,
+    who: &Principal,
+    job: &jobs::Model,
+    action: &'static str,
+    from: &str,
+) -> CoreResult<()> {
+    audit::record(
+        conn,
+        &who.actor,
+        Record {
+            org_id: Some(&job.org_id),
+            action,
+            target_type: "job",
+            target_id: &job.id,
+            details: json!({ "task": job.task, "from": from, "to": job.status }),
+        },
+    )
+    .await
+}
+
+/// Cancels a job: a queued job at once; a running job is stopped by its worker within a
+/// heartbeat and ends `cancelled`. Cancelling a cancelled job changes nothing; a finished
+/// job is a `conflict`. Needs `jobs:submit`.
+pub async fn cancel_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    id: &str,
+) -> CoreResult<JobDetail> {
+    let tx = velu.db().write_tx().await?;
+    let org = resolve_org(&tx, who, org).await?;
+    who.require(Scope::JobsSubmit)?;
+    let job = find_job(&tx, &org.id, id).await?;
+    let from = job.status.clone();
+    let at = now();
+    let mut active = job.clone().into_active_model();
+    match from.as_str() {
+        "cancelled" => {
+            tx.commit().await?;
+            return job_detail(velu.db().conn(), job).await;
+        }
+        "succeeded" | "failed" => {
+            return Err(CoreError::conflict(format!("job `{id}` already {from}")));
+        }
+        "queued" => {
+            let error = JobError::new(
+                "cancelled",
+                format!("cancelled by {} {}", who.actor.kind.as_str(), who.actor.id),
+            );
+            active.status = Set("cancelled".into());
+            active.error = Set(Some(
+                serde_json::to_value(error).map_err(CoreError::internal)?,
+            ));
+            active.finished_at = Set(Some(at));
+        }
+        _ => {
+            // Running: the owner sees the flag at its next heartbeat.
+            active.cancel_requested = Set(true);
+        }
+    }
+    active.updated_at = Set(at);
+    let job = active.update(&tx).await?;
+    audited(&tx, who, &job, "job.cancel", &from).await?;
+    tx.commit().await?;
+    job_detail(velu.db().conn(), job).await
+}
+
+/// Puts a failed or cancelled job back in the queue with a fresh budget of attempts
+/// (as many as it had). Anything else is a `conflict`. Needs `jobs:submit`.
+pub async fn retry_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    id: &str,
+) -> CoreResult<JobDetail> {
+    let tx = velu.db().write_tx().await?;
+    let org = resolve_org(&tx, who, org).await?;
+    who.require(Scope::JobsSubmit)?;
+    let job = find_job(&tx, &org.id, id).await?;
+    let from = job.status.clone();
+    if from != "failed" && from != "cancelled" {
+        return Err(CoreError::conflict(format!(
+            "job `{id}` is {from}; only failed or cancelled jobs can be retried"
+        )));
+    }
+    let at = now();
+    let budget = job.max_attempts.max(1);
+    let mut active = job.clone().into_active_model();
+    active.status = Set("queued".into());
+    active.max_attempts = Set(job.attempts + budget);
+    active.run_at = Set(at);
+    active.result = Set(None);
+    active.finished_at = Set(None);
+    active.cancel_requested = Set(false);
+    active.updated_at = Set(at);
+    let job = active.update(&tx).await?;
+    audited(&tx, who, &job, "job.retry", &from).await?;
+    let change = Change::Jobs(org.id.clone());
+    notify::send(&tx, &change).await?;
+    tx.commit().await?;
+    velu.changed(change);
+    job_detail(velu.db().conn(), job).await
+}

@@ -1,0 +1,366 @@
+//! Submitting jobs: every check has its own error code, and tenancy and the actor come
+//! only from the principal.
+
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::Job;
+use crate::audit::{self, Record};
+use crate::db::notify::{self, Change};
+use crate::entity::{jobs, organizations};
+use crate::error::is_unique_violation;
+use crate::ids::new_id;
+use crate::orgs::{OrgRef, resolve_org};
+use crate::plans::Plan;
+use crate::principal::Principal;
+use crate::scopes::Scope;
+use crate::tasks::{MAX_ATTEMPTS_LIMIT, TaskKind};
+use crate::time::{self, now};
+use crate::{CoreError, CoreResult, Velu};
+
+/// Most jobs in one batch.
+pub const MAX_BATCH: usize = 50_000;
+/// Priorities range from -100 to 100 (higher first).
+const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -100..=100;
+/// Longest idempotency key.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// Rows per INSERT statement in a batch.
+const INSERT_CHUNK: usize = 500;
+
+/// Input of `job submit`. Anything else a client sends is refused, not trusted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubmitJob {
+    /// Task kind (see `task list`).
+    pub task: String,
+    /// A JSON object; top-level keys starting with `_` are reserved.
+    pub payload: Value,
+    /// -100..=100, higher first [default: 0].
+    pub priority: Option<i32>,
+    /// RFC 3339: not before this time [default: now].
+    pub run_at: Option<String>,
+    /// 1..=25 [default: the kind's].
+    pub max_attempts: Option<u32>,
+    /// Submitting the same key again returns the existing job.
+    pub idempotency_key: Option<String>,
+}
+
+/// A submitted job, and whether it was created now or found by its idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// The job.
+    pub job: Job,
+    /// False when an earlier job with the same idempotency key was returned.
+    pub created: bool,
+}
+
+/// What a batch submit prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchSubmitted {
+    /// How many jobs were queued.
+    pub count: usize,
+    /// Their ids, in input order.
+    pub ids: Vec<String>,
+}
+
+/// A submission that passed every check, ready to insert.
+struct Checked {
+    task: String,
+    payload: Value,
+    priority: i32,
+    run_at: chrono::DateTime<chrono::Utc>,
+    max_attempts: i32,
+    idempotency_key: Option<String>,
+}
+
+/// Checks one submission against the catalog and the org's current plan.
+fn check(
+    velu: &Velu,
+    plan: Plan,
+    input: &SubmitJob,
+    at: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<Checked> {
+    let kind: &TaskKind = velu.tasks().get(&input.task).ok_or_else(|| {
+        CoreError::invalid(
+            "task",
+            format!("unknown task `{}`; see `velu-cli task list`", input.task),
+        )
+    })?;
+    if plan < kind.min_plan {
+        return Err(CoreError::UpgradeRequired {
+            plan: kind.min_plan.to_string(),
+            what: format!("task `{}`", kind.name),
+        });
+    }
+    let Value::Object(map) = &input.payload else {
+        return Err(CoreError::invalid("payload", "must be a JSON object"));
+    };
+    if let Some(key) = map.keys().find(|k| k.starts_with('_')) {
+        return Err(CoreError::invalid(
+            "payload",
+            format!("top-level key `{key}` is reserved (keys starting with `_` are Velu's)"),
+        ));
+    }
+    let size = serde_json::to_vec(&input.payload)
+        .map_err(CoreError::internal)?
+        .len() as u64;
+    let limit = plan.limits().payload_bytes;
+    if size > limit {
+        return Err(CoreError::PayloadTooLarge { size, limit });
+    }
+    let priority = input.priority.unwrap_or(0);
+    if !PRIORITY_RANGE.contains(&priority) {
+        return Err(CoreError::invalid(
+            "priority",
+            "must be between -100 and 100",
+        ));
+    }
+    let run_at = match &input.run_at {
+        Some(t) => time::parse("run_at", t)?.max(at),
+        None => at,
+    };
+    let max_attempts = input.max_attempts.unwrap_or(kind.max_attempts);
+    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+        return Err(CoreError::invalid(
+            "max_attempts",
+            format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}"),
+        ));
+    }
+    let idempotency_key = match &input.idempotency_key {
+        Some(k)
+            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || k.chars().any(char::is_control) =>
+        {
+            return Err(CoreError::invalid(
+                "idempotency_key",
+                format!("1 to {MAX_IDEMPOTENCY_KEY} printable characters"),
+            ));
+        }
+        other => other.clone(),
+    };
+    Ok(Checked {
+        task: kind.name.clone(),
+        payload: input.payload.clone(),
+        priority,
+        run_at,
+        max_attempts: max_attempts as i32,
+        idempotency_key,
+    })
+}
+
+/// How many more jobs the org may queue (its plan's quota minus what is queued), counting
+/// at most the quota's worth of rows.
+async fn queue_room<C: ConnectionTrait>(conn: &C, org_id: &str, plan: Plan) -> CoreResult<u64> {
+    let limit = plan.limits().queued_jobs;
+    let sub = Query::select()
+        .expr(Expr::val(1))
+        .from(jobs::Entity)
+        .and_where(jobs::Column::OrgId.eq(org_id))
+        .and_where(jobs::Column::Status.eq("queued"))
+        .limit(limit)
+        .to_owned();
+    let count = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(sub, Alias::new("q"))
+        .to_owned();
+    let row = conn.query_one(&count).await?;
+    let queued: i64 = row.and_then(|r| r.try_get_by_index(0).ok()).unwrap_or(0);
+    Ok(limit.saturating_sub(queued.max(0) as u64))
+}
+
+fn row(
+    c: Checked,
+    org_id: &str,
+    who: &Principal,
+    at: chrono::DateTime<chrono::Utc>,
+) -> jobs::ActiveModel {
+    jobs::ActiveModel {
+        id: Set(new_id()),
+        org_id: Set(org_id.to_owned()),
+        task: Set(c.task),
+        status: Set("queued".into()),
+        payload: Set(c.payload),
+        result: Set(None),
+        error: Set(None),
+        priority: Set(c.priority),
+        attempts: Set(0),
+        max_attempts: Set(c.max_attempts),
+        run_at: Set(c.run_at),
+        actor_type: Set(who.actor.kind.as_str().to_owned()),
+        actor_id: Set(who.actor.id.clone()),
+        idempotency_key: Set(c.idempotency_key),
+        cancel_requested: Set(false),
+        lease_owner: Set(None),
+        lease_token: Set(None),
+        lease_expires_at: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+}
+
+async fn find_by_key<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    key: &str,
+) -> CoreResult<Option<jobs::Model>> {
+    Ok(jobs::Entity::find()
+        .filter(jobs::Column::OrgId.eq(org_id))
+        .filter(jobs::Column::IdempotencyKey.eq(key))
+        .one(conn)
+        .await?)
+}
+
+/// Submits one job to `org`. Needs `jobs:submit`; the plan is read from the database.
+pub async fn submit_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    input: &SubmitJob,
+) -> CoreResult<Submitted> {
+    let at = now();
+    let tx = velu.db().write_tx().await?;
+    let org = resolve_org(&tx, who, org).await?;
+    who.require(Scope::JobsSubmit)?;
+    let plan: Plan = org.plan.parse().unwrap_or(Plan::Base);
+    let checked = check(velu, plan, input, at)?;
+    if let Some(key) = &checked.idempotency_key
+        && let Some(existing) = find_by_key(&tx, &org.id, key).await?
+    {
+        tx.commit().await?;
+        return Ok(Submitted {
+            job: Job::from_model(existing),
+            created: false,
+        });
+    }
+    if queue_room(&tx, &org.id, plan).await? == 0 {
+        return Err(quota(plan));
+    }
+    let key = checked.idempotency_key.clone();
+    let model = match jobs::Entity::insert(row(checked, &org.id, who, at))
+        .exec_with_returning(&tx)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) if is_unique_violation(&e) && key.is_some() => {
+            // Another submit with the same key won the race: return its job.
+            drop(tx);
+            let existing = find_by_key(
+                velu.db().conn(),
+                &org.id,
+                key.as_deref().unwrap_or_default(),
+            )
+            .await?
+            .ok_or_else(|| CoreError::internal(e))?;
+            return Ok(Submitted {
+                job: Job::from_model(existing),
+                created: false,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit::record(
+        &tx,
+        &who.actor,
+        Record {
+            org_id: Some(&org.id),
+            action: "job.submit",
+            target_type: "job",
+            target_id: &model.id,
+            details: json!({ "task": model.task }),
+        },
+    )
+    .await?;
+    let change = Change::Jobs(org.id.clone());
+    notify::send(&tx, &change).await?;
+    tx.commit().await?;
+    velu.changed(change);
+    Ok(Submitted {
+        job: Job::from_model(model),
+        created: true,
+    })
+}
+
+fn quota(plan: Plan) -> CoreError {
+    CoreError::QuotaExceeded {
+        what: format!("queued jobs on the {plan} plan"),
+        limit: plan.limits().queued_jobs,
+    }
+}
+
+/// Submits many jobs to `org` in one transaction: all or none. Every job passes the same
+/// checks as [`submit_job`]; idempotency keys are not taken in batches. One audit event
+/// records the batch.
+pub async fn submit_batch(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    inputs: &[SubmitJob],
+) -> CoreResult<BatchSubmitted> {
+    if inputs.is_empty() || inputs.len() > MAX_BATCH {
+        return Err(CoreError::invalid(
+            "jobs",
+            format!("a batch holds 1 to {MAX_BATCH} jobs"),
+        ));
+    }
+    let at = now();
+    let tx = velu.db().write_tx().await?;
+    let org: organizations::Model = resolve_org(&tx, who, org).await?;
+    who.require(Scope::JobsSubmit)?;
+    let plan: Plan = org.plan.parse().unwrap_or(Plan::Base);
+    let mut rows = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        if input.idempotency_key.is_some() {
+            return Err(CoreError::invalid(
+                format!("jobs[{i}].idempotency_key"),
+                "not taken in batches",
+            ));
+        }
+        let checked = check(velu, plan, input, at).map_err(|e| match e {
+            CoreError::Invalid { field, reason } => {
+                CoreError::invalid(format!("jobs[{i}].{field}"), reason)
+            }
+            other => other,
+        })?;
+        rows.push(row(checked, &org.id, who, at));
+    }
+    if queue_room(&tx, &org.id, plan).await? < rows.len() as u64 {
+        return Err(quota(plan));
+    }
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| match &r.id {
+            sea_orm::ActiveValue::Set(id) => id.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(INSERT_CHUNK));
+        jobs::Entity::insert_many(rest)
+            .exec_without_returning(&tx)
+            .await?;
+        rest = tail;
+    }
+    audit::record(
+        &tx,
+        &who.actor,
+        Record {
+            org_id: Some(&org.id),
+            action: "job.submit_batch",
+            target_type: "job",
+            target_id: ids.first().map_or("", String::as_str),
+            details: json!({ "count": ids.len(), "first": ids.first(), "last": ids.last() }),
+        },
+    )
+    .await?;
+    let change = Change::Jobs(org.id.clone());
+    notify::send(&tx, &change).await?;
+    tx.commit().await?;
+    velu.changed(change);
+    Ok(BatchSubmitted {
+        count: ids.len(),
+        ids,
+    })
+}

@@ -1,0 +1,240 @@
+//! Running a command kind: its own process group, its own workspace as working directory,
+//! a scrubbed environment, the payload on stdin, bounded output, killed on timeout or
+//! cancel.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::handlers::{Outcome, as_object, stopped};
+use super::{Stop, sandbox, workspace};
+use crate::Velu;
+use crate::jobs::JobError;
+use crate::jobs::queue::ClaimedJob;
+use crate::tasks::{CommandSpec, TaskKind};
+
+/// Largest stdout kept as the result.
+pub const MAX_STDOUT: usize = 1024 * 1024;
+/// How much of the end of stderr goes into an error message.
+pub const STDERR_TAIL: usize = 4 * 1024;
+/// `PATH` given to commands unless `PATH` is allow-listed.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Variables never passed to a command, even if a tasks file lists them.
+pub const NEVER_PASSED: &[&str] = &[
+    "VELU_DATABASE_URL",
+    "VELU_API_KEY_PEPPER",
+    "VELU_API_KEY_PEPPER_FILE",
+    "VELU_API_KEY",
+    "VELU_TEST_DATABASE_URL",
+    "DATABASE_URL",
+    "PGPASSWORD",
+];
+
+fn fail(code: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Failed(JobError::new(code, message))
+}
+
+/// Reads at most `cap` bytes; `Err(())` if there was more.
+async fn read_capped(mut r: impl AsyncRead + Unpin, cap: usize) -> Result<Vec<u8>, ()> {
+    let mut buf = Vec::new();
+    let n = (&mut r)
+        .take(cap as u64 + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|_| ())?;
+    if n > cap { Err(()) } else { Ok(buf) }
+}
+
+/// Reads everything, keeping the last `keep` bytes.
+async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = r.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&chunk[..n]);
+        if tail.len() > 2 * keep {
+            tail.drain(..tail.len() - keep);
+        }
+    }
+    if tail.len() > keep {
+        tail.drain(..tail.len() - keep);
+    }
+    tail
+}
+
+/// The environment of a command: only what is listed, never a secret.
+fn environment(spec: &CommandSpec, job: &ClaimedJob, ws: &Path) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
+        ("HOME".to_owned(), ws.display().to_string()),
+        ("TMPDIR".to_owned(), ws.join("tmp").display().to_string()),
+        ("VELU_JOB_ID".to_owned(), job.id.clone()),
+        ("VELU_ORG_ID".to_owned(), job.org_id.clone()),
+        ("VELU_TASK".to_owned(), job.task.clone()),
+        ("VELU_ATTEMPT".to_owned(), job.attempt.to_string()),
+        ("VELU_WORKSPACE".to_owned(), ws.display().to_string()),
+    ];
+    for name in &spec.env_allow {
+        if NEVER_PASSED.contains(&name.as_str()) {
+            continue;
+        }
+        if let Ok(value) = std::env::var(name) {
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), value));
+        }
+    }
+    env
+}
+
+/// Runs one attempt of a command kind.
+pub async fn run(
+    velu: &Velu,
+    spec: &CommandSpec,
+    kind: &TaskKind,
+    job: &ClaimedJob,
+    stop: watch::Receiver<Option<Stop>>,
+    retention: Duration,
+) -> Outcome {
+    let ws = match workspace::create(velu, &job.org_id, &job.id) {
+        Ok(ws) => ws,
+        Err(e) => return fail("spawn_failed", format!("cannot create the workspace: {e}")),
+    };
+    let outcome = run_in(spec, kind, job, stop, &ws).await;
+    if retention.is_zero() {
+        workspace::remove(&ws);
+    }
+    outcome
+}
+
+async fn run_in(
+    spec: &CommandSpec,
+    kind: &TaskKind,
+    job: &ClaimedJob,
+    stop: watch::Receiver<Option<Stop>>,
+    ws: &Path,
+) -> Outcome {
+    let program = Path::new(&spec.argv[0]);
+    let mut cmd = Command::new(program);
+    cmd.args(&spec.argv[1..])
+        .current_dir(ws)
+        .env_clear()
+        .envs(environment(spec, job, ws))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(ruleset) = sandbox::prepare(ws, program) {
+        let mut ruleset = Some(ruleset);
+        // SAFETY: runs in the forked child before exec; `enter` makes only the prctl and
+        // landlock system calls (no allocation, no locks).
+        unsafe {
+            cmd.pre_exec(move || match ruleset.take() {
+                Some(r) => sandbox::enter(r),
+                None => Ok(()),
+            });
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                "spawn_failed",
+                format!("cannot start {}: {e}", program.display()),
+            );
+        }
+    };
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let kill_group = || {
+        if let Some(pg) = pgid {
+            let _ = killpg(pg, Signal::SIGKILL);
+        }
+    };
+
+    let payload = serde_json::to_vec(&job.payload).unwrap_or_default();
+    let mut stdin = child.stdin.take();
+    let feed = async move {
+        if let Some(s) = stdin.as_mut() {
+            // A command that does not read its input is not an error.
+            let _ = s.write_all(&payload).await;
+            let _ = s.shutdown().await;
+        }
+    };
+    let stdout = read_capped(child.stdout.take().expect("piped"), MAX_STDOUT);
+    let stderr = read_tail(child.stderr.take().expect("piped"), STDERR_TAIL);
+    let io = async { tokio::join!(feed, stdout, stderr) };
+
+    let (status, out, err) = tokio::select! {
+        ((), out, err) = io => {
+            if out.is_err() {
+                kill_group();
+                let _ = child.wait().await;
+                return fail("output_too_large", format!("stdout passed {MAX_STDOUT} bytes"));
+            }
+            (child.wait().await, out, err)
+        }
+        () = tokio::time::sleep(kind.timeout) => {
+            kill_group();
+            let _ = child.wait().await;
+            return Outcome::TimedOut(JobError::new("timed_out", format!("ran longer than {} s; its process group was killed", kind.timeout.as_secs())));
+        }
+        why = stopped(stop) => {
+            kill_group();
+            let _ = child.wait().await;
+            return match why {
+                Stop::Cancel => Outcome::Cancelled,
+                Stop::LeaseLost | Stop::Shutdown => fail("interrupted", "stopped"),
+            };
+        }
+    };
+    // The command is done; stragglers it left in its group go too.
+    kill_group();
+    let stderr_text = String::from_utf8_lossy(&err).trim().to_owned();
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return fail("spawn_failed", format!("waiting for the command: {e}")),
+    };
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        let message = if stderr_text.is_empty() {
+            how
+        } else {
+            format!("{how}: {stderr_text}")
+        };
+        return fail("exit_status", message);
+    }
+    let text = String::from_utf8_lossy(out.as_deref().unwrap_or_default()).into_owned();
+    let result = match serde_json::from_str::<Value>(text.trim()) {
+        Ok(v) => as_object(v),
+        Err(_) => json!({ "output": text }),
+    };
+    Outcome::Succeeded(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn capped_reads() {
+        let data = vec![b'x'; 10];
+        assert!(read_capped(&data[..], 10).await.is_ok());
+        assert!(read_capped(&data[..], 9).await.is_err());
+        let long: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = read_tail(&long[..], 100).await;
+        assert_eq!(tail, long[long.len() - 100..]);
+    }
+}

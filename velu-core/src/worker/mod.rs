@@ -1,0 +1,515 @@
+//! The worker: claims jobs from the queue, runs each under its lease, records the
+//! outcome, and never lets two owners finish the same attempt.
+//!
+//! One loop claims (fairly across orgs, within each org's plan), one task per job runs the
+//! handler, a heartbeat task renews leases (and learns of cancels and lost leases), and a
+//! completer task writes outcomes in batches, fenced by each attempt's lease token.
+//! Any worker also reclaims leases that expired (their owner died). On shutdown it stops
+//! claiming, lets running jobs finish within a grace period, then hands the rest back.
+
+mod command;
+mod handlers;
+mod sandbox;
+pub mod workspace;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use crate::jobs::JobError;
+use crate::jobs::queue::{self, ClaimedJob, Finish, ReadyOrg};
+use crate::time::now;
+use crate::{CoreResult, Velu};
+
+pub use command::NEVER_PASSED;
+pub use handlers::Outcome;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this worker in leases and attempts.
+    pub id: String,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Jobs claimed ahead of free handlers (they hold a lease while they wait).
+    pub prefetch: usize,
+    /// Only these task kinds (`None`: every kind of the catalog).
+    pub tasks: Option<Vec<String>>,
+    /// Lease length; renewed every `heartbeat`.
+    pub lease: Duration,
+    /// Heartbeat period (also how often expired leases are reclaimed).
+    pub heartbeat: Duration,
+    /// Longest wait for new work without a wake-up notification.
+    pub poll: Duration,
+    /// At shutdown, how long running jobs may take before their leases are handed back.
+    pub grace: Duration,
+    /// How long a job's workspace is kept after it was last touched.
+    pub workspace_retention: Duration,
+    /// Stop once the queue has nothing ready and nothing runs (benches, tests, `--once`).
+    pub exit_when_idle: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: default_worker_id(),
+            concurrency: 4,
+            prefetch: 0,
+            tasks: None,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll: Duration::from_secs(2),
+            grace: Duration::from_secs(10),
+            workspace_retention: Duration::from_secs(24 * 3600),
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// `host:pid:random`, unique per process run.
+pub fn default_worker_id() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    let suffix: u32 = rand::random();
+    format!("{host}:{}:{suffix:08x}", std::process::id())
+}
+
+/// What a worker did, printed when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WorkerReport {
+    /// The worker's id.
+    pub worker_id: String,
+    /// Jobs claimed.
+    pub claimed: u64,
+    /// Attempts that succeeded.
+    pub succeeded: u64,
+    /// Attempts that failed and will be retried.
+    pub retried: u64,
+    /// Jobs that failed for good.
+    pub failed: u64,
+    /// Jobs cancelled while running.
+    pub cancelled: u64,
+    /// Outcomes refused because the lease had moved on (fencing at work).
+    pub fenced: u64,
+    /// Leases handed back at shutdown.
+    pub released: u64,
+    /// Expired leases of other workers taken back.
+    pub reclaimed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    claimed: AtomicU64,
+    succeeded: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+    fenced: AtomicU64,
+    released: AtomicU64,
+    reclaimed: AtomicU64,
+}
+
+/// Why a running handler is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A cancel was asked: end `cancelled`.
+    Cancel,
+    /// The lease is gone: stop and write nothing.
+    LeaseLost,
+    /// Shutdown grace ran out: stop; the lease is handed back.
+    Shutdown,
+}
+
+struct Running {
+    token: String,
+    stop: watch::Sender<Option<Stop>>,
+}
+
+/// State shared by the worker's tasks.
+struct Shared {
+    velu: Velu,
+    cfg: WorkerConfig,
+    running: Mutex<HashMap<String, Running>>,
+    slot_freed: Notify,
+    permits: Semaphore,
+    counters: Counters,
+}
+
+impl Shared {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A worker bound to a Velu handle.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    /// A worker with `cfg`.
+    pub fn new(velu: Velu, cfg: WorkerConfig) -> Worker {
+        let permits = Semaphore::new(cfg.concurrency.max(1));
+        Worker {
+            shared: Arc::new(Shared {
+                velu,
+                cfg,
+                running: Mutex::new(HashMap::new()),
+                slot_freed: Notify::new(),
+                permits,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` resolves (or, with `exit_when_idle`, until nothing is left).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> CoreResult<WorkerReport> {
+        let shared = self.shared;
+        let cfg = shared.cfg.clone();
+        tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
+        sandbox::log_support();
+        workspace::collect_garbage(&shared.velu, cfg.workspace_retention);
+
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Finish>();
+        let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
+        let beat = tokio::spawn(heartbeat_loop(shared.clone()));
+
+        tokio::pin!(shutdown);
+        let mut wake = shared.velu.jobs_ready();
+        let mut orgs: Vec<ReadyOrg> = Vec::new();
+        let mut orgs_fetched = Instant::now() - Duration::from_secs(60);
+        loop {
+            let capacity = cfg.concurrency + cfg.prefetch;
+            let free = capacity.saturating_sub(shared.running().len());
+            let mut claimed = 0usize;
+            if free > 0 {
+                if orgs.is_empty() || orgs_fetched.elapsed() > Duration::from_millis(250) {
+                    orgs = match queue::ready_orgs(shared.velu.db(), now(), 256).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot list ready orgs");
+                            Vec::new()
+                        }
+                    };
+                    orgs.shuffle(&mut rand::rng());
+                    orgs_fetched = Instant::now();
+                }
+                claimed = claim_round(&shared, &orgs, free, &done_tx).await;
+                if claimed == 0 {
+                    orgs.clear();
+                }
+            }
+            if claimed > 0 && free > claimed {
+                continue;
+            }
+            if cfg.exit_when_idle && claimed == 0 && shared.running().is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = shared.slot_freed.notified(), if free == 0 || claimed > 0 => {}
+                _ = wake.changed() => {}
+                () = tokio::time::sleep(cfg.poll) => {}
+            }
+        }
+
+        drain(&shared).await;
+        drop(done_tx);
+        let _ = completer.await;
+        beat.abort();
+        let c = &shared.counters;
+        let report = WorkerReport {
+            worker_id: cfg.id.clone(),
+            claimed: c.claimed.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+            fenced: c.fenced.load(Ordering::Relaxed),
+            released: c.released.load(Ordering::Relaxed),
+            reclaimed: c.reclaimed.load(Ordering::Relaxed),
+        };
+        tracing::info!(?report, "worker stopped");
+        Ok(report)
+    }
+}
+
+/// Claims up to `free` jobs spread over `orgs` (each gets a fair share) and starts them.
+async fn claim_round(
+    shared: &Arc<Shared>,
+    orgs: &[ReadyOrg],
+    free: usize,
+    done: &mpsc::UnboundedSender<Finish>,
+) -> usize {
+    let mut left = free;
+    let mut total = 0;
+    for (i, org) in orgs.iter().enumerate() {
+        if left == 0 {
+            break;
+        }
+        let share = left.div_ceil(orgs.len() - i);
+        let kinds = allowed_kinds(shared, org);
+        match queue::claim_for_org(
+            shared.velu.db(),
+            &shared.cfg.id,
+            org,
+            share as u32,
+            &kinds,
+            shared.cfg.lease,
+            now(),
+        )
+        .await
+        {
+            Ok(jobs) => {
+                left -= jobs.len().min(left);
+                total += jobs.len();
+                for job in jobs {
+                    start(shared, job, done.clone());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, org = %org.id, "claim failed"),
+        }
+    }
+    shared
+        .counters
+        .claimed
+        .fetch_add(total as u64, Ordering::Relaxed);
+    total
+}
+
+/// Kinds this worker may run for `org`: the plan's, narrowed by `--tasks`.
+fn allowed_kinds(shared: &Shared, org: &ReadyOrg) -> Vec<String> {
+    let mut kinds = shared.velu.tasks().kinds_for(org.plan);
+    if let Some(only) = &shared.cfg.tasks {
+        kinds.retain(|k| only.contains(k));
+    }
+    kinds
+}
+
+/// Starts the handler of a claimed job on its own task.
+fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::UnboundedSender<Finish>) {
+    let (stop_tx, stop_rx) = watch::channel(None);
+    shared.running().insert(
+        job.id.clone(),
+        Running {
+            token: job.token.clone(),
+            stop: stop_tx,
+        },
+    );
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let permit = shared.permits.acquire().await;
+        let outcome = handlers::execute(
+            &shared.velu,
+            &job,
+            stop_rx.clone(),
+            shared.cfg.workspace_retention,
+        )
+        .await;
+        drop(permit);
+        let stopped = *stop_rx.borrow();
+        shared.running().remove(&job.id);
+        shared.slot_freed.notify_one();
+        match (stopped, outcome) {
+            // Someone else owns it now, or shutdown hands it back: write nothing here.
+            (Some(Stop::LeaseLost), _) => {
+                shared.counters.fenced.fetch_add(1, Ordering::Relaxed);
+            }
+            (Some(Stop::Shutdown), _) => {
+                release(&shared, &[job.token.clone()]).await;
+            }
+            (_, outcome) => {
+                let _ = done.send(finish_for(&shared, &job, outcome));
+            }
+        }
+    });
+}
+
+/// The record of an attempt's end, with the retry policy applied.
+fn finish_for(shared: &Shared, job: &ClaimedJob, outcome: Outcome) -> Finish {
+    let base = |status, outcome, error: Option<JobError>| Finish {
+        id: job.id.clone(),
+        token: job.token.clone(),
+        status,
+        outcome,
+        result: None,
+        error,
+        run_at: None,
+        finished: status != "queued",
+    };
+    let c = &shared.counters;
+    match outcome {
+        Outcome::Succeeded(result) => {
+            c.succeeded.fetch_add(1, Ordering::Relaxed);
+            Finish {
+                result: Some(result),
+                ..base("succeeded", "succeeded", None)
+            }
+        }
+        Outcome::Cancelled => {
+            c.cancelled.fetch_add(1, Ordering::Relaxed);
+            base(
+                "cancelled",
+                "cancelled",
+                Some(JobError::new("cancelled", "cancelled while running")),
+            )
+        }
+        Outcome::Failed(err) | Outcome::TimedOut(err) => {
+            let attempt_outcome = if err.code == "timed_out" {
+                "timed_out"
+            } else {
+                "failed"
+            };
+            if job.attempt < job.max_attempts {
+                c.retried.fetch_add(1, Ordering::Relaxed);
+                let backoff = shared
+                    .velu
+                    .tasks()
+                    .get(&job.task)
+                    .map(|k| k.backoff.delay(job.attempt.max(1) as u32))
+                    .unwrap_or(Duration::from_secs(1));
+                let at = now() + chrono::Duration::from_std(backoff).unwrap_or_default();
+                Finish {
+                    run_at: Some(queue::json_time(at)),
+                    ..base("queued", attempt_outcome, Some(err))
+                }
+            } else {
+                c.failed.fetch_add(1, Ordering::Relaxed);
+                base("failed", attempt_outcome, Some(err))
+            }
+        }
+    }
+}
+
+/// Writes outcomes in batches (whatever has arrived, up to 512 at a time).
+async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Finish>) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match queue::finish(shared.velu.db(), &batch, now()).await {
+                Ok(written) => {
+                    let fenced = batch.len() - written.len();
+                    if fenced > 0 {
+                        tracing::warn!(fenced, "outcomes refused: leases had moved on");
+                        shared
+                            .counters
+                            .fenced
+                            .fetch_add(fenced as u64, Ordering::Relaxed);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // The lease outlives short outages; past it, the job is reclaimed.
+                    tracing::warn!(error = %e, "writing outcomes failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    if delay >= shared.cfg.lease {
+                        break;
+                    }
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Renews leases, stops cancelled or lost jobs, reclaims expired leases, cleans
+/// workspaces.
+async fn heartbeat_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.cfg.heartbeat);
+    let mut last_gc = Instant::now();
+    loop {
+        tick.tick().await;
+        let tokens: Vec<(String, String)> = shared
+            .running()
+            .iter()
+            .map(|(id, r)| (id.clone(), r.token.clone()))
+            .collect();
+        let only_tokens: Vec<String> = tokens.iter().map(|(_, t)| t.clone()).collect();
+        match queue::heartbeat(
+            shared.velu.db(),
+            &shared.cfg.id,
+            &only_tokens,
+            shared.cfg.lease,
+            now(),
+        )
+        .await
+        {
+            Ok(held) => {
+                let running = shared.running();
+                for (id, _) in &tokens {
+                    let stop = match held.iter().find(|h| &h.id == id) {
+                        None => Some(Stop::LeaseLost),
+                        Some(h) if h.cancel_requested => Some(Stop::Cancel),
+                        Some(_) => None,
+                    };
+                    if let (Some(stop), Some(r)) = (stop, running.get(id)) {
+                        tracing::info!(job = %id, ?stop, "stopping job");
+                        let _ = r.stop.send(Some(stop));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+        match queue::reclaim_expired(shared.velu.db(), now()).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(count = ids.len(), "reclaimed expired leases");
+                shared
+                    .counters
+                    .reclaimed
+                    .fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reclaiming expired leases failed"),
+        }
+        if last_gc.elapsed() > Duration::from_secs(3600) {
+            workspace::collect_garbage(&shared.velu, shared.cfg.workspace_retention);
+            last_gc = Instant::now();
+        }
+    }
+}
+
+/// Shutdown: wait up to the grace period for running jobs, then stop them and hand
+/// their leases back.
+async fn drain(shared: &Arc<Shared>) {
+    let deadline = Instant::now() + shared.cfg.grace;
+    while !shared.running().is_empty() && Instant::now() < deadline {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), shared.slot_freed.notified()).await;
+    }
+    let left: Vec<String> = {
+        let running = shared.running();
+        for r in running.values() {
+            let _ = r.stop.send(Some(Stop::Shutdown));
+        }
+        running.keys().cloned().collect()
+    };
+    if !left.is_empty() {
+        tracing::info!(count = left.len(), "grace period over; handing leases back");
+        // Each handler releases its own lease once it has stopped.
+        let wait_until = Instant::now() + Duration::from_secs(10);
+        while !shared.running().is_empty() && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn release(shared: &Shared, tokens: &[String]) {
+    match queue::release(shared.velu.db(), &shared.cfg.id, tokens, now()).await {
+        Ok(ids) => {
+            shared
+                .counters
+                .released
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(error = %e, "handing leases back failed; they will expire"),
+    }
+}
