@@ -145,10 +145,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The catalog every test uses: built-ins plus `examples/tasks.yaml`.
+/// The catalog every test uses: built-ins plus `tests/fixtures/tasks.yaml` (the example
+/// kinds and probes).
 pub fn test_tasks() -> TaskCatalog {
-    velu_http::config::load_tasks_file(&workspace_root().join("examples/tasks.yaml"))
-        .unwrap_or_else(|_| TaskCatalog::builtin())
+    velu_http::config::load_tasks_file(&workspace_root().join("tests/fixtures/tasks.yaml"))
+        .expect("tests/fixtures/tasks.yaml loads")
 }
 
 /// The same URL with another database name.
@@ -259,7 +260,7 @@ impl TestEnv {
             self.home().display().to_string(),
             "--tasks-file".to_owned(),
             workspace_root()
-                .join("examples/tasks.yaml")
+                .join("tests/fixtures/tasks.yaml")
                 .display()
                 .to_string(),
         ];
@@ -377,6 +378,17 @@ where
     }
 }
 
+/// A runtime for one test: two workers with roomy stacks (debug builds of large async
+/// state machines need them).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Declares tests that run once per backend: `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! backend_tests {
@@ -387,14 +399,14 @@ macro_rules! backend_tests {
                 #[allow(unused_imports)]
                 use super::*;
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    $crate::on_backend($crate::Backend::Sqlite, |$env: $crate::TestEnv| async move $body).await
+                #[test]
+                fn sqlite() {
+                    $crate::runtime().block_on($crate::on_backend($crate::Backend::Sqlite, |$env: $crate::TestEnv| async move $body))
                 }
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    $crate::on_backend($crate::Backend::Postgres, |$env: $crate::TestEnv| async move $body).await
+                #[test]
+                fn postgres() {
+                    $crate::runtime().block_on($crate::on_backend($crate::Backend::Postgres, |$env: $crate::TestEnv| async move $body))
                 }
             }
         )*

@@ -155,7 +155,8 @@ where
     if logs {
         init_logging(&cli.command);
     }
-    match cli.command.run(&cli.global).await {
+    // Boxed: the command futures are large; keep them off the caller's stack.
+    match Box::pin(cli.command.run(&cli.global)).await {
         Ok(doc) => match output::write_quietly(out, &doc) {
             Ok(()) => 0,
             Err(e) => {

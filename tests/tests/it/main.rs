@@ -4,8 +4,10 @@
 mod auth;
 mod generated;
 mod http_errors;
+mod jobs;
 mod keys;
 mod orgs;
 mod parity;
 mod schema;
 mod support;
+mod worker;

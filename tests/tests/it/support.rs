@@ -61,3 +61,88 @@ pub async fn platform_key(env: &TestEnv, name: &str, scopes: &str) -> String {
 /// Every scope, for a platform key with the operator's rights.
 pub const ALL_SCOPES: &str =
     "jobs:read,jobs:submit,admin:api_keys:manage,audit:read,admin:orgs:manage,jobs:work";
+
+/// A worker running in the background on `velu` until `stop()` or until idle.
+pub struct BackgroundWorker {
+    pub handle: tokio::task::JoinHandle<velu_core::worker::WorkerReport>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl BackgroundWorker {
+    /// Signals shutdown and waits for the report.
+    pub async fn stop(mut self) -> velu_core::worker::WorkerReport {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.handle.await.expect("worker task")
+    }
+}
+
+/// A worker configuration for tests: fast heartbeats and polls.
+pub fn fast_worker(id: &str) -> velu_core::worker::WorkerConfig {
+    use std::time::Duration;
+    velu_core::worker::WorkerConfig {
+        id: id.to_owned(),
+        concurrency: 4,
+        lease: Duration::from_secs(3),
+        heartbeat: Duration::from_millis(300),
+        poll: Duration::from_millis(100),
+        grace: Duration::from_secs(2),
+        ..Default::default()
+    }
+}
+
+/// Starts a worker on `velu` with `cfg`.
+pub fn spawn_worker(
+    velu: &velu_core::Velu,
+    cfg: velu_core::worker::WorkerConfig,
+) -> BackgroundWorker {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = velu_core::worker::Worker::new(velu.clone(), cfg);
+    let handle = tokio::spawn(async move {
+        worker
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("worker runs")
+    });
+    BackgroundWorker {
+        handle,
+        stop: Some(tx),
+    }
+}
+
+/// Runs a worker until nothing is ready, and returns its report.
+pub async fn drain_queue(
+    velu: &velu_core::Velu,
+    cfg: velu_core::worker::WorkerConfig,
+) -> velu_core::worker::WorkerReport {
+    let cfg = velu_core::worker::WorkerConfig {
+        exit_when_idle: true,
+        ..cfg
+    };
+    velu_core::worker::Worker::new(velu.clone(), cfg)
+        .run(std::future::pending())
+        .await
+        .expect("worker runs")
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -60,10 +60,8 @@ pub async fn cancel_job(
             return Err(CoreError::conflict(format!("job `{id}` already {from}")));
         }
         "queued" => {
-            let error = JobError::new(
-                "cancelled",
-                format!("cancelled by {} {}", who.actor.kind.as_str(), who.actor.id),
-            );
+            // Who cancelled is in the audit log.
+            let error = JobError::new("cancelled", "cancelled before it ran");
             active.status = Set("cancelled".into());
             active.error = Set(Some(
                 serde_json::to_value(error).map_err(CoreError::internal)?,

@@ -177,6 +177,7 @@ impl Worker {
         sandbox::log_support();
         workspace::collect_garbage(&shared.velu, cfg.workspace_retention);
 
+        reclaim(&shared).await;
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finish>();
         let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
         let beat = tokio::spawn(heartbeat_loop(shared.clone()));
@@ -204,6 +205,10 @@ impl Worker {
                 claimed = claim_round(&shared, &orgs, free, &done_tx).await;
                 if claimed == 0 {
                     orgs.clear();
+                } else {
+                    // The next round starts with the next org: with one free slot at a
+                    // time, orgs take turns.
+                    orgs.rotate_left(1);
                 }
             }
             if claimed > 0 && free > claimed {
@@ -474,6 +479,21 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             workspace::collect_garbage(&shared.velu, shared.cfg.workspace_retention);
             last_gc = Instant::now();
         }
+    }
+}
+
+/// Takes back expired leases (any worker may, at start and every heartbeat).
+async fn reclaim(shared: &Shared) {
+    match queue::reclaim_expired(shared.velu.db(), now()).await {
+        Ok(ids) if !ids.is_empty() => {
+            tracing::warn!(count = ids.len(), "reclaimed expired leases");
+            shared
+                .counters
+                .reclaimed
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reclaiming expired leases failed"),
     }
 }
 
