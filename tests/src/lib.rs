@@ -344,16 +344,15 @@ impl TestEnv {
         drop(inner.velu);
         if let Some(pg) = pg
             && std::env::var_os("VELU_TEST_KEEP_DB").is_none()
+            && let Ok(admin) = Database::connect(&pg.admin_url).await
         {
-            if let Ok(admin) = Database::connect(&pg.admin_url).await {
-                let _ = admin
-                    .execute_unprepared(&format!(
-                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                        pg.name
-                    ))
-                    .await;
-                admin.close().await.ok();
-            }
+            let _ = admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    pg.name
+                ))
+                .await;
+            admin.close().await.ok();
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::{CoreError, CoreResult};
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 
 /// How a process opens Velu.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// What to do about pending migrations; `None` means the backend's default: apply
     /// them on SQLite, require them applied on PostgreSQL.
@@ -26,16 +26,6 @@ pub struct OpenOptions {
     pub background: bool,
     /// Authentication tuning.
     pub auth: AuthConfig,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions {
-            schema: None,
-            background: false,
-            auth: AuthConfig::default(),
-        }
-    }
 }
 
 /// The application handle. Cheap to clone.

@@ -158,7 +158,7 @@ async fn malformed_requests_get_problem_json_4xx() {
         ),
     ];
     for (what, request, status, code) in cases {
-        let r = env.send(request.into()).await;
+        let r = env.send(request).await;
         assert_eq!(r.status, status, "{what}: {}", r.text);
         assert_eq!(r.problem_code(), code, "{what}");
         assert!(

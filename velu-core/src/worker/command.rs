@@ -230,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn capped_reads() {
-        let data = vec![b'x'; 10];
+        let data = [b'x'; 10];
         assert!(read_capped(&data[..], 10).await.is_ok());
         assert!(read_capped(&data[..], 9).await.is_err());
         let long: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();

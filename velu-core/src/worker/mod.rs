@@ -328,7 +328,7 @@ fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::UnboundedSender<Fini
                 shared.counters.fenced.fetch_add(1, Ordering::Relaxed);
             }
             (Some(Stop::Shutdown), _) => {
-                release(&shared, &[job.token.clone()]).await;
+                release(&shared, std::slice::from_ref(&job.token)).await;
             }
             (_, outcome) => {
                 let _ = done.send(finish_for(&shared, &job, outcome));
