@@ -11,6 +11,7 @@ mod m20261125_000002_create_api_keys;
 mod m20261125_000003_create_audit_events;
 mod m20261125_000004_create_jobs;
 mod m20261125_000005_create_job_attempts;
+mod m20261125_000006_create_claim_function;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_audit_events::Migration),
             Box::new(m20261125_000004_create_jobs::Migration),
             Box::new(m20261125_000005_create_job_attempts::Migration),
+            Box::new(m20261125_000006_create_claim_function::Migration),
         ]
     }
 }

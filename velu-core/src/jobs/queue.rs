@@ -6,9 +6,10 @@
 //! reclaimed can never overwrite the new owner's work.
 //!
 //! Claiming respects the org's plan: at most `concurrent_jobs` running per org, and only
-//! task kinds the plan allows. Claims for one org are serialized (an advisory lock on
-//! PostgreSQL, the write lock on SQLite) so two workers cannot both take the last slot.
-//! Rows are picked with `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer.
+//! task kinds the plan allows. Claims for one org are serialized (an advisory lock inside
+//! the `velu_claim_jobs` function on PostgreSQL, the write lock on SQLite) so two workers
+//! cannot both take the last slot. Rows are picked with `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL; SQLite has one writer.
 //!
 //! Hot-path statements are SQL written per backend, batched through a JSON parameter
 //! (`jsonb_to_recordset` / `json_each`), so a batch of N jobs costs one statement.
@@ -94,7 +95,7 @@ pub struct Held {
 static DOLLAR_PARAM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\$(\d+)").expect("regex"));
 
 /// A statement for the backend: PostgreSQL takes `$n`, SQLite `?n`.
-fn stmt(backend: DbBackend, sql: &str, values: Vec<DbValue>) -> Statement {
+pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<DbValue>) -> Statement {
     let sql = match backend {
         DbBackend::Sqlite => DOLLAR_PARAM.replace_all(sql, "?$1").into_owned(),
         _ => sql.to_owned(),
@@ -171,8 +172,6 @@ pub async fn claim_for_org(
     }
     let expires = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
     let backend = db.db_backend();
-    let tx = db.write_tx().await?;
-    let running = "(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = 'running')";
     let values = vec![
         org.id.clone().into(),
         at.into(),
@@ -184,43 +183,18 @@ pub async fn claim_for_org(
     ];
     let models = match db.backend() {
         Backend::Postgres => {
-            // Serialize claimers of this org; the next statement then sees a fresh count.
-            tx.execute_raw(stmt(
-                backend,
-                "SELECT pg_advisory_xact_lock(hashtext($1))",
-                vec![org.id.clone().into()],
-            ))
-            .await?;
-            let sql = format!(
-                "WITH picked AS (
-                   SELECT id FROM jobs
-                   WHERE org_id = $1 AND status = 'queued' AND run_at <= $2
-                     AND task IN ({kinds})
-                   ORDER BY priority DESC, run_at, id
-                   LIMIT GREATEST(0, LEAST($4::bigint, $5::bigint - {running}))
-                   FOR UPDATE SKIP LOCKED
-                 ),
-                 claimed AS (
-                   UPDATE jobs j SET status = 'running', attempts = j.attempts + 1,
-                     lease_owner = $6, lease_token = gen_random_uuid()::text,
-                     lease_expires_at = $7, started_at = COALESCE(j.started_at, $2),
-                     updated_at = $2
-                   FROM picked WHERE j.id = picked.id
-                   RETURNING j.*
-                 ),
-                 attempt_rows AS (
-                   INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at)
-                   SELECT id, attempts, $6, lease_token, $2 FROM claimed
-                 )
-                 SELECT * FROM claimed",
-                kinds = json_array_rows(Backend::Postgres, 3),
-            );
-            let rows = tx.query_all_raw(stmt(backend, &sql, values)).await?;
+            // One round trip: lock the org, count exactly, claim, record the attempts
+            // (migration m20261125_000006).
+            let sql = "SELECT * FROM velu_claim_jobs($1, $2, $3::jsonb, $4, $5, $6, $7)";
+            let rows = db.conn().query_all_raw(stmt(backend, sql, values)).await?;
             rows.iter()
                 .map(|r| jobs::Model::from_query_result(r, ""))
                 .collect::<Result<Vec<_>, _>>()?
         }
         Backend::Sqlite => {
+            // The write lock of BEGIN IMMEDIATE serializes every claimer.
+            let tx = db.write_tx().await?;
+            let running = "(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = 'running')";
             let sql = format!(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $6,
                    lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
@@ -254,10 +228,10 @@ pub async fn claim_for_org(
                 ))
                 .await?;
             }
+            tx.commit().await?;
             models
         }
     };
-    tx.commit().await?;
     Ok(models
         .into_iter()
         .map(|m| ClaimedJob {
@@ -280,7 +254,6 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
     }
     let backend = db.db_backend();
     let batch = json_param(&items);
-    let tx = db.write_tx().await?;
     let done = match db.backend() {
         Backend::Postgres => {
             let sql = "WITH v AS (
@@ -301,10 +274,13 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                    FROM v WHERE a.job_id = v.id AND a.lease_token = v.token AND a.finished_at IS NULL
                  )
                  SELECT id FROM done";
-            tx.query_all_raw(stmt(backend, sql, vec![batch, at.into()]))
+            // One statement: atomic on its own, one round trip.
+            db.conn()
+                .query_all_raw(stmt(backend, sql, vec![batch, at.into()]))
                 .await?
         }
         Backend::Sqlite => {
+            let tx = db.write_tx().await?;
             let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
                        value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
                        value -> '$.result' AS result, value -> '$.error' AS error,
@@ -328,10 +304,10 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
             );
             tx.execute_raw(stmt(backend, &attempts_sql, vec![batch, at.into()]))
                 .await?;
+            tx.commit().await?;
             rows
         }
     };
-    tx.commit().await?;
     done.iter()
         .map(|r| Ok(r.try_get::<String>("", "id")?))
         .collect()
@@ -356,8 +332,9 @@ pub async fn heartbeat(
          RETURNING id, cancel_requested",
         tokens = json_array_rows(db.backend(), 4),
     );
-    let tx = db.write_tx().await?;
-    let rows = tx
+    // A single statement: atomic without a transaction.
+    let rows = db
+        .conn()
         .query_all_raw(stmt(
             db.db_backend(),
             &sql,
@@ -369,7 +346,6 @@ pub async fn heartbeat(
             ],
         ))
         .await?;
-    tx.commit().await?;
     rows.iter()
         .map(|r| {
             Ok(Held {

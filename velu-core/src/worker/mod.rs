@@ -36,7 +36,8 @@ pub struct WorkerConfig {
     pub id: String,
     /// Handlers running at once.
     pub concurrency: usize,
-    /// Jobs claimed ahead of free handlers (they hold a lease while they wait).
+    /// Most jobs claimed ahead of free handlers. Used only while recent jobs are short
+    /// (under [`SHORT_JOB`] on average), so long jobs are never hoarded by one worker.
     pub prefetch: usize,
     /// Only these task kinds (`None`: every kind of the catalog).
     pub tasks: Option<Vec<String>>,
@@ -59,7 +60,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             id: default_worker_id(),
             concurrency: 4,
-            prefetch: 0,
+            prefetch: 4,
             tasks: None,
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
@@ -70,6 +71,9 @@ impl Default for WorkerConfig {
         }
     }
 }
+
+/// Jobs shorter than this on average make claiming ahead worthwhile.
+pub const SHORT_JOB: Duration = Duration::from_millis(50);
 
 /// `host:pid:random`, unique per process run.
 pub fn default_worker_id() -> String {
@@ -138,11 +142,41 @@ struct Shared {
     cfg: WorkerConfig,
     running: Mutex<HashMap<String, Running>>,
     slot_freed: Notify,
+    /// Moving average of handler run time, in microseconds.
+    avg_run_us: AtomicU64,
+    /// Outcomes sent to the completer and not yet written (their jobs still count as
+    /// running in the database, against the org's limit).
+    unwritten: AtomicU64,
     permits: Semaphore,
     counters: Counters,
 }
 
 impl Shared {
+    /// How many jobs to claim ahead right now: the configured prefetch while recent jobs
+    /// are short, none while they are long (or before any has run).
+    fn prefetch_now(&self) -> usize {
+        let avg = self.avg_run_us.load(Ordering::Relaxed);
+        if avg < SHORT_JOB.as_micros() as u64 {
+            self.cfg.prefetch
+        } else {
+            0
+        }
+    }
+
+    /// Folds one handler run time into the moving average (weight 1/8).
+    fn record_run(&self, took: Duration) {
+        let us = took.as_micros().min(u128::from(u32::MAX)) as u64;
+        let _ = self
+            .avg_run_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(if avg == u64::MAX {
+                    us
+                } else {
+                    avg - avg / 8 + us / 8
+                })
+            });
+    }
+
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -163,6 +197,8 @@ impl Worker {
                 cfg,
                 running: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
+                unwritten: AtomicU64::new(0),
+                avg_run_us: AtomicU64::new(u64::MAX),
                 permits,
                 counters: Counters::default(),
             }),
@@ -187,10 +223,13 @@ impl Worker {
         let mut orgs: Vec<ReadyOrg> = Vec::new();
         let mut orgs_fetched = Instant::now() - Duration::from_secs(60);
         loop {
-            let capacity = cfg.concurrency + cfg.prefetch;
-            let free = capacity.saturating_sub(shared.running().len());
+            let capacity = cfg.concurrency + shared.prefetch_now();
+            let busy = shared.running().len();
+            let free = capacity.saturating_sub(busy);
             let mut claimed = 0usize;
-            if free > 0 {
+            // Claim in batches: a claim costs a round trip and a commit whatever its size,
+            // so while work is in hand, wait until half the capacity is free.
+            if free > 0 && (busy == 0 || free * 2 >= capacity) {
                 if orgs.is_empty() || orgs_fetched.elapsed() > Duration::from_millis(250) {
                     orgs = match queue::ready_orgs(shared.velu.db(), now(), 256).await {
                         Ok(o) => o,
@@ -214,12 +253,13 @@ impl Worker {
             if claimed > 0 && free > claimed {
                 continue;
             }
-            if cfg.exit_when_idle && claimed == 0 && shared.running().is_empty() {
+            let idle = shared.running().is_empty() && shared.unwritten.load(Ordering::Acquire) == 0;
+            if cfg.exit_when_idle && claimed == 0 && idle {
                 break;
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                () = shared.slot_freed.notified(), if free == 0 || claimed > 0 => {}
+                () = shared.slot_freed.notified() => {}
                 _ = wake.changed() => {}
                 () = tokio::time::sleep(cfg.poll) => {}
             }
@@ -311,6 +351,7 @@ fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::UnboundedSender<Fini
     let shared = shared.clone();
     tokio::spawn(async move {
         let permit = shared.permits.acquire().await;
+        let started = Instant::now();
         let outcome = handlers::execute(
             &shared.velu,
             &job,
@@ -318,6 +359,7 @@ fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::UnboundedSender<Fini
             shared.cfg.workspace_retention,
         )
         .await;
+        shared.record_run(started.elapsed());
         drop(permit);
         let stopped = *stop_rx.borrow();
         shared.running().remove(&job.id);
@@ -331,7 +373,10 @@ fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::UnboundedSender<Fini
                 release(&shared, std::slice::from_ref(&job.token)).await;
             }
             (_, outcome) => {
-                let _ = done.send(finish_for(&shared, &job, outcome));
+                shared.unwritten.fetch_add(1, Ordering::AcqRel);
+                if done.send(finish_for(&shared, &job, outcome)).is_err() {
+                    shared.unwritten.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
     });
@@ -393,36 +438,71 @@ fn finish_for(shared: &Shared, job: &ClaimedJob, outcome: Outcome) -> Finish {
     }
 }
 
-/// Writes outcomes in batches (whatever has arrived, up to 512 at a time).
+/// Writes outcomes in batches (whatever has arrived, up to 512 at a time), with up to
+/// [`FLUSHES_IN_FLIGHT`] batches written at once so commits overlap.
 async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Finish>) {
+    let slots = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match queue::finish(shared.velu.db(), &batch, now()).await {
-                Ok(written) => {
-                    let fenced = batch.len() - written.len();
-                    if fenced > 0 {
-                        tracing::warn!(fenced, "outcomes refused: leases had moved on");
-                        shared
-                            .counters
-                            .fenced
-                            .fetch_add(fenced as u64, Ordering::Relaxed);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    // The lease outlives short outages; past it, the job is reclaimed.
-                    tracing::warn!(error = %e, "writing outcomes failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    if delay >= shared.cfg.lease {
-                        break;
-                    }
+        // A write costs a commit whatever its size: linger a moment for company.
+        if batch.len() < 64 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            while batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(f) => batch.push(f),
+                    Err(_) => break,
                 }
             }
         }
-        batch.clear();
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let shared = shared.clone();
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(512));
+        tokio::spawn(async move {
+            write_outcomes(&shared, &full).await;
+            shared
+                .unwritten
+                .fetch_sub(full.len() as u64, Ordering::AcqRel);
+            // Written outcomes free the org's slots in the database.
+            shared.slot_freed.notify_one();
+            drop(slot);
+        });
+    }
+    // Wait for the last writes.
+    let _ = slots.acquire_many(FLUSHES_IN_FLIGHT as u32).await;
+}
+
+/// Batches of outcomes written at the same time.
+const FLUSHES_IN_FLIGHT: usize = 1;
+
+/// Writes one batch, retrying through short outages until the lease would be gone.
+async fn write_outcomes(shared: &Shared, batch: &[Finish]) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match queue::finish(shared.velu.db(), batch, now()).await {
+            Ok(written) => {
+                let fenced = batch.len() - written.len();
+                if fenced > 0 {
+                    tracing::warn!(fenced, "outcomes refused: leases had moved on");
+                    shared
+                        .counters
+                        .fenced
+                        .fetch_add(fenced as u64, Ordering::Relaxed);
+                }
+                return;
+            }
+            Err(e) if delay >= shared.cfg.lease => {
+                // Past the lease the jobs are reclaimed by another worker anyway.
+                tracing::error!(error = %e, lost = batch.len(), "giving up writing outcomes");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "writing outcomes failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -1,0 +1,179 @@
+//! Queue throughput, the workload of `shared/bench/peers` (graphile-worker, pg-boss,
+//! apalis): per run a fresh database, N no-op (`echo`) jobs enqueued in one batch call
+//! (timed: enqueue rate), then one worker with CONCURRENCY handlers drains the queue
+//! (timed: jobs per second). Median of RUNS runs. Velu keeps every job's row, result and
+//! attempt history; graphile-worker deletes finished jobs.
+//!
+//! `cargo bench -p velu-tests --bench queue` (see docs/benchmarks.md). Knobs (env):
+//! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite
+//! PGURL=postgres://postgres@127.0.0.1:5432/postgres
+//! Prints one line per backend: `velu-<backend> jobs_per_s=<n> enqueue_per_s=<n>`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use velu_core::db::SchemaPolicy;
+use velu_core::jobs::{SubmitJob, submit_batch};
+use velu_core::orgs::{CreateOrg, OrgRef, create_org};
+use velu_core::sea_orm::{ConnectionTrait, Database};
+use velu_core::settings::Settings;
+use velu_core::tasks::TaskCatalog;
+use velu_core::worker::{Worker, WorkerConfig};
+use velu_core::{OpenOptions, Principal, Velu};
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        (xs[m - 1] + xs[m]) / 2.0
+    }
+}
+
+struct Run {
+    enqueue_per_s: f64,
+    jobs_per_s: f64,
+}
+
+async fn fresh_velu(backend: &str, pg_admin: &str, dir: &std::path::Path) -> Velu {
+    let url = match backend {
+        "postgres" => {
+            let admin = Database::connect(pg_admin)
+                .await
+                .expect("postgres reachable");
+            admin
+                .execute_unprepared("DROP DATABASE IF EXISTS velu_bench WITH (FORCE)")
+                .await
+                .unwrap();
+            admin
+                .execute_unprepared("CREATE DATABASE velu_bench")
+                .await
+                .unwrap();
+            admin.close().await.ok();
+            let (prefix, _) = pg_admin.rsplit_once('/').expect("a database in PGURL");
+            Some(format!("{prefix}/velu_bench"))
+        }
+        _ => None,
+    };
+    let settings = Settings::new(Some(dir.to_owned()), url)
+        .unwrap()
+        .with_pepper(Some("bench-pepper-0123456789abcdef".into()));
+    let opts = OpenOptions {
+        schema: Some(SchemaPolicy::Apply),
+        background: true,
+        ..OpenOptions::default()
+    };
+    Velu::open(settings, TaskCatalog::builtin(), opts)
+        .await
+        .expect("open")
+}
+
+async fn one_run(
+    backend: &str,
+    pg_admin: &str,
+    n: usize,
+    concurrency: usize,
+    prefetch: usize,
+) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let velu = fresh_velu(backend, pg_admin, dir.path()).await;
+    let who = Principal::operator();
+    let org = CreateOrg {
+        name: "Bench".into(),
+        slug: "bench".into(),
+        plan: Some("superhero".into()),
+    };
+    create_org(&velu, &who, &org).await.unwrap();
+    let jobs: Vec<SubmitJob> = (0..n)
+        .map(|i| SubmitJob {
+            task: "echo".into(),
+            payload: json!({ "id": i }),
+            ..Default::default()
+        })
+        .collect();
+
+    let t0 = Instant::now();
+    let done = submit_batch(&velu, &who, &OrgRef::new("bench"), &jobs)
+        .await
+        .unwrap();
+    let enqueue = t0.elapsed();
+    assert_eq!(done.count, n);
+
+    let cfg = WorkerConfig {
+        id: "bench".into(),
+        concurrency,
+        prefetch,
+        exit_when_idle: true,
+        poll: Duration::from_millis(50),
+        workspace_retention: Duration::from_secs(3600),
+        ..WorkerConfig::default()
+    };
+    let t1 = Instant::now();
+    let report = Worker::new(velu.clone(), cfg)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    let drain = t1.elapsed();
+    assert_eq!(
+        report.succeeded as usize, n,
+        "every job succeeded: {report:?}"
+    );
+    let conn = velu.db().conn();
+    let left = conn
+        .query_one_raw(velu_core::sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(left, 0);
+    velu.shutdown().await;
+    let run = Run {
+        enqueue_per_s: n as f64 / enqueue.as_secs_f64(),
+        jobs_per_s: n as f64 / drain.as_secs_f64(),
+    };
+    eprintln!(
+        "  {backend}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s) [N={n} c={concurrency} prefetch={prefetch}]",
+        enqueue.as_secs_f64() * 1e3,
+        run.enqueue_per_s,
+        drain.as_secs_f64() * 1e3,
+        run.jobs_per_s
+    );
+    run
+}
+
+fn main() {
+    let n: usize = env_or("N", 20_000);
+    let runs: usize = env_or("RUNS", 3);
+    let concurrency: usize = env_or("CONCURRENCY", 10);
+    // The CLI's default: claim ahead up to the concurrency while jobs are short.
+    let prefetch: usize = env_or("PREFETCH", env_or("CONCURRENCY", 10));
+    let pg_admin = std::env::var("PGURL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+        let results: Vec<Run> = (0..runs)
+            .map(|_| rt.block_on(one_run(backend, &pg_admin, n, concurrency, prefetch)))
+            .collect();
+        println!(
+            "velu-{backend} jobs_per_s={:.0} enqueue_per_s={:.0} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
+            median(results.iter().map(|r| r.jobs_per_s).collect()),
+            median(results.iter().map(|r| r.enqueue_per_s).collect()),
+        );
+    }
+}
