@@ -157,8 +157,8 @@ fn main() {
     let n: usize = env_or("N", 20_000);
     let runs: usize = env_or("RUNS", 3);
     let concurrency: usize = env_or("CONCURRENCY", 10);
-    // The CLI's default: claim ahead up to the concurrency while jobs are short.
-    let prefetch: usize = env_or("PREFETCH", env_or("CONCURRENCY", 10));
+    // The CLI's default: claim ahead up to three times the concurrency while jobs are short.
+    let prefetch: usize = env_or("PREFETCH", 3 * concurrency);
     let pg_admin = std::env::var("PGURL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());

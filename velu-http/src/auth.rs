@@ -44,38 +44,89 @@ fn client_ip(req: &Request) -> Option<IpAddr> {
     req.remote_addr().as_socket_addr().map(|a| a.ip())
 }
 
+/// Verifies the key the request carries and counts it against the org's budget.
+async fn verify(req: &Request, text: &str) -> poem::Result<Principal> {
+    let velu = req
+        .data::<Velu>()
+        .ok_or_else(|| ApiError(CoreError::internal("Velu handle missing from request data")))?;
+    let principal = authenticate(velu, text, client_ip(req)).await.map_err(ApiError)?;
+    let status = check_rate(velu, &principal).map_err(ApiError)?;
+    if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
+        *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+    Ok(principal)
+}
+
+fn register_schemes(registry: &mut Registry) {
+    registry.create_security_scheme(
+        API_KEY_SCHEME,
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some("An API key (`velu_k1_...`) in the `X-API-Key` header."),
+            name: Some("X-API-Key"),
+            key_in: Some("header"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+    registry.create_security_scheme(
+        BEARER_SCHEME,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some("The same API key as `Authorization: Bearer <key>`."),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("velu_k1"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+/// A public operation's caller: anonymous, or a key that is then checked like anywhere
+/// else (a presented key that is wrong is a 401, never silently ignored).
+#[derive(Debug, Clone)]
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl<'a> ApiExtractor<'a> for MaybeAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_schemes(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![API_KEY_SCHEME, BEARER_SCHEME]
+    }
+
+    fn has_security_fallback() -> bool {
+        true
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match presented_key(req) {
+            None => Ok(MaybeAuth(None)),
+            Some(text) => Ok(MaybeAuth(Some(verify(req, text).await?))),
+        }
+    }
+}
+
 impl<'a> ApiExtractor<'a> for Auth {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
-            API_KEY_SCHEME,
-            MetaSecurityScheme {
-                ty: "apiKey",
-                description: Some("An API key (`velu_k1_...`) in the `X-API-Key` header."),
-                name: Some("X-API-Key"),
-                key_in: Some("header"),
-                scheme: None,
-                bearer_format: None,
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
-        registry.create_security_scheme(
-            BEARER_SCHEME,
-            MetaSecurityScheme {
-                ty: "http",
-                description: Some("The same API key as `Authorization: Bearer <key>`."),
-                name: None,
-                key_in: None,
-                scheme: Some("bearer"),
-                bearer_format: Some("velu_k1"),
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
+        register_schemes(registry);
     }
 
     fn security_schemes() -> Vec<&'static str> {

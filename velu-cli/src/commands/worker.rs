@@ -18,8 +18,8 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Most jobs claimed ahead of free handlers, while recent jobs are short (under 50 ms
-    /// on average): fewer round trips, and long jobs are never hoarded [default: the
-    /// concurrency].
+    /// on average): fewer round trips, and long jobs are never hoarded [default: three
+    /// times the concurrency].
     #[arg(long)]
     prefetch: Option<usize>,
     /// Only these task kinds (comma-separated).
@@ -57,7 +57,7 @@ impl WorkerArgs {
         let cfg = WorkerConfig {
             id: self.id.unwrap_or_else(default_worker_id),
             concurrency: self.concurrency.max(1),
-            prefetch: self.prefetch.unwrap_or(self.concurrency),
+            prefetch: self.prefetch.unwrap_or(3 * self.concurrency),
             tasks: self.tasks.as_deref().map(split_list),
             lease,
             heartbeat: lease / 3,

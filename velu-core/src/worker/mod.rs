@@ -60,7 +60,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             id: default_worker_id(),
             concurrency: 4,
-            prefetch: 4,
+            prefetch: 12,
             tasks: None,
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),

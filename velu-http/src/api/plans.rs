@@ -7,6 +7,7 @@ use poem_openapi::payload::Json;
 use velu_core::{Velu, plans, tasks};
 
 use super::Tag;
+use crate::auth::MaybeAuth;
 use crate::model::plans::{PlanInfo, PlanList, TaskList};
 use crate::problem::ApiResult;
 
@@ -15,21 +16,23 @@ pub struct PlansApi;
 
 #[OpenApi(tag = "Tag::Plans")]
 impl PlansApi {
-    /// List the plans with their limits and task kinds. Public.
+    /// List the plans with their limits and task kinds. Public; a key, if sent, is
+    /// checked (Any valid key).
     #[oai(path = "/v1/plans", method = "get", operation_id = "plans.list")]
-    async fn list(&self, velu: Data<&Velu>) -> Json<PlanList> {
+    async fn list(&self, velu: Data<&Velu>, _auth: MaybeAuth) -> Json<PlanList> {
         Json(plans::list_plans(velu.tasks()).into())
     }
 
-    /// Show one plan. Public.
+    /// Show one plan. Public; a key, if sent, is checked (Any valid key).
     #[oai(path = "/v1/plans/:plan", method = "get", operation_id = "plans.show")]
-    async fn show(&self, velu: Data<&Velu>, plan: Path<String>) -> ApiResult<Json<PlanInfo>> {
+    async fn show(&self, velu: Data<&Velu>, _auth: MaybeAuth, plan: Path<String>) -> ApiResult<Json<PlanInfo>> {
         Ok(Json(plans::show_plan(velu.tasks(), &plan)?.into()))
     }
 
-    /// List the task kinds with the minimum plan of each. Public.
+    /// List the task kinds with the minimum plan of each. Public; a key, if sent, is
+    /// checked (Any valid key).
     #[oai(path = "/v1/tasks", method = "get", operation_id = "tasks.list")]
-    async fn tasks(&self, velu: Data<&Velu>) -> Json<TaskList> {
+    async fn tasks(&self, velu: Data<&Velu>, _auth: MaybeAuth) -> Json<TaskList> {
         Json(tasks::list_tasks(velu.tasks()).into())
     }
 }
