@@ -49,7 +49,9 @@ async fn verify(req: &Request, text: &str) -> poem::Result<Principal> {
     let velu = req
         .data::<Velu>()
         .ok_or_else(|| ApiError(CoreError::internal("Velu handle missing from request data")))?;
-    let principal = authenticate(velu, text, client_ip(req)).await.map_err(ApiError)?;
+    let principal = authenticate(velu, text, client_ip(req))
+        .await
+        .map_err(ApiError)?;
     let status = check_rate(velu, &principal).map_err(ApiError)?;
     if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
         *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);

@@ -213,10 +213,14 @@ async fn health_ready_spec_and_docs() {
     assert_eq!(plans.status, 200, "plans are public");
     // A key sent to a public route is still checked: a bad one is never ignored.
     let boot = bootstrap(&env, "acme", "hero").await;
-    let with_key = env.http(Method::GET, "/v1/plans", Some(&boot.viewer), None).await;
+    let with_key = env
+        .http(Method::GET, "/v1/plans", Some(&boot.viewer), None)
+        .await;
     assert_eq!((with_key.status, with_key.body.clone()), (200, plans.body));
     assert_eq!(with_key.header("ratelimit-limit"), Some("600"));
-    let bad = env.http(Method::GET, "/v1/tasks", Some("velu_k1_nope"), None).await;
+    let bad = env
+        .http(Method::GET, "/v1/tasks", Some("velu_k1_nope"), None)
+        .await;
     assert_eq!(bad.problem_code(), "unauthorized");
     env.finish().await;
 }

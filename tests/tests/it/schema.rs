@@ -67,6 +67,35 @@ async fn postgres_behind_refuses_to_run_until_migrated_and_migrations_take_a_loc
     assert_eq!(err.code(), "schema_mismatch");
     assert!(err.to_string().contains("velu-cli migrate up"), "{err}");
 
+    // A server opened without looking still says so on /ready.
+    let blind = Velu::open(
+        settings.clone(),
+        test_tasks(),
+        OpenOptions {
+            schema: Some(SchemaPolicy::Ignore),
+            ..OpenOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = velu_http::app(blind.clone());
+    let resp = poem::Endpoint::call(
+        &app,
+        poem::Request::builder()
+            .uri("/ready".parse().unwrap())
+            .finish(),
+    )
+    .await
+    .unwrap();
+    let resp = poem::IntoResponse::into_response(resp);
+    assert_eq!(
+        resp.status().as_u16(),
+        503,
+        "/ready reports the schema behind"
+    );
+    blind.shutdown().await;
+    drop(blind);
+
     // The CLI says the same, with its exit code, and stdout stays empty.
     let args = [
         "velu-cli",

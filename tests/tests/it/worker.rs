@@ -118,7 +118,8 @@ backend_tests! {
 
     async fn many_workers_run_each_job_exactly_once(env) {
         bootstrap(&env, "acme", "superhero").await;
-        let jobs: Vec<_> = (0..300).map(|i| json!({"task": "echo", "payload": {"i": i}})).collect();
+        // Short sleeps, so that the work takes long enough for every worker to race for it.
+        let jobs: Vec<_> = (0..300).map(|i| json!({"task": "sleep", "payload": {"seconds": 0.01, "i": i}})).collect();
         let file = env.home().join("jobs.json");
         std::fs::write(&file, serde_json::to_string(&jobs).unwrap()).unwrap();
         env.cli_ok(&["job", "submit-batch", "--org", "acme", "--file", file.to_str().unwrap()]).await;
@@ -365,4 +366,72 @@ backend_tests! {
         assert_eq!((h[0]["worker_id"].as_str(), h[0]["outcome"].as_str()), (Some("doomed"), Some("lost")));
         assert_eq!((h[1]["worker_id"].as_str(), h[1]["outcome"].as_str()), (Some("rescuer"), Some("succeeded")));
     }
+}
+
+backend_tests! {
+    async fn submit_wait_returns_the_finished_job(env) {
+        bootstrap(&env, "acme", "hero").await;
+        let w = spawn_worker(env.velu(), fast_worker("w"));
+        let done = env.cli_ok(&["job", "submit", "--org", "acme", "--task", "plan", "--payload", r#"{"goal": "launch"}"#, "--wait"]).await;
+        w.stop().await;
+        assert_eq!(done["status"], "succeeded");
+        assert_eq!(done["result"]["goal"], "launch");
+        let failed = env.cli(&["job", "submit", "--org", "acme", "--task", "nope", "--wait"]).await;
+        assert_eq!(failed.error_code(), "invalid");
+    }
+
+    async fn workspaces_follow_the_retention_policy(env) {
+        bootstrap(&env, "acme", "superhero").await;
+        let kept = submit(&env, "acme", "execute", json!({"note": "keep"})).await;
+        drain_queue(env.velu(), fast_worker("w")).await;
+        let org = job(&env, "acme", &kept).await["org_id"].as_str().unwrap().to_owned();
+        let dir = env.home().join("workspaces").join(&org).join(&kept);
+        assert_eq!(std::fs::read_to_string(dir.join("note.txt")).unwrap(), "keep\n", "kept for inspection");
+        // Older than the retention: swept.
+        assert_eq!(velu_core::worker::workspace::collect_garbage(env.velu(), Duration::ZERO), 1);
+        assert!(!dir.exists());
+        // Retention 0: removed as soon as the attempt ends.
+        let gone = submit(&env, "acme", "execute", json!({"note": "bye"})).await;
+        drain_queue(env.velu(), velu_core::worker::WorkerConfig { workspace_retention: Duration::ZERO, ..fast_worker("w") }).await;
+        assert_eq!(job(&env, "acme", &gone).await["status"], "succeeded");
+        assert!(!env.home().join("workspaces").join(&org).join(&gone).exists());
+    }
+}
+
+/// On PostgreSQL a worker wakes on NOTIFY, not on its poll: with a one-minute poll, a job
+/// submitted by another process still runs at once.
+#[test]
+fn postgres_workers_wake_on_notify() {
+    velu_tests::runtime().block_on(velu_tests::on_backend(
+        velu_tests::Backend::Postgres,
+        |env| async move {
+            bootstrap(&env, "acme", "hero").await;
+            let node = env
+                .another_node(OpenOptions {
+                    background: true,
+                    ..OpenOptions::default()
+                })
+                .await;
+            let cfg = velu_core::worker::WorkerConfig {
+                poll: Duration::from_secs(60),
+                ..fast_worker("sleepy")
+            };
+            let w = spawn_worker(&node, cfg);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let started = std::time::Instant::now();
+            let id = submit(&env, "acme", "echo", json!({"x": 1})).await;
+            eventually(10, || {
+                let env = env.clone();
+                let id = id.clone();
+                async move { (job(&env, "acme", &id).await["status"] == "succeeded").then_some(()) }
+            })
+            .await;
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "woken by NOTIFY, not the 60 s poll"
+            );
+            w.stop().await;
+            node.shutdown().await;
+        },
+    ));
 }

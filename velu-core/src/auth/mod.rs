@@ -1,10 +1,11 @@
 //! Authenticating API keys: from key text to [`Principal`].
 //!
 //! The path of a request, cheapest checks first:
-//! 1. a client whose failure budget is spent is refused (`rate_limited`);
-//! 2. the text is parsed: a v1 key must pass its CRC32 checksum; text without the v1
+//! 1. the text is parsed: a v1 key must pass its CRC32 checksum; text without the v1
 //!    prefix is tried as a key of the earlier system (by its sha256 hash);
-//! 3. the verification cache is consulted (a SHA-256, no database, no argon2);
+//! 2. the verification cache is consulted (a SHA-256, no database, no argon2);
+//! 3. a client whose failure budget is spent is refused here (`rate_limited`), before
+//!    any query or hash;
 //! 4. otherwise the key's row is read by kid, checked for revocation and expiry, and the
 //!    secret verified with argon2id on a blocking thread; success is cached.
 //!
@@ -116,9 +117,6 @@ pub async fn authenticate(
     client: Option<IpAddr>,
 ) -> CoreResult<Principal> {
     let auth = velu.auth();
-    if let Some(ip) = client {
-        auth.failures.check_client(ip)?;
-    }
     let hasher = velu.hasher()?;
     let text = text.trim();
     let (handle, secret) = match token::parse(text) {
@@ -159,6 +157,11 @@ pub async fn authenticate(
         Lookup::Miss => {}
     }
 
+    // Past the cache, every step costs a query or a hash: a client whose failure budget
+    // is spent gets none of them (its cached keys above still work).
+    if let Some(ip) = client {
+        auth.failures.check_client(ip)?;
+    }
     match verify(velu, hasher, &handle, &secret, &digest, at).await? {
         Verdict::Valid(entry, p) => {
             auth.cache.put(cache_key, Entry { digest, ..*entry });

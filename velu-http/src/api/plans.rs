@@ -25,7 +25,12 @@ impl PlansApi {
 
     /// Show one plan. Public; a key, if sent, is checked (Any valid key).
     #[oai(path = "/v1/plans/:plan", method = "get", operation_id = "plans.show")]
-    async fn show(&self, velu: Data<&Velu>, _auth: MaybeAuth, plan: Path<String>) -> ApiResult<Json<PlanInfo>> {
+    async fn show(
+        &self,
+        velu: Data<&Velu>,
+        _auth: MaybeAuth,
+        plan: Path<String>,
+    ) -> ApiResult<Json<PlanInfo>> {
         Ok(Json(plans::show_plan(velu.tasks(), &plan)?.into()))
     }
 
