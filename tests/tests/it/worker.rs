@@ -16,6 +16,19 @@ async fn job(env: &TestEnv, org: &str, id: &str) -> Value {
     env.cli_ok(&["job", "show", id, "--org", org]).await
 }
 
+/// Waits (up to `secs`) until the job has `status`, and returns it.
+async fn wait_status(env: &TestEnv, org: &str, id: &str, status: &str, secs: u64) -> Value {
+    eventually(secs, || {
+        let (env, org, id) = (env.clone(), org.to_owned(), id.to_owned());
+        let status = status.to_owned();
+        async move {
+            let j = job(&env, &org, &id).await;
+            (j["status"] == status.as_str()).then_some(j)
+        }
+    })
+    .await
+}
+
 async fn submit(env: &TestEnv, org: &str, task: &str, payload: Value) -> String {
     let j = env
         .cli_ok(&[
@@ -48,15 +61,7 @@ backend_tests! {
         let id = env.cli_ok(&["job", "submit", "--org", "acme", "--task", "fail", "--payload", r#"{"message": "boom"}"#, "--max-attempts", "2"]).await;
         let id = id["id"].as_str().unwrap().to_owned();
         let w = spawn_worker(env.velu(), fast_worker("w"));
-        let done = eventually(15, || {
-            let env = env.clone();
-            let id = id.clone();
-            async move {
-                let j = job(&env, "acme", &id).await;
-                (j["status"] == "failed").then_some(j)
-            }
-        })
-        .await;
+        let done = wait_status(&env, "acme", &id, "failed", 15).await;
         w.stop().await;
         assert_eq!(done["attempts"], 2, "retries stop at max_attempts");
         assert_eq!(done["error"], json!({"code": "task_failed", "message": "boom"}));
@@ -81,15 +86,7 @@ backend_tests! {
 
         tokio::time::sleep(Duration::from_millis(400)).await;
         let rescuer = spawn_worker(env.velu(), fast_worker("rescuer"));
-        let reclaimed = eventually(10, || {
-            let env = env.clone();
-            let id = id.clone();
-            async move {
-                let j = job(&env, "acme", &id).await;
-                (j["status"] == "succeeded").then_some(j)
-            }
-        })
-        .await;
+        let reclaimed = wait_status(&env, "acme", &id, "succeeded", 10).await;
         assert_eq!(rescuer.stop().await.reclaimed, 1);
         assert_eq!(reclaimed["attempts"], 2);
         let h = reclaimed["history"].as_array().unwrap();
@@ -200,25 +197,12 @@ backend_tests! {
         let boot = bootstrap(&env, "acme", "hero").await;
         let id = submit(&env, "acme", "sleep", json!({"seconds": 60})).await;
         let w = spawn_worker(env.velu(), fast_worker("w"));
-        eventually(10, || {
-            let env = env.clone();
-            let id = id.clone();
-            async move { (job(&env, "acme", &id).await["status"] == "running").then_some(()) }
-        })
-        .await;
+        wait_status(&env, "acme", &id, "running", 10).await;
         let asked = env.http(Method::POST, &format!("/v1/orgs/acme/jobs/{id}/cancel"), Some(&boot.builder), None).await;
         assert_eq!(asked.body["status"], "running");
         assert_eq!(asked.body["cancel_requested"], true);
         let started = std::time::Instant::now();
-        let done = eventually(5, || {
-            let env = env.clone();
-            let id = id.clone();
-            async move {
-                let j = job(&env, "acme", &id).await;
-                (j["status"] == "cancelled").then_some(j)
-            }
-        })
-        .await;
+        let done = wait_status(&env, "acme", &id, "cancelled", 5).await;
         assert!(started.elapsed() < Duration::from_secs(3));
         assert_eq!(done["history"][0]["outcome"], "cancelled");
         let report = w.stop().await;
@@ -229,12 +213,7 @@ backend_tests! {
         bootstrap(&env, "acme", "hero").await;
         let id = submit(&env, "acme", "sleep", json!({"seconds": 60})).await;
         let w = spawn_worker(env.velu(), velu_core::worker::WorkerConfig { grace: Duration::from_millis(200), ..fast_worker("leaving") });
-        eventually(10, || {
-            let env = env.clone();
-            let id = id.clone();
-            async move { (job(&env, "acme", &id).await["status"] == "running").then_some(()) }
-        })
-        .await;
+        wait_status(&env, "acme", &id, "running", 10).await;
         let report = w.stop().await;
         assert_eq!(report.released, 1);
         let j = job(&env, "acme", &id).await;
@@ -351,15 +330,7 @@ backend_tests! {
         child.wait().unwrap();
 
         let rescuer = spawn_worker(env.velu(), fast_worker("rescuer"));
-        let done = eventually(20, || {
-            let env = env.clone();
-            let id = id.clone();
-            async move {
-                let j = job(&env, "acme", &id).await;
-                (j["status"] == "succeeded").then_some(j)
-            }
-        })
-        .await;
+        let done = wait_status(&env, "acme", &id, "succeeded", 20).await;
         rescuer.stop().await;
         assert_eq!(done["attempts"], 2);
         let h = done["history"].as_array().unwrap();
@@ -420,12 +391,7 @@ fn postgres_workers_wake_on_notify() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let started = std::time::Instant::now();
             let id = submit(&env, "acme", "echo", json!({"x": 1})).await;
-            eventually(10, || {
-                let env = env.clone();
-                let id = id.clone();
-                async move { (job(&env, "acme", &id).await["status"] == "succeeded").then_some(()) }
-            })
-            .await;
+            wait_status(&env, "acme", &id, "succeeded", 10).await;
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "woken by NOTIFY, not the 60 s poll"

@@ -544,17 +544,7 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
-        match queue::reclaim_expired(shared.velu.db(), now()).await {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::warn!(count = ids.len(), "reclaimed expired leases");
-                shared
-                    .counters
-                    .reclaimed
-                    .fetch_add(ids.len() as u64, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "reclaiming expired leases failed"),
-        }
+        reclaim(&shared).await;
         if last_gc.elapsed() > Duration::from_secs(3600) {
             workspace::collect_garbage(&shared.velu, shared.cfg.workspace_retention);
             last_gc = Instant::now();
