@@ -152,6 +152,39 @@ pub fn test_tasks() -> TaskCatalog {
         .expect("tests/fixtures/tasks.yaml loads")
 }
 
+static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops test databases left behind by runs that died (their names carry a UUIDv7, so
+/// their age is known): any older than an hour.
+async fn sweep_stale_databases(admin: &velu_core::sea_orm::DatabaseConnection) {
+    use velu_core::sea_orm::Statement;
+    let backend = admin.get_database_backend();
+    let Ok(rows) = admin
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT datname FROM pg_database WHERE datname LIKE 'velu\\_t\\_%'",
+        ))
+        .await
+    else {
+        return;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for row in rows {
+        let Ok(name) = row.try_get_by_index::<String>(0) else { continue };
+        let born_ms = name
+            .strip_prefix("velu_t_")
+            .and_then(|hex| hex.get(..12))
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        if born_ms.is_some_and(|b| now_ms.saturating_sub(b) > 3_600_000) {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+}
+
 /// The same URL with another database name.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -181,6 +214,9 @@ impl TestEnv {
                 let admin = Database::connect(&admin_url)
                     .await
                     .unwrap_or_else(|e| panic!("{PG_ENV} is set but unreachable: {e}"));
+                SWEPT
+                    .get_or_init(|| sweep_stale_databases(&admin))
+                    .await;
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await
