@@ -172,7 +172,9 @@ async fn sweep_stale_databases(admin: &velu_core::sea_orm::DatabaseConnection) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     for row in rows {
-        let Ok(name) = row.try_get_by_index::<String>(0) else { continue };
+        let Ok(name) = row.try_get_by_index::<String>(0) else {
+            continue;
+        };
         let born_ms = name
             .strip_prefix("velu_t_")
             .and_then(|hex| hex.get(..12))
@@ -214,9 +216,7 @@ impl TestEnv {
                 let admin = Database::connect(&admin_url)
                     .await
                     .unwrap_or_else(|e| panic!("{PG_ENV} is set but unreachable: {e}"));
-                SWEPT
-                    .get_or_init(|| sweep_stale_databases(&admin))
-                    .await;
+                SWEPT.get_or_init(|| sweep_stale_databases(&admin)).await;
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await

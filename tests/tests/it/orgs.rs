@@ -150,5 +150,31 @@ async fn plans_need_no_database() {
     )
     .await;
     assert_eq!(run, 0);
+    // Anything that needs it says so at once, with the cause, and exit code 69.
+    let started = std::time::Instant::now();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = velu_cli::run(
+        [
+            "velu-cli",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "org",
+            "list",
+        ],
+        &mut out,
+        &mut err,
+    )
+    .await;
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(code, 69);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with("error[unavailable]") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "no silent retrying"
+    );
     env.finish().await;
 }

@@ -83,6 +83,9 @@ impl Db {
                 opts.max_connections(20).min_connections(0);
             }
         }
+        if backend == Backend::Postgres {
+            preflight_postgres(url).await?;
+        }
         let conn = Database::connect(opts).await.map_err(|e| {
             CoreError::Unavailable(format!(
                 "cannot connect to {}: {}",
@@ -133,6 +136,28 @@ impl Db {
     /// Closes the pool.
     pub async fn close(self) {
         let _ = self.conn.close().await;
+    }
+}
+
+/// One direct connection attempt, so an unreachable server is reported at once and with
+/// its cause (the pool would retry quietly until its acquire timeout).
+async fn preflight_postgres(url: &str) -> CoreResult<()> {
+    use sea_orm::sqlx::Connection;
+    let attempt = sea_orm::sqlx::PgConnection::connect(url);
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(CoreError::Unavailable(format!(
+            "cannot connect to {}: {}",
+            redact_url(url),
+            first_line(&e.to_string())
+        ))),
+        Err(_) => Err(CoreError::Unavailable(format!(
+            "cannot connect to {}: no answer within 5 s",
+            redact_url(url)
+        ))),
     }
 }
 
