@@ -251,10 +251,14 @@ backend_tests! {
         assert_eq!(j["status"], "succeeded", "{j}");
         let r = &j["result"];
         assert_eq!(r["own_ok"], true, "it can use its workspace");
-        assert_eq!(r["read_ok"], false, "it cannot read Velu's data directory");
-        assert_eq!(r["write_ok"], false, "it cannot write outside its workspace");
-        assert_eq!(r["proc_ok"], false, "it cannot read other processes' environments");
-        assert!(!outside.exists());
+        if velu_core::worker::sandbox::enforced() {
+            assert_eq!(r["read_ok"], false, "it cannot read Velu's data directory");
+            assert_eq!(r["write_ok"], false, "it cannot write outside its workspace");
+            assert_eq!(r["proc_ok"], false, "it cannot read other processes' environments");
+            assert!(!outside.exists());
+        } else {
+            eprintln!("note: this kernel has no Landlock; the filesystem sandbox is not checked");
+        }
         let ws = env.home().join("workspaces").join(j["org_id"].as_str().unwrap()).join(&probe);
         assert_eq!(r["cwd"], ws.display().to_string());
         let allowed = ["HOME", "PATH", "PWD", "TMPDIR", "VELU_ATTEMPT", "VELU_JOB_ID", "VELU_ORG_ID", "VELU_TASK", "VELU_WORKSPACE", "SHLVL", "_"];

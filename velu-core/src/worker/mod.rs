@@ -9,7 +9,7 @@
 
 mod command;
 mod handlers;
-mod sandbox;
+pub mod sandbox;
 pub mod workspace;
 
 use std::collections::HashMap;

@@ -60,18 +60,30 @@ pub fn enter(ruleset: RulesetCreated) -> std::io::Result<()> {
     }
 }
 
+/// Whether this kernel enforces the sandbox: a throwaway thread restricts itself (Landlock
+/// applies per thread, so nothing else is affected) and reports what took effect.
+pub fn enforced() -> bool {
+    std::thread::spawn(|| {
+        Ruleset::default()
+            .handle_access(AccessFs::from_all(ABI_VERSION))
+            .and_then(|r| r.create())
+            .and_then(|r| r.restrict_self())
+            .is_ok_and(|status| status.ruleset != landlock::RulesetStatus::NotEnforced)
+    })
+    .join()
+    .unwrap_or(false)
+}
+
 /// Logs once whether this kernel enforces the sandbox.
 pub fn log_support() {
     if WARNED.swap(true, Ordering::Relaxed) {
         return;
     }
-    let probe = Ruleset::default()
-        .handle_access(AccessFs::from_all(ABI_VERSION))
-        .and_then(|r| r.create());
-    match probe {
-        Ok(_) => tracing::info!("command jobs run in a Landlock filesystem sandbox"),
-        Err(e) => {
-            tracing::warn!(error = %e, "Landlock unavailable: command jobs run without a filesystem sandbox")
-        }
+    if enforced() {
+        tracing::info!("command jobs run in a Landlock filesystem sandbox");
+    } else {
+        tracing::warn!(
+            "this kernel has no Landlock: command jobs run without a filesystem sandbox"
+        );
     }
 }
