@@ -1,6 +1,8 @@
 //! Steering jobs: cancel and retry, each audited.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, IntoActiveModel,
+};
 use serde_json::json;
 
 use super::read::{find_job, job_detail};
@@ -35,6 +37,21 @@ async fn audited<C: ConnectionTrait>(
     .await
 }
 
+/// Starts the write transaction of a steer: the org (404 if not the caller's), the scope,
+/// the job (404 if not the org's).
+async fn open_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    id: &str,
+) -> CoreResult<(DatabaseTransaction, jobs::Model)> {
+    let tx = velu.db().write_tx().await?;
+    let org = resolve_org(&tx, who, org).await?;
+    who.require(Scope::JobsSubmit)?;
+    let job = find_job(&tx, &org.id, id).await?;
+    Ok((tx, job))
+}
+
 /// Cancels a job: a queued job at once; a running job is stopped by its worker within a
 /// heartbeat and ends `cancelled`. Cancelling a cancelled job changes nothing; a finished
 /// job is a `conflict`. Needs `jobs:submit`.
@@ -44,10 +61,7 @@ pub async fn cancel_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<JobDetail> {
-    let tx = velu.db().write_tx().await?;
-    let org = resolve_org(&tx, who, org).await?;
-    who.require(Scope::JobsSubmit)?;
-    let job = find_job(&tx, &org.id, id).await?;
+    let (tx, job) = open_job(velu, who, org, id).await?;
     let from = job.status.clone();
     let at = now();
     let mut active = job.clone().into_active_model();
@@ -88,10 +102,7 @@ pub async fn retry_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<JobDetail> {
-    let tx = velu.db().write_tx().await?;
-    let org = resolve_org(&tx, who, org).await?;
-    who.require(Scope::JobsSubmit)?;
-    let job = find_job(&tx, &org.id, id).await?;
+    let (tx, job) = open_job(velu, who, org, id).await?;
     let from = job.status.clone();
     if from != "failed" && from != "cancelled" {
         return Err(CoreError::conflict(format!(
@@ -110,7 +121,7 @@ pub async fn retry_job(
     active.updated_at = Set(at);
     let job = active.update(&tx).await?;
     audited(&tx, who, &job, "job.retry", &from).await?;
-    let change = Change::Jobs(org.id.clone());
+    let change = Change::Jobs(job.org_id.clone());
     notify::send(&tx, &change).await?;
     tx.commit().await?;
     velu.changed(change);

@@ -42,20 +42,8 @@ pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
     Created(Json<T>),
 }
 
-/// Every API, combined.
-pub type Api = (
-    health::HealthApi,
-    plans::PlansApi,
-    orgs::OrgsApi,
-    keys::KeysApi,
-    whoami::WhoamiApi,
-    audit::AuditApi,
-    jobs::JobsApi,
-    compat::CompatApi,
-);
-
 /// The OpenAPI service (no database needed: the spec is static).
-pub fn service() -> OpenApiService<Api, ()> {
+pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     OpenApiService::new(
         (
             health::HealthApi,
