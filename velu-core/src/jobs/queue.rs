@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::JobError;
-use crate::CoreResult;
+use crate::{CoreError, CoreResult};
 use crate::db::{Backend, Db};
 use crate::entity::jobs;
 use crate::plans::Plan;
@@ -123,25 +123,92 @@ fn json_param<T: Serialize>(v: &T) -> DbValue {
         .into()
 }
 
-/// Orgs with at least one job ready now, at most `limit`, by id (a loose index scan, so
-/// the cost grows with the number of orgs, not of jobs).
-pub async fn ready_orgs(db: &Db, at: DateTime<Utc>, limit: u64) -> CoreResult<Vec<ReadyOrg>> {
-    let sql = "WITH RECURSIVE o(org_id) AS (
+/// Orgs that can run something now, at most `limit`: a job ready now of a kind the
+/// worker serves and the org's plan allows (`kinds`, by plan), and room under the plan's
+/// concurrency limit. Orgs that cannot run (downgraded, at their cap, only kinds nobody
+/// here serves) take no places. The scan goes in id order from just after `after`,
+/// wrapping around to the start, so successive calls rotate through every org however
+/// many there are. Each step is a loose index scan: its cost grows with the number of
+/// orgs passed over, not with the number of jobs.
+pub async fn ready_orgs(
+    db: &Db,
+    at: DateTime<Utc>,
+    limit: u64,
+    kinds: &KindsByPlan,
+    after: Option<&str>,
+) -> CoreResult<Vec<ReadyOrg>> {
+    let mut found = scan_ready_orgs(db, at, limit, kinds, after.unwrap_or(""), None).await?;
+    if let Some(after) = after
+        && (found.len() as u64) < limit
+    {
+        let left = limit - found.len() as u64;
+        found.extend(scan_ready_orgs(db, at, left, kinds, "", Some(after)).await?);
+    }
+    Ok(found)
+}
+
+/// The task kinds a worker may run for an org, by the org's plan.
+pub type KindsByPlan = std::collections::BTreeMap<Plan, Vec<String>>;
+
+async fn scan_ready_orgs(
+    db: &Db,
+    at: DateTime<Utc>,
+    limit: u64,
+    kinds: &KindsByPlan,
+    from_exclusive: &str,
+    to_inclusive: Option<&str>,
+) -> CoreResult<Vec<ReadyOrg>> {
+    let backend = db.backend();
+    let plan_kinds = match backend {
+        Backend::Postgres => "SELECT jsonb_array_elements_text($4::jsonb -> g.plan)",
+        Backend::Sqlite => "SELECT value FROM json_each($4, '$.' || g.plan)",
+    };
+    let cap = Plan::ALL
+        .iter()
+        .map(|p| format!("WHEN '{}' THEN {}", p.as_str(), p.limits().concurrent_jobs))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let upper = if to_inclusive.is_some() {
+        "AND o.org_id <= $5"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "WITH RECURSIVE o(org_id) AS (
           SELECT * FROM (SELECT org_id FROM jobs WHERE status = 'queued' AND run_at <= $1
-                         ORDER BY org_id LIMIT 1) first
+                         AND org_id > $3 ORDER BY org_id LIMIT 1) first
           UNION ALL
           SELECT (SELECT j.org_id FROM jobs j WHERE j.status = 'queued' AND j.run_at <= $1
                   AND j.org_id > o.org_id ORDER BY j.org_id LIMIT 1)
           FROM o WHERE o.org_id IS NOT NULL
         )
-        SELECT o.org_id, g.plan FROM o JOIN organizations g ON g.id = o.org_id LIMIT $2";
+        SELECT o.org_id, g.plan FROM o JOIN organizations g ON g.id = o.org_id
+        WHERE (CASE g.plan {cap} ELSE 0 END)
+                > (SELECT count(*) FROM jobs r WHERE r.org_id = o.org_id AND r.status = 'running')
+          AND EXISTS (SELECT 1 FROM jobs k WHERE k.org_id = o.org_id AND k.status = 'queued'
+                      AND k.run_at <= $1 AND k.task IN ({plan_kinds}))
+          {upper}
+        LIMIT $2"
+    );
+    let kinds_json = serde_json::to_string(
+        &kinds
+            .iter()
+            .map(|(p, k)| (p.as_str(), k))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .map_err(CoreError::internal)?;
+    let mut values = vec![
+        at.into(),
+        (limit as i64).into(),
+        from_exclusive.to_owned().into(),
+        kinds_json.into(),
+    ];
+    if let Some(to) = to_inclusive {
+        values.push(to.to_owned().into());
+    }
     let rows = db
         .conn()
-        .query_all_raw(stmt(
-            db.db_backend(),
-            sql,
-            vec![at.into(), (limit as i64).into()],
-        ))
+        .query_all_raw(stmt(db.db_backend(), &sql, values))
         .await?;
     rows.iter()
         .map(|r| {
@@ -149,7 +216,7 @@ pub async fn ready_orgs(db: &Db, at: DateTime<Utc>, limit: u64) -> CoreResult<Ve
             let plan: String = r.try_get("", "plan")?;
             Ok(ReadyOrg {
                 id,
-                plan: plan.parse().unwrap_or(Plan::Base),
+                plan: Plan::from_stored(&plan)?,
             })
         })
         .collect()
@@ -246,14 +313,66 @@ pub async fn claim_for_org(
         .collect())
 }
 
+/// What replaces U+0000 in stored job output: PostgreSQL's `jsonb` refuses `\u0000`, so
+/// both backends store U+FFFD (the replacement character) instead.
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// `s` with every U+0000 replaced by [`NUL_REPLACEMENT`].
+fn scrub_str(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// Replaces U+0000 in every string of `v` (object keys too) by [`NUL_REPLACEMENT`].
+pub fn scrub_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = scrub_str(s),
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                map.extend(old.into_iter().map(|(k, v)| (scrub_str(&k), v)));
+            }
+            map.values_mut().for_each(scrub_nul);
+        }
+        _ => {}
+    }
+}
+
+impl Finish {
+    /// This outcome with U+0000 replaced in its result and error (see [`scrub_nul`]).
+    pub fn scrubbed(&self) -> Finish {
+        let mut f = self.clone();
+        if let Some(r) = f.result.as_mut() {
+            scrub_nul(r);
+        }
+        if let Some(e) = f.error.as_mut() {
+            e.code = scrub_str(&e.code);
+            e.message = scrub_str(&e.message);
+        }
+        f
+    }
+}
+
+/// The JSON parameter of a batch of outcomes, with U+0000 scrubbed. The serialized text
+/// names a NUL only as the escape `\u0000`, so the clean (usual) case costs one search.
+fn batch_param(items: &[Finish]) -> DbValue {
+    let text = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    if !text.contains("\\u0000") {
+        return text.into();
+    }
+    let clean: Vec<Finish> = items.iter().map(Finish::scrubbed).collect();
+    json_param(&clean)
+}
+
 /// Records how attempts ended, for the attempts whose token still owns the job. Returns
 /// the ids that were written; an id missing means the lease was lost to someone else.
+/// U+0000 in results and errors is stored as U+FFFD (see [`scrub_nul`]).
 pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<Vec<String>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.db_backend();
-    let batch = json_param(&items);
+    let batch = batch_param(items);
     let done = match db.backend() {
         Backend::Postgres => {
             let sql = "WITH v AS (
@@ -467,6 +586,42 @@ mod tests {
         );
         let p = stmt(DbBackend::Postgres, "a = $1", vec![]);
         assert_eq!(p.sql, "a = $1");
+    }
+
+    #[test]
+    fn nul_is_scrubbed_from_keys_values_and_errors() {
+        let mut v = serde_json::json!({"a\u{0}": ["x\u{0}y", {"k": "\u{0}"}], "n": 1});
+        scrub_nul(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a\u{FFFD}": ["x\u{FFFD}y", {"k": "\u{FFFD}"}], "n": 1})
+        );
+        let f = Finish {
+            id: "j".into(),
+            token: "t".into(),
+            status: "failed",
+            outcome: "failed",
+            result: None,
+            error: Some(JobError::new("exit_status", "bad\u{0}byte")),
+            run_at: None,
+            finished: true,
+        };
+        let DbValue::String(Some(text)) = batch_param(std::slice::from_ref(&f)) else {
+            panic!("a text parameter");
+        };
+        assert!(
+            !text.contains("\\u0000") && text.contains("bad\u{FFFD}byte"),
+            "{text}"
+        );
+        // A literal backslash-u-0000 in the text is data, not a NUL: kept.
+        let literal = Finish {
+            error: Some(JobError::new("exit_status", "\\u0000")),
+            ..f
+        };
+        let DbValue::String(Some(text)) = batch_param(&[literal]) else {
+            panic!("a text parameter");
+        };
+        assert!(text.contains(r"\\u0000"), "{text}");
     }
 
     #[test]

@@ -1,20 +1,20 @@
-//! Running a command kind: its own process group, its own workspace as working directory,
-//! a scrubbed environment, the payload on stdin, bounded output, killed on timeout or
-//! cancel.
+//! Running a command kind: its own process group and containment (see
+//! [`super::contain`]), its own workspace as working directory, a scrubbed environment, no
+//! inherited descriptors beyond stdin/stdout/stderr, the payload on stdin, bounded output,
+//! every process killed on timeout, cancel or exit.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+use super::contain::{Containment, JobScope};
 use super::handlers::{Outcome, as_object, stopped};
-use super::{Stop, sandbox, workspace};
+use super::{Stop, cgroup, sandbox, workspace};
 use crate::Velu;
 use crate::jobs::JobError;
 use crate::jobs::queue::ClaimedJob;
@@ -104,12 +104,21 @@ pub async fn run(
     job: &ClaimedJob,
     stop: watch::Receiver<Option<Stop>>,
     retention: Duration,
+    contain: &Containment,
 ) -> Outcome {
     let ws = match workspace::create(velu, &job.org_id, &job.id) {
         Ok(ws) => ws,
         Err(e) => return fail("spawn_failed", format!("cannot create the workspace: {e}")),
     };
-    let outcome = run_in(spec, kind, job, stop, &ws).await;
+    let outcome = match contain.job(&job.id) {
+        Ok(mut scope) => {
+            let outcome = run_in(spec, kind, job, stop, &ws, &mut scope).await;
+            // Whatever the job started (setsid children, daemons) ends here.
+            scope.end().await;
+            outcome
+        }
+        Err(e) => fail("spawn_failed", format!("cannot contain the job: {e}")),
+    };
     if retention.is_zero() {
         workspace::remove(&ws);
     }
@@ -122,6 +131,7 @@ async fn run_in(
     job: &ClaimedJob,
     stop: watch::Receiver<Option<Stop>>,
     ws: &Path,
+    scope: &mut JobScope,
 ) -> Outcome {
     let program = Path::new(&spec.argv[0]);
     let mut cmd = Command::new(program);
@@ -134,16 +144,24 @@ async fn run_in(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    if let Some(ruleset) = sandbox::prepare(ws, program) {
-        let mut ruleset = Some(ruleset);
-        // SAFETY: runs in the forked child before exec; `enter` makes only the prctl and
-        // landlock system calls (no allocation, no locks).
-        unsafe {
-            cmd.pre_exec(move || match ruleset.take() {
-                Some(r) => sandbox::enter(r),
-                None => Ok(()),
-            });
-        }
+    let procs = scope.procs_fd();
+    let mut ruleset = sandbox::prepare(ws, program);
+    let fd_limit = sandbox::fd_limit();
+    // SAFETY: runs in the forked child before exec. Each step only makes system calls on
+    // memory and descriptors prepared by the parent (no allocation, no locks): `write(2)`
+    // to join the job's cgroup, the `prctl` and `landlock_restrict_self` calls, then
+    // `close_range(2)` (or `fcntl(2)`) to close every inherited descriptor at exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = procs {
+                cgroup::join(fd)?;
+            }
+            if let Some(r) = ruleset.take() {
+                sandbox::enter(r)?;
+            }
+            sandbox::close_inherited_fds(fd_limit);
+            Ok(())
+        });
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -154,12 +172,8 @@ async fn run_in(
             );
         }
     };
-    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-    let kill_group = || {
-        if let Some(pg) = pgid {
-            let _ = killpg(pg, Signal::SIGKILL);
-        }
-    };
+    scope.started(child.id());
+    let kill_group = || scope.kill_group();
 
     let payload = serde_json::to_vec(&job.payload).unwrap_or_default();
     let mut stdin = child.stdin.take();
@@ -170,8 +184,13 @@ async fn run_in(
             let _ = s.shutdown().await;
         }
     };
-    let stdout = read_capped(child.stdout.take().expect("piped"), MAX_STDOUT);
-    let stderr = read_tail(child.stderr.take().expect("piped"), STDERR_TAIL);
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_group();
+        let _ = child.wait().await;
+        return fail("spawn_failed", "the command's output was not captured");
+    };
+    let stdout = read_capped(stdout, MAX_STDOUT);
+    let stderr = read_tail(stderr, STDERR_TAIL);
     let io = async { tokio::join!(feed, stdout, stderr) };
 
     let (status, out, err) = tokio::select! {
@@ -186,7 +205,7 @@ async fn run_in(
         () = tokio::time::sleep(kind.timeout) => {
             kill_group();
             let _ = child.wait().await;
-            return Outcome::TimedOut(JobError::new("timed_out", format!("ran longer than {} s; its process group was killed", kind.timeout.as_secs())));
+            return Outcome::TimedOut(JobError::new("timed_out", format!("ran longer than {} s; all its processes were killed", kind.timeout.as_secs())));
         }
         why = stopped(stop) => {
             kill_group();
@@ -197,7 +216,8 @@ async fn run_in(
             };
         }
     };
-    // The command is done; stragglers it left in its group go too.
+    // The command is done; stragglers it left in its group go too (the caller ends
+    // the rest of its processes).
     kill_group();
     let stderr_text = String::from_utf8_lossy(&err).trim().to_owned();
     let status = match status {

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::Stop;
+use super::contain::Containment;
 use crate::Velu;
 use crate::jobs::JobError;
 use crate::jobs::queue::ClaimedJob;
@@ -51,6 +52,7 @@ pub async fn execute(
     job: &ClaimedJob,
     stop: watch::Receiver<Option<Stop>>,
     retention: Duration,
+    contain: &Containment,
 ) -> Outcome {
     let Some(kind) = velu.tasks().get(&job.task) else {
         return Outcome::Failed(JobError::new(
@@ -60,7 +62,7 @@ pub async fn execute(
     };
     let timeout = kind.timeout;
     if let Runner::Command(spec) = &kind.runner {
-        return super::command::run(velu, spec, kind, job, stop, retention).await;
+        return super::command::run(velu, spec, kind, job, stop, retention, contain).await;
     }
     let work = async {
         match kind.runner {

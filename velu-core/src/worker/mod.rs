@@ -7,8 +7,12 @@
 //! Any worker also reclaims leases that expired (their owner died). On shutdown it stops
 //! claiming, lets running jobs finish within a grace period, then hands the rest back.
 
+mod cgroup;
 mod command;
+mod complete;
+pub mod contain;
 mod handlers;
+mod reaper;
 pub mod sandbox;
 pub mod workspace;
 
@@ -21,8 +25,11 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
+use contain::Containment;
+
 use crate::jobs::JobError;
 use crate::jobs::queue::{self, ClaimedJob, Finish, ReadyOrg};
+use crate::plans::Plan;
 use crate::time::now;
 use crate::{CoreResult, Velu};
 
@@ -149,6 +156,9 @@ struct Shared {
     unwritten: AtomicU64,
     permits: Semaphore,
     counters: Counters,
+    /// How command jobs' processes are kept together and killed (dropped last: removes
+    /// the worker's cgroup).
+    contain: Containment,
 }
 
 impl Shared {
@@ -201,6 +211,7 @@ impl Worker {
                 avg_run_us: AtomicU64::new(u64::MAX),
                 permits,
                 counters: Counters::default(),
+                contain: Containment::detect(),
             }),
         }
     }
@@ -211,16 +222,18 @@ impl Worker {
         let cfg = shared.cfg.clone();
         tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
         sandbox::log_support();
+        shared.contain.log();
         workspace::collect_garbage(&shared.velu, cfg.workspace_retention);
 
         reclaim(&shared).await;
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finish>();
-        let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
+        let completer = tokio::spawn(complete::complete_loop(shared.clone(), done_rx));
         let beat = tokio::spawn(heartbeat_loop(shared.clone()));
 
         tokio::pin!(shutdown);
         let mut wake = shared.velu.jobs_ready();
         let mut orgs: Vec<ReadyOrg> = Vec::new();
+        let mut scan_after: Option<String> = None;
         let mut orgs_fetched = Instant::now() - Duration::from_secs(60);
         loop {
             let capacity = cfg.concurrency + shared.prefetch_now();
@@ -231,8 +244,17 @@ impl Worker {
             // so while work is in hand, wait until half the capacity is free.
             if free > 0 && (busy == 0 || free * 2 >= capacity) {
                 if orgs.is_empty() || orgs_fetched.elapsed() > Duration::from_millis(250) {
-                    orgs = match queue::ready_orgs(shared.velu.db(), now(), 256).await {
-                        Ok(o) => o,
+                    let kinds = served_kinds(&shared);
+                    let found =
+                        queue::ready_orgs(shared.velu.db(), now(), 256, &kinds, scan_after.as_deref())
+                            .await;
+                    orgs = match found {
+                        Ok(o) => {
+                            // The next scan starts after the last org seen: every org gets
+                            // its turn, however many there are.
+                            scan_after = o.last().map(|r| r.id.clone());
+                            o
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot list ready orgs");
                             Vec::new()
@@ -331,11 +353,23 @@ async fn claim_round(
 
 /// Kinds this worker may run for `org`: the plan's, narrowed by `--tasks`.
 fn allowed_kinds(shared: &Shared, org: &ReadyOrg) -> Vec<String> {
-    let mut kinds = shared.velu.tasks().kinds_for(org.plan);
+    kinds_for_plan(shared, org.plan)
+}
+
+fn kinds_for_plan(shared: &Shared, plan: Plan) -> Vec<String> {
+    let mut kinds = shared.velu.tasks().kinds_for(plan);
     if let Some(only) = &shared.cfg.tasks {
         kinds.retain(|k| only.contains(k));
     }
     kinds
+}
+
+/// For every plan, the kinds this worker may run for an org on it.
+fn served_kinds(shared: &Shared) -> queue::KindsByPlan {
+    Plan::ALL
+        .into_iter()
+        .map(|p| (p, kinds_for_plan(shared, p)))
+        .collect()
 }
 
 /// Starts the handler of a claimed job on its own task.
@@ -357,6 +391,7 @@ fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::UnboundedSender<Fini
             &job,
             stop_rx.clone(),
             shared.cfg.workspace_retention,
+            &shared.contain,
         )
         .await;
         shared.record_run(started.elapsed());
@@ -433,74 +468,6 @@ fn finish_for(shared: &Shared, job: &ClaimedJob, outcome: Outcome) -> Finish {
             } else {
                 c.failed.fetch_add(1, Ordering::Relaxed);
                 base("failed", attempt_outcome, Some(err))
-            }
-        }
-    }
-}
-
-/// Writes outcomes in batches (whatever has arrived, up to 512 at a time), with up to
-/// [`FLUSHES_IN_FLIGHT`] batches written at once so commits overlap.
-async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Finish>) {
-    let slots = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
-    let mut batch = Vec::with_capacity(512);
-    while rx.recv_many(&mut batch, 512).await > 0 {
-        // A write costs a commit whatever its size: linger a moment for company.
-        if batch.len() < 64 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            while batch.len() < 512 {
-                match rx.try_recv() {
-                    Ok(f) => batch.push(f),
-                    Err(_) => break,
-                }
-            }
-        }
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let shared = shared.clone();
-        let full = std::mem::replace(&mut batch, Vec::with_capacity(512));
-        tokio::spawn(async move {
-            write_outcomes(&shared, &full).await;
-            shared
-                .unwritten
-                .fetch_sub(full.len() as u64, Ordering::AcqRel);
-            // Written outcomes free the org's slots in the database.
-            shared.slot_freed.notify_one();
-            drop(slot);
-        });
-    }
-    // Wait for the last writes.
-    let _ = slots.acquire_many(FLUSHES_IN_FLIGHT as u32).await;
-}
-
-/// Batches of outcomes written at the same time.
-const FLUSHES_IN_FLIGHT: usize = 1;
-
-/// Writes one batch, retrying through short outages until the lease would be gone.
-async fn write_outcomes(shared: &Shared, batch: &[Finish]) {
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match queue::finish(shared.velu.db(), batch, now()).await {
-            Ok(written) => {
-                let fenced = batch.len() - written.len();
-                if fenced > 0 {
-                    tracing::warn!(fenced, "outcomes refused: leases had moved on");
-                    shared
-                        .counters
-                        .fenced
-                        .fetch_add(fenced as u64, Ordering::Relaxed);
-                }
-                return;
-            }
-            Err(e) if delay >= shared.cfg.lease => {
-                // Past the lease the jobs are reclaimed by another worker anyway.
-                tracing::error!(error = %e, lost = batch.len(), "giving up writing outcomes");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "writing outcomes failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

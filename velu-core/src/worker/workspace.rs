@@ -1,5 +1,9 @@
 //! Job workspaces: `<home>/workspaces/<org_id>/<job_id>`, private to the owner (0700).
 //!
+//! Links are never followed while preparing, cleaning or sweeping workspaces: a job may
+//! leave symlinks in its workspace (to `/etc/passwd`, to another directory) and the worker,
+//! running outside the sandbox, must not act on their targets.
+//!
 //! Retention: a workspace is kept after its job ends, for inspection, and removed by the
 //! worker once it has not been modified for the retention period (default 24 h; `0`
 //! removes it as soon as the attempt ends). Workers sweep at start and every hour.
@@ -21,35 +25,70 @@ pub fn create(velu: &Velu, org_id: &str, job_id: &str) -> CoreResult<PathBuf> {
         return Err(CoreError::internal("workspace ids must be UUIDs"));
     }
     let dir = root(velu).join(org_id).join(job_id);
-    for d in [
-        root(velu),
-        root(velu).join(org_id),
-        dir.clone(),
-        dir.join("tmp"),
-    ] {
+    // The root and the org folder are the operator's (no job can write there): either may
+    // be a link the operator made. The job's folder and its `tmp` are the job's.
+    for d in [root(velu), root(velu).join(org_id)] {
+        operator_dir(&d)?;
+    }
+    for d in [dir.clone(), dir.join("tmp")] {
         private_dir(&d)?;
     }
     Ok(dir)
 }
 
-fn private_dir(dir: &Path) -> CoreResult<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+/// Creates `dir` (0700) unless it exists.
+fn operator_dir(dir: &Path) -> CoreResult<()> {
+    use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| CoreError::Config(format!("workspace {}: {e}", dir.display())))
-        }
-        Err(e) => Err(CoreError::Config(format!(
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(CoreError::Config(format!(
             "workspace {}: {e}",
             dir.display()
         ))),
+        _ => Ok(()),
     }
 }
 
-/// Removes a job's workspace now.
+/// Makes `dir` a private (0700) directory without following links: an existing real
+/// directory is opened with `O_NOFOLLOW` and its mode set through that descriptor; a
+/// symlink or any other non-directory a job left there is removed (the link itself, never
+/// its target) and a fresh directory made.
+fn private_dir(dir: &Path) -> CoreResult<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let err = |e: std::io::Error| CoreError::Config(format!("workspace {}: {e}", dir.display()));
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => {}
+        Ok(_) => {
+            tracing::warn!(path = %dir.display(), "replacing a non-directory in a workspace");
+            std::fs::remove_file(dir).map_err(err)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+                .open(dir)
+                .map_err(err)?;
+            handle
+                .set_permissions(std::fs::Permissions::from_mode(0o700))
+                .map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Removes a job's workspace now. Links inside it are removed, never followed (and a
+/// workspace path that is itself a link only loses the link).
 pub fn remove(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
+    let result = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => std::fs::remove_dir_all(dir),
+        Ok(_) => std::fs::remove_file(dir),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot remove workspace");
@@ -63,7 +102,10 @@ pub fn collect_garbage(velu: &Velu, retention: Duration) -> usize {
     };
     let cutoff = SystemTime::now() - retention;
     let mut removed = 0;
-    for org in orgs.flatten() {
+    // `DirEntry` types and metadata are those of the entry itself (`lstat`): a link is
+    // never walked into.
+    let real_dir = |e: &std::fs::DirEntry| e.file_type().is_ok_and(|t| t.is_dir());
+    for org in orgs.flatten().filter(real_dir) {
         let Ok(jobs) = std::fs::read_dir(org.path()) else {
             continue;
         };
