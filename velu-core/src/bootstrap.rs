@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
 use crate::entity::{api_keys, organizations};
-use crate::keys::{ApiKey, IssuedKey, NewKey, apply_rotation, insert_key, token};
+use crate::keys::{ApiKey, IssuedKey, NewKey, apply_rotation, ensure_holds_all, insert_key, token};
 use crate::orgs::{CreateOrg, Org, insert_org, validate_name, validate_slug};
 use crate::plans::Plan;
 use crate::principal::Principal;
@@ -63,6 +63,9 @@ pub async fn bootstrap_org(
     input: &BootstrapOrg,
 ) -> CoreResult<Bootstrap> {
     who.require(Scope::OrgsManage)?;
+    // It issues (or re-issues) the admin key: only a principal holding every scope of
+    // the three roles may, so a narrow platform key cannot mint itself an org admin.
+    ensure_holds_all(who, &Role::Admin.scopes())?;
     validate_name(&input.name)?;
     validate_slug(&input.slug)?;
     if let Some(p) = &input.plan {
@@ -72,7 +75,7 @@ pub async fn bootstrap_org(
     let mut fresh = Vec::with_capacity(3);
     for role in Role::ALL {
         let secret = token::new_secret();
-        let hash = velu.hash_secret(&secret).await?;
+        let hash = velu.hash_secret(&secret)?;
         fresh.push((role, secret, hash));
     }
 

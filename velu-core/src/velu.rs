@@ -177,13 +177,9 @@ impl Velu {
         self.inner.hasher.as_ref().ok_or_else(pepper::missing)
     }
 
-    /// Hashes a new secret with argon2id on a blocking thread.
-    pub(crate) async fn hash_secret(&self, secret: &str) -> CoreResult<String> {
-        let hasher = self.hasher()?.clone();
-        let secret = secret.to_owned();
-        tokio::task::spawn_blocking(move || hasher.hash(&secret))
-            .await
-            .map_err(CoreError::internal)?
+    /// The stored form of a new secret (HMAC-SHA256 with the pepper; see `keys::hashing`).
+    pub(crate) fn hash_secret(&self, secret: &str) -> CoreResult<String> {
+        Ok(self.hasher()?.hash(secret))
     }
 
     /// Called after a local commit: applies the change to this process's caches at once.

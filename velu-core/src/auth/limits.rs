@@ -1,9 +1,11 @@
 //! Rate limits of the authentication path and of each org's requests (governor GCRA).
 //!
-//! * Failed authentications are limited per client address and per key id. Once a
-//!   budget is spent, further attempts are refused with `rate_limited` before any
-//!   database or hashing work, so random keys cannot burn the CPU. Cached successes are
-//!   never counted or refused.
+//! * Failed authentications that cost work (a database read) are counted per client
+//!   address; once its budget is spent, the client's further failures are answered
+//!   `rate_limited`. A correct key is never refused because of these budgets: keys that
+//!   verify cheaply are always checked, and malformed keys cost and count nothing.
+//! * Expensive checks (argon2id, for keys hashed before the HMAC form) reserve a slot of
+//!   the client's and of the key id's budget *before* hashing; a spent budget refuses.
 //! * Each org may make `requests_per_minute` authenticated requests (from its plan).
 //!
 //! Limits are per process: N `serve` nodes allow up to N times the budget. See
@@ -59,6 +61,13 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         }
     }
 
+    /// Takes one slot now (atomically); a spent budget blocks the key and is refused.
+    fn take(&self, key: &K) -> CoreResult<()> {
+        self.check(key)?;
+        self.spend(key);
+        self.check(key)
+    }
+
     fn spend(&self, key: &K) {
         if let Err(not_until) = self.limiter.check_key(key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -106,19 +115,36 @@ impl FailureLimiter {
         self.clients.check(&ip)
     }
 
-    /// Refuses a key id whose failure budget is spent (before hashing anything).
+    /// Refuses a key id whose failure budget is spent.
+    #[cfg(test)]
     pub fn check_kid(&self, kid: &str) -> CoreResult<()> {
         self.kids.check(&kid.to_owned())
     }
 
-    /// Records one failed attempt.
-    pub fn record(&self, ip: Option<IpAddr>, kid: Option<&str>) {
+    /// Reserves one attempt of the client's and of the key's budget *before* expensive
+    /// work, so concurrent attempts cannot all pass a check made before any was charged.
+    /// Refused (`rate_limited`) when either budget is spent.
+    pub fn reserve(&self, ip: Option<IpAddr>, kid: &str) -> CoreResult<()> {
+        if let Some(ip) = ip {
+            self.clients.check(&ip)?;
+        }
+        self.kids.check(&kid.to_owned())?;
+        if let Some(ip) = ip {
+            self.clients.take(&ip)?;
+        }
+        self.tick();
+        self.kids.take(&kid.to_owned())
+    }
+
+    /// Records one failed attempt that cost work (a database read) against the client.
+    pub fn record(&self, ip: Option<IpAddr>) {
         if let Some(ip) = ip {
             self.clients.spend(&ip);
         }
-        if let Some(kid) = kid {
-            self.kids.spend(&kid.to_owned());
-        }
+        self.tick();
+    }
+
+    fn tick(&self) {
         if self.spent.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
             self.clients.tidy();
             self.kids.tidy();
@@ -203,9 +229,9 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..3 {
             assert!(f.check_client(ip).is_ok());
-            f.record(Some(ip), None);
+            f.record(Some(ip));
         }
-        f.record(Some(ip), None);
+        f.record(Some(ip));
         let err = f.check_client(ip).unwrap_err();
         assert_eq!(err.code(), "rate_limited");
         let other: IpAddr = "10.0.0.2".parse().unwrap();
@@ -216,13 +242,18 @@ mod tests {
     }
 
     #[test]
-    fn failures_block_a_key_id() {
+    fn reservations_are_taken_before_the_work() {
         let f = FailureLimiter::new(100, 2);
-        for _ in 0..3 {
-            f.record(None, Some("kid1"));
-        }
+        assert!(f.reserve(None, "kid1").is_ok());
+        assert!(f.reserve(None, "kid1").is_ok());
+        // The third concurrent attempt is refused although no attempt has failed yet.
+        assert_eq!(f.reserve(None, "kid1").unwrap_err().code(), "rate_limited");
         assert_eq!(f.check_kid("kid1").unwrap_err().code(), "rate_limited");
-        assert!(f.check_kid("kid2").is_ok());
+        assert!(f.reserve(None, "kid2").is_ok(), "budgets are per key");
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let g = FailureLimiter::new(1, 100);
+        assert!(g.reserve(Some(ip), "a").is_ok());
+        assert_eq!(g.reserve(Some(ip), "b").unwrap_err().code(), "rate_limited");
     }
 
     #[test]

@@ -2,16 +2,21 @@
 //!
 //! The path of a request, cheapest checks first:
 //! 1. the text is parsed: a v1 key must pass its CRC32 checksum; text without the v1
-//!    prefix is tried as a key of the earlier system (by its sha256 hash);
-//! 2. the verification cache is consulted (a SHA-256, no database, no argon2);
-//! 3. a client whose failure budget is spent is refused here (`rate_limited`), before
-//!    any query or hash;
-//! 4. otherwise the key's row is read by kid, checked for revocation and expiry, and the
-//!    secret verified with argon2id on a blocking thread; success is cached.
+//!    prefix is tried as a key of the earlier system (by its sha256 hash). Malformed text
+//!    is refused here, costing nothing and counting against no budget;
+//! 2. the verification cache is consulted (a SHA-256, no database);
+//! 3. otherwise the key's row is read by kid, checked for revocation and expiry, and the
+//!    secret checked against its HMAC-SHA256 (a microsecond); success is cached. A
+//!    correct key is never refused because of other clients' failures;
+//! 4. keys still hashed with argon2id (issued before the HMAC form) are checked behind
+//!    per-client and per-key budgets reserved before hashing and a bounded gate, then
+//!    rewritten to the HMAC form.
 //!
-//! Every failure is the same `unauthorized` error, so nothing is learned from it.
+//! Every failure is the same `unauthorized` error (or `rate_limited` once the client's
+//! failure budget is spent), so nothing is learned from it.
 
 mod cache;
+mod gate;
 mod last_used;
 pub mod limits;
 
@@ -19,11 +24,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::db::notify::Change;
 use crate::entity::api_keys;
-use crate::keys::hashing::KeyHasher;
+use crate::keys::hashing::{self, KeyHasher};
 use crate::keys::token;
 use crate::orgs::current_plan;
 use crate::principal::{Actor, ActorType, Principal};
@@ -32,6 +38,7 @@ use crate::time::now;
 use crate::{CoreError, CoreResult, Velu};
 
 use cache::{Entry, Lookup, VerifiedCache};
+use gate::HashGate;
 pub use last_used::{LastUsed, flush_last_used};
 pub use limits::RateStatus;
 use limits::{FailureLimiter, OrgRateLimiter};
@@ -64,6 +71,7 @@ pub struct Authenticator {
     cache: VerifiedCache,
     failures: FailureLimiter,
     rates: OrgRateLimiter,
+    gate: HashGate,
     last_used: LastUsed,
 }
 
@@ -77,6 +85,7 @@ impl Authenticator {
                 config.kid_failures_per_minute,
             ),
             rates: OrgRateLimiter::new(),
+            gate: HashGate::for_this_machine(),
             last_used: LastUsed::default(),
         }
     }
@@ -119,10 +128,15 @@ pub async fn authenticate(
     let auth = velu.auth();
     let hasher = velu.hasher()?;
     let text = text.trim();
+    // Malformed text (wrong length, alphabet or checksum) costs nothing and counts
+    // against no budget: it never reaches the database or a hash.
     let (handle, secret) = match token::parse(text) {
         Some(t) => (Handle::Kid(t.kid), t.secret),
-        None if token::is_v1(text) || text.len() < 16 || text.len() > 512 => {
-            auth.failures.record(client, None);
+        // Keys of the earlier system are 16 to 512 printable ASCII characters.
+        None if token::is_v1(text)
+            || !(16..=512).contains(&text.len())
+            || !text.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             return Err(CoreError::Unauthorized);
         }
         None => (
@@ -157,27 +171,27 @@ pub async fn authenticate(
         Lookup::Miss => {}
     }
 
-    // Past the cache, every step costs a query or a hash: a client whose failure budget
-    // is spent gets none of them (its cached keys above still work).
-    if let Some(ip) = client {
-        auth.failures.check_client(ip)?;
-    }
-    match verify(velu, hasher, &handle, &secret, &digest, at).await? {
+    // A correct key is always checked, whatever others did with its id or from its
+    // address: the check is one indexed read and an HMAC. Budgets decide only how
+    // failures are answered, and gate the expensive (argon2id) checks.
+    match verify(velu, hasher, &handle, &secret, &digest, client, at).await? {
         Verdict::Valid(entry, p) => {
             auth.cache.put(cache_key, Entry { digest, ..*entry });
             auth.last_used.touch(p.actor.id.as_str(), at);
             Ok(p)
         }
-        verdict => {
-            // Only a wrong secret for a live key cost an argon2 hash: that is what the
-            // per-key budget protects. Every failure counts against the client.
-            let kid = match (&verdict, &handle) {
-                (Verdict::WrongSecret, Handle::Kid(kid)) => Some(kid.as_str()),
-                _ => None,
+        Verdict::Failed => {
+            auth.failures.record(client);
+            let kid = match &handle {
+                Handle::Kid(kid) => kid.as_str(),
+                Handle::Legacy(_) => "-",
             };
-            auth.failures.record(client, kid);
-            tracing::info!(kid = kid.unwrap_or("-"), client = ?client, "authentication failed");
-            Err(CoreError::Unauthorized)
+            tracing::info!(kid, client = ?client, "authentication failed");
+            // A client past its budget learns only that it is throttled.
+            match client {
+                Some(ip) => auth.failures.check_client(ip).and(Err(CoreError::Unauthorized)),
+                None => Err(CoreError::Unauthorized),
+            }
         }
     }
 }
@@ -245,63 +259,86 @@ async fn principal_for(velu: &Velu, row: &api_keys::Model) -> CoreResult<Princip
 enum Verdict {
     /// The secret matches a live key.
     Valid(Box<Entry>, Principal),
-    /// No such key, revoked, expired, or a secret already known to be wrong (no hashing
-    /// was done).
-    Unusable,
-    /// A live key, a wrong secret (an argon2 hash was spent).
-    WrongSecret,
+    /// No such key, revoked, expired, or a wrong secret.
+    Failed,
 }
 
-/// Full verification: row checks, then argon2 (or the legacy hash) off the async threads.
+/// The stored hashes a secret may match: the current one, and the previous one during a
+/// rotation's grace period.
+struct Candidates {
+    current: String,
+    grace: Option<String>,
+}
+
+impl Candidates {
+    fn of(row: &api_keys::Model, at: DateTime<Utc>) -> Candidates {
+        Candidates {
+            current: row.secret_hash.clone(),
+            grace: row
+                .previous_secret_hash
+                .clone()
+                .filter(|_| row.previous_valid_until.is_some_and(|u| u > at)),
+        }
+    }
+
+    /// Checks `secret` against the candidates whose hashes are (or are not) slow;
+    /// `Some(via_previous)` on a match.
+    fn check(&self, hasher: &KeyHasher, secret: &str, slow: bool) -> Option<bool> {
+        let matches = |h: &str| hashing::is_slow(h) == slow && hasher.verify(secret, h);
+        if matches(&self.current) {
+            Some(false)
+        } else if self.grace.as_deref().is_some_and(matches) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    fn any_slow(&self) -> bool {
+        hashing::is_slow(&self.current) || self.grace.as_deref().is_some_and(hashing::is_slow)
+    }
+
+    /// Identifies this set of hashes (to remember secrets found wrong for it).
+    fn fingerprint(&self) -> String {
+        format!("{}|{}", self.current, self.grace.as_deref().unwrap_or(""))
+    }
+}
+
+/// Full verification: row checks, then the cheap hashes, then (only for keys hashed before
+/// the HMAC form) argon2id behind the budgets and the gate, off the async threads.
 async fn verify(
     velu: &Velu,
     hasher: &KeyHasher,
     handle: &Handle,
     secret: &str,
     digest: &[u8; 32],
+    client: Option<IpAddr>,
     at: DateTime<Utc>,
 ) -> CoreResult<Verdict> {
     let Some(row) = find_row(velu.db().conn(), handle, at).await? else {
-        return Ok(Verdict::Unusable);
+        return Ok(Verdict::Failed);
     };
     if !usable(&row, at) {
-        return Ok(Verdict::Unusable);
+        return Ok(Verdict::Failed);
     }
-    let hashes = format!(
-        "{}|{}",
-        row.secret_hash,
-        row.previous_secret_hash.as_deref().unwrap_or("")
-    );
-    if velu.auth().cache.is_rejected(&row.kid, digest, &hashes) {
-        return Ok(Verdict::Unusable);
-    }
-    // A key id whose budget of wrong secrets is spent gets no more hashing for a while.
-    if let Handle::Kid(kid) = handle {
-        velu.auth().failures.check_kid(kid)?;
-    }
-    let grace_hash = row
-        .previous_secret_hash
-        .clone()
-        .filter(|_| row.previous_valid_until.is_some_and(|u| u > at));
-    let (current, hasher2, secret2) = (row.secret_hash.clone(), hasher.clone(), secret.to_owned());
-    let matched = tokio::task::spawn_blocking(move || {
-        if hasher2.verify(&secret2, &current) {
-            Some(false)
-        } else if grace_hash
-            .as_deref()
-            .is_some_and(|h| hasher2.verify(&secret2, h))
-        {
-            Some(true)
-        } else {
-            None
-        }
-    })
-    .await
-    .map_err(CoreError::internal)?;
-    let Some(via_previous) = matched else {
-        velu.auth().cache.reject(&row.kid, digest, hashes);
-        return Ok(Verdict::WrongSecret);
+    let candidates = Candidates::of(&row, at);
+    let via_previous = match candidates.check(hasher, secret, false) {
+        Some(via) => via,
+        None if !candidates.any_slow() => return Ok(Verdict::Failed),
+        None => match verify_slow(velu, hasher, &row, &candidates, secret, digest, client).await? {
+            Some(via) => {
+                upgrade(velu, hasher, &row, via, secret).await?;
+                via
+            }
+            None => return Ok(Verdict::Failed),
+        },
     };
+    // Re-read: an upgrade may have rewritten the matched hash.
+    let row = api_keys::Entity::find_by_id(row.kid.clone())
+        .one(velu.db().conn())
+        .await?
+        .filter(|r| usable(r, at))
+        .ok_or(CoreError::Unauthorized)?;
     let principal = principal_for(velu, &row).await?;
     let valid_until = match (
         row.expires_at,
@@ -324,6 +361,67 @@ async fn verify(
         checked_at: Instant::now(),
     };
     Ok(Verdict::Valid(Box::new(entry), principal))
+}
+
+/// The expensive check, bounded three ways: a secret already found wrong for these hashes
+/// costs nothing; an attempt reserves a slot of the client's and the key's budget before
+/// hashing; at most a few hashes run at once, with a short queue (`gate.rs`).
+async fn verify_slow(
+    velu: &Velu,
+    hasher: &KeyHasher,
+    row: &api_keys::Model,
+    candidates: &Candidates,
+    secret: &str,
+    digest: &[u8; 32],
+    client: Option<IpAddr>,
+) -> CoreResult<Option<bool>> {
+    let auth = velu.auth();
+    let fingerprint = candidates.fingerprint();
+    if auth.cache.is_rejected(&row.kid, digest, &fingerprint) {
+        return Ok(None);
+    }
+    auth.failures.reserve(client, &row.kid)?;
+    let _pass = auth.gate.enter().await?;
+    let (hasher2, secret2) = (hasher.clone(), secret.to_owned());
+    let candidates2 = Candidates {
+        current: candidates.current.clone(),
+        grace: candidates.grace.clone(),
+    };
+    let matched = tokio::task::spawn_blocking(move || candidates2.check(&hasher2, &secret2, true))
+        .await
+        .map_err(CoreError::internal)?;
+    if matched.is_none() {
+        auth.cache.reject(&row.kid, digest, fingerprint);
+    }
+    Ok(matched)
+}
+
+/// Rewrites a slow hash that just matched to the HMAC form, so the key never costs an
+/// argon2id check again (on any node). Conditional on the hash being unchanged.
+async fn upgrade(
+    velu: &Velu,
+    hasher: &KeyHasher,
+    row: &api_keys::Model,
+    via_previous: bool,
+    secret: &str,
+) -> CoreResult<()> {
+    let new_hash = hasher.hash(secret);
+    let (column, old) = if via_previous {
+        (
+            api_keys::Column::PreviousSecretHash,
+            row.previous_secret_hash.clone().unwrap_or_default(),
+        )
+    } else {
+        (api_keys::Column::SecretHash, row.secret_hash.clone())
+    };
+    api_keys::Entity::update_many()
+        .col_expr(column, Expr::value(new_hash))
+        .filter(api_keys::Column::Kid.eq(row.kid.as_str()))
+        .filter(column.eq(old))
+        .exec(velu.db().conn())
+        .await?;
+    tracing::info!(kid = %row.kid, "key hash upgraded from argon2id to hmac-sha256");
+    Ok(())
 }
 
 /// Re-reads a cached key's row: still the same secret, unrevoked, unexpired? Returns the

@@ -2,8 +2,10 @@
 //!
 //! Org keys are managed by principals holding `admin:api_keys:manage` on that org; platform
 //! keys (no org) by principals holding `admin:orgs:manage`, in practice the CLI operator.
-//! A key never grants a scope its creator lacks. Secrets are returned once, by create and
-//! rotate, and stored only as argon2id hashes.
+//! Least privilege on every key operation: a key never grants a scope its creator lacks,
+//! and a principal may show, rotate or revoke a key only when it holds every scope of that
+//! key (otherwise `forbidden`), so a key manager cannot take over a stronger key. Secrets
+//! are returned once, by create and rotate, and stored only as keyed hashes.
 
 use std::time::Duration;
 
@@ -243,15 +245,13 @@ fn requested_scopes(
             format!("`{s}` is only for platform keys"),
         ));
     }
-    if let Some(missing) = set.first_missing_from(&who.scopes) {
-        return Err(CoreError::forbidden(missing));
-    }
+    ensure_holds_all(who, &set)?;
     Ok(set)
 }
 
 fn parse_expiry(text: Option<&str>, at: DateTime<Utc>) -> CoreResult<Option<DateTime<Utc>>> {
     let Some(text) = text else { return Ok(None) };
-    let t = time::parse("expires_at", text)?;
+    let t = time::parse_within("expires_at", text, at, time::KEY_EXPIRY_HORIZON)?;
     if t <= at {
         return Err(CoreError::invalid("expires_at", "must be in the future"));
     }
@@ -368,7 +368,7 @@ pub async fn create_key(
     let org = authorize(velu.db().conn(), who, owner).await?;
     let scopes = requested_scopes(who, org.is_none(), input.role.as_deref(), &input.scopes)?;
     let (kid, secret) = (token::new_kid(), token::new_secret());
-    let secret_hash = velu.hash_secret(&secret).await?;
+    let secret_hash = velu.hash_secret(&secret)?;
 
     let tx = velu.db().write_tx().await?;
     let org = authorize(&tx, who, owner).await?;
@@ -429,16 +429,32 @@ pub async fn list_keys(
     ))
 }
 
+/// Finds a key of the owner that `who` may act on: `not_found` when the owner has no such
+/// key, `forbidden` when the key holds a scope `who` lacks.
 async fn find_key<C: ConnectionTrait>(
     conn: &C,
+    who: &Principal,
     org: &Option<organizations::Model>,
     kid: &str,
 ) -> CoreResult<api_keys::Model> {
-    api_keys::Entity::find_by_id(kid.to_owned())
+    if !token::is_kid(kid) {
+        return Err(CoreError::not_found("api key", kid));
+    }
+    let model = api_keys::Entity::find_by_id(kid.to_owned())
         .filter(owner_filter(org))
         .one(conn)
         .await?
-        .ok_or_else(|| CoreError::not_found("api key", kid))
+        .ok_or_else(|| CoreError::not_found("api key", kid))?;
+    ensure_holds_all(who, &ScopeSet::from_stored(&model.scopes))?;
+    Ok(model)
+}
+
+/// A principal may act on a key (or issue one) only when it holds every scope of it.
+pub(crate) fn ensure_holds_all(who: &Principal, scopes: &ScopeSet) -> CoreResult<()> {
+    match scopes.first_missing_from(&who.scopes) {
+        Some(missing) => Err(CoreError::forbidden(missing)),
+        None => Ok(()),
+    }
 }
 
 /// Shows one key by id.
@@ -450,7 +466,7 @@ pub async fn show_key(
 ) -> CoreResult<ApiKey> {
     let conn = velu.db().conn();
     let org = authorize(conn, who, owner).await?;
-    let model = find_key(conn, &org, kid).await?;
+    let model = find_key(conn, who, &org, kid).await?;
     Ok(ApiKey::from_model(model, now()))
 }
 
@@ -464,7 +480,7 @@ pub async fn revoke_key(
 ) -> CoreResult<ApiKey> {
     let tx = velu.db().write_tx().await?;
     let org = authorize(&tx, who, owner).await?;
-    let model = find_key(&tx, &org, kid).await?;
+    let model = find_key(&tx, who, &org, kid).await?;
     let at = now();
     if model.revoked_at.is_some() {
         tx.commit().await?;
@@ -514,11 +530,11 @@ pub async fn rotate_key(
     }
     authorize(velu.db().conn(), who, owner).await?;
     let secret = token::new_secret();
-    let secret_hash = velu.hash_secret(&secret).await?;
+    let secret_hash = velu.hash_secret(&secret)?;
 
     let tx = velu.db().write_tx().await?;
     let org = authorize(&tx, who, owner).await?;
-    let model = find_key(&tx, &org, kid).await?;
+    let model = find_key(&tx, who, &org, kid).await?;
     let at = now();
     if model.revoked_at.is_some() {
         return Err(CoreError::conflict(format!(

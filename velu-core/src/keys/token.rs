@@ -73,9 +73,10 @@ fn checksum(body: &str) -> String {
     String::from_utf8(out.to_vec()).expect("base62 is ASCII")
 }
 
-/// Parses a v1 key, checking length, alphabet and checksum. `None` for anything else.
+/// Parses a v1 key, checking length, alphabet and checksum. `None` for anything else,
+/// including text that is not ASCII (never a panic: slicing below is by byte).
 pub fn parse(text: &str) -> Option<Token> {
-    if text.len() != TOKEN_LEN || !text.starts_with(PREFIX) {
+    if text.len() != TOKEN_LEN || !text.is_ascii() || !text.starts_with(PREFIX) {
         return None;
     }
     let rest = &text[PREFIX.len()..];
@@ -94,6 +95,12 @@ pub fn parse(text: &str) -> Option<Token> {
         kid: kid.to_owned(),
         secret: secret.to_owned(),
     })
+}
+
+/// True when `text` has the form of a key id (what [`new_kid`] makes), so a lookup by a
+/// malformed id is `not_found` without touching storage.
+pub fn is_kid(text: &str) -> bool {
+    text.len() == KID_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// True when `text` looks like a key of the v1 format (for routing to the legacy path).
@@ -152,6 +159,12 @@ mod tests {
             &format!("velu_k1_{}", "!".repeat(TOKEN_LEN - PREFIX.len())),
         ] {
             assert!(parse(bad).is_none(), "{bad:?}");
+        }
+        // Non-ASCII of the right byte length, at every position: refused, never a panic.
+        for i in PREFIX.len()..good.len() - 1 {
+            let bad = format!("{}é{}", &good[..i], &good[i + 2..]);
+            assert_eq!(bad.len(), TOKEN_LEN);
+            assert!(parse(&bad).is_none(), "{bad:?}");
         }
     }
 

@@ -1,0 +1,162 @@
+//! Least privilege on key operations, tried as an attacker holding one key would: every
+//! acting scope set x every key operation x every target role, and bootstrap by narrow
+//! platform keys. Each case that should be refused must be `forbidden` and change nothing.
+
+use poem::http::Method;
+use serde_json::{Value, json};
+use velu_tests::{TestEnv, backend_tests};
+
+use crate::support::{bootstrap, platform_key};
+
+/// The scope sets an org key can hold that include key management.
+const ACTORS: &[&[&str]] = &[
+    &["admin:api_keys:manage"],
+    &["admin:api_keys:manage", "jobs:read"],
+    &["admin:api_keys:manage", "jobs:read", "jobs:submit"],
+    &["admin:api_keys:manage", "audit:read"],
+    &[
+        "admin:api_keys:manage",
+        "audit:read",
+        "jobs:read",
+        "jobs:submit",
+    ],
+];
+
+fn role_scopes(role: &str) -> &'static [&'static str] {
+    match role {
+        "viewer" => &["jobs:read"],
+        "builder" => &["jobs:read", "jobs:submit"],
+        _ => &[
+            "admin:api_keys:manage",
+            "audit:read",
+            "jobs:read",
+            "jobs:submit",
+        ],
+    }
+}
+
+fn holds_all(actor: &[&str], target: &[&str]) -> bool {
+    target.iter().all(|s| actor.contains(s))
+}
+
+async fn make_key(env: &TestEnv, name: &str, scopes: &[&str]) -> (String, String) {
+    let doc = env
+        .cli_ok(&[
+            "key",
+            "create",
+            "--org",
+            "acme",
+            "--name",
+            name,
+            "--scopes",
+            &scopes.join(","),
+        ])
+        .await;
+    (
+        doc["key"]["id"].as_str().unwrap().to_owned(),
+        doc["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn key_row(env: &TestEnv, kid: &str) -> Value {
+    env.cli_ok(&["key", "show", "--org", "acme", kid]).await
+}
+
+backend_tests! {
+    async fn key_operations_never_reach_past_the_actors_scopes(env) {
+        bootstrap(&env, "acme", "superhero").await;
+        for (a, actor) in ACTORS.iter().enumerate() {
+            let (_, token) = make_key(&env, &format!("actor-{a}"), actor).await;
+            for target_role in ["viewer", "builder", "admin"] {
+                let target = role_scopes(target_role);
+                let allowed = holds_all(actor, target);
+                let case = format!("actor {actor:?} on a {target_role} key");
+                let (kid, _) = make_key(&env, &format!("t-{a}-{target_role}"), target).await;
+                let before = key_row(&env, &kid).await;
+
+                // create a key of the target's role
+                let created = env
+                    .http(Method::POST, "/v1/orgs/acme/keys", Some(&token),
+                        Some(json!({"name": format!("c-{a}-{target_role}"), "role": target_role})))
+                    .await;
+                // show, rotate with a week of grace (the reported attack), revoke
+                let show = env.http(Method::GET, &format!("/v1/orgs/acme/keys/{kid}"), Some(&token), None).await;
+                let rotate = env
+                    .http(Method::POST, &format!("/v1/orgs/acme/keys/{kid}/rotate?grace_secs=604800"), Some(&token), None)
+                    .await;
+                let revoke = env
+                    .http(Method::POST, &format!("/v1/orgs/acme/keys/{kid}/revoke"), Some(&token), None)
+                    .await;
+                for (op, reply, ok) in [("create", &created, 201), ("show", &show, 200), ("rotate", &rotate, 200), ("revoke", &revoke, 200)] {
+                    if allowed {
+                        assert_eq!(reply.status, ok, "{case}: {op} should pass: {}", reply.text);
+                    } else {
+                        assert_eq!(reply.problem_code(), "forbidden", "{case}: {op}");
+                        assert!(reply.body.get("token").is_none(), "{case}: {op} leaked a token");
+                    }
+                }
+                if !allowed {
+                    let after = key_row(&env, &kid).await;
+                    assert_eq!(after, before, "{case}: a refused operation changed the key");
+                }
+            }
+        }
+    }
+
+    async fn a_key_manager_cannot_take_over_the_admin_key(env) {
+        // The reported attack, end to end: a manage-only key rotates the admin key with a
+        // week's grace and uses the new token.
+        let boot = bootstrap(&env, "acme", "hero").await;
+        let admin_kid = boot.doc["keys"]["admin"]["key"]["id"].as_str().unwrap().to_owned();
+        let (_, manager) = make_key(&env, "manager", &["admin:api_keys:manage"]).await;
+        let r = env
+            .http(Method::POST, &format!("/v1/orgs/acme/keys/{admin_kid}/rotate?grace_secs=604800"), Some(&manager), None)
+            .await;
+        assert_eq!(r.problem_code(), "forbidden");
+        assert!(r.text.contains("audit:read") || r.text.contains("jobs:"), "names a missing scope: {}", r.text);
+        // The admin key still works, with its old secret and no grace period.
+        let me = env.http(Method::GET, "/v1/whoami", Some(&boot.admin), None).await;
+        assert_eq!(me.status, 200);
+        assert!(key_row(&env, &admin_kid).await["grace_until"].is_null());
+        // Nor can it list its way to a token: listings never carry secrets.
+        let list = env.http(Method::GET, "/v1/orgs/acme/keys", Some(&manager), None).await;
+        assert_eq!(list.status, 200);
+        assert!(!list.text.contains("velu_k1_"), "a listing carries no key text");
+    }
+
+    async fn narrow_platform_keys_cannot_mint_org_admins(env) {
+        bootstrap(&env, "acme", "hero").await;
+        let orgs_only = platform_key(&env, "orgs-only", "admin:orgs:manage").await;
+        for (slug, rotate) in [("acme", true), ("fresh", false)] {
+            let r = env
+                .http(Method::POST, "/v1/orgs/bootstrap", Some(&orgs_only),
+                    Some(json!({"name": "X", "slug": slug, "plan": "hero", "rotate": rotate})))
+                .await;
+            assert_eq!(r.problem_code(), "forbidden", "bootstrap of {slug} (rotate {rotate})");
+        }
+        assert_eq!(env.cli(&["org", "show", "fresh"]).await.error_code(), "not_found", "nothing was created");
+        // A platform key holding every scope an org admin holds may bootstrap.
+        let full = platform_key(&env, "full", "admin:orgs:manage,admin:api_keys:manage,audit:read,jobs:read,jobs:submit").await;
+        let r = env
+            .http(Method::POST, "/v1/orgs/bootstrap", Some(&full), Some(json!({"name": "Y", "slug": "fresh", "plan": "hero"})))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
+    async fn platform_keys_follow_the_same_rule(env) {
+        let manager = platform_key(&env, "pm", "admin:orgs:manage").await;
+        let strong = platform_key(&env, "strong", "admin:orgs:manage,jobs:work").await;
+        let strong_kid = velu_core::keys::token::parse(&strong).unwrap().kid;
+        let shown = env.cli_ok(&["key", "show", "--platform", &strong_kid]).await;
+        assert_eq!(shown["status"], "active");
+        // Through velu-core directly: platform key routes are CLI-only.
+        let velu = env.velu();
+        let who = velu_core::auth::authenticate(velu, &manager, None).await.unwrap();
+        let owner = velu_core::keys::KeyOwner::Platform;
+        let rot = velu_core::keys::rotate_key(velu, &who, &owner, &strong_kid, &Default::default()).await;
+        assert_eq!(rot.unwrap_err().code(), "forbidden");
+        let rev = velu_core::keys::revoke_key(velu, &who, &owner, &strong_kid).await;
+        assert_eq!(rev.unwrap_err().code(), "forbidden");
+        assert_eq!(env.cli_ok(&["key", "show", "--platform", &strong_kid]).await["status"], "active");
+    }
+}
