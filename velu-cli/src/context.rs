@@ -54,9 +54,27 @@ pub struct Global {
         env = "VELU_OUTPUT"
     )]
     pub output: Format,
+
+    /// An error to report after the document is printed: a step that failed after a
+    /// commit (e.g. writing `--env-file`), so the document still reaches stdout.
+    #[arg(skip)]
+    pub after_output: std::sync::Arc<std::sync::Mutex<Option<velu_core::CoreError>>>,
 }
 
 impl Global {
+    /// Records an error to report (with its exit code) once the document is printed.
+    pub fn fail_after_output(&self, e: velu_core::CoreError) {
+        *self.after_output.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
+    /// The error recorded by [`Global::fail_after_output`], if any.
+    pub fn take_after_output(&self) -> Option<velu_core::CoreError> {
+        self.after_output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     /// Settings from the flags plus the pepper: `VELU_API_KEY_PEPPER` (environment only: a
     /// flag would show it in the process list) or `--pepper-file`.
     pub fn settings(&self) -> CoreResult<Settings> {

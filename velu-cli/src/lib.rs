@@ -158,7 +158,13 @@ where
     // Boxed: the command futures are large; keep them off the caller's stack.
     match Box::pin(cli.command.run(&cli.global)).await {
         Ok(doc) => match output::write_quietly(out, &doc) {
-            Ok(()) => 0,
+            Ok(()) => match cli.global.take_after_output() {
+                None => 0,
+                Some(e) => {
+                    let _ = output::write_quietly(err, &output::error_line(&e));
+                    exit_codes::exit_code(e.code())
+                }
+            },
             Err(e) => {
                 let _ = writeln!(err, "error[internal]: cannot write output: {e}");
                 exit_codes::exit_code("internal")

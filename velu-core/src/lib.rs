@@ -22,6 +22,7 @@ pub mod principal;
 pub mod scopes;
 pub mod settings;
 pub mod tasks;
+mod text;
 pub mod time;
 pub mod worker;
 

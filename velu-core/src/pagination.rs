@@ -137,6 +137,11 @@ fn decode(cursor: &str, list: &str, filters: &str) -> CoreResult<Vec<String>> {
         .map_err(|_| bad("not a cursor returned by this list"))?;
     let body: CursorBody =
         serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor returned by this list"))?;
+    // Keys go into queries: refuse what storage cannot hold (a NUL is a server error on
+    // PostgreSQL) rather than trust a cursor the client may have forged.
+    if body.k.iter().any(|k| k.chars().any(char::is_control)) {
+        return Err(bad("not a cursor returned by this list"));
+    }
     if body.l != list {
         return Err(bad("this cursor belongs to another list"));
     }
@@ -196,6 +201,10 @@ mod tests {
             assert_eq!(err.code(), "invalid");
         }
         let err = req(None, Some("%%%")).validate("orgs", "").unwrap_err();
+        assert_eq!(err.code(), "invalid");
+        // A forged cursor carrying a NUL (which PostgreSQL cannot store) is refused.
+        let forged = encode("orgs", "", vec!["a\u{0}b".into()]);
+        let err = req(None, Some(&forged)).validate("orgs", "").unwrap_err();
         assert_eq!(err.code(), "invalid");
     }
 }

@@ -112,6 +112,17 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Parses a plan read from the database. A value outside the closed set is a corrupt
+    /// row: an `internal` error (logged), never a silent downgrade to `base`.
+    pub fn from_stored(text: &str) -> CoreResult<Plan> {
+        text.parse().map_err(|_| {
+            tracing::error!(plan = text, "unknown plan stored in the database");
+            CoreError::internal(format!("unknown plan `{text}` stored"))
+        })
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -4,7 +4,7 @@
 //! back equals the value written, on both backends. Printed values are RFC 3339 in UTC
 //! with a `Z` suffix and microseconds, the same in YAML and JSON.
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Utc};
 use serde::{Serialize, Serializer};
 
 /// The current time, truncated to microseconds.
@@ -39,16 +39,54 @@ impl From<DateTime<Utc>> for Timestamp {
     }
 }
 
-/// Parses an RFC 3339 time given by a caller (any offset), for `field` in errors.
+/// Earliest year accepted in any caller-supplied time.
+pub const MIN_YEAR: i32 = 1970;
+/// Latest year accepted in any caller-supplied time: RFC 3339 has four-digit years, and
+/// stored times must compare correctly as text (SQLite).
+pub const MAX_YEAR: i32 = 9999;
+/// How far in the future a key's expiry may lie.
+pub const KEY_EXPIRY_HORIZON: chrono::Duration = chrono::Duration::days(3653);
+/// How far in the future a job may be scheduled.
+pub const RUN_AT_HORIZON: chrono::Duration = chrono::Duration::days(366);
+
+/// Parses an RFC 3339 time given by a caller (any offset), for `field` in errors. Years
+/// outside 1970..=9999 are refused.
 pub fn parse(field: &str, text: &str) -> crate::CoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
         .map_err(|_| {
             crate::CoreError::invalid(
                 field,
                 "expected an RFC 3339 time, e.g. 2026-01-02T03:04:05Z",
             )
-        })
+        })?;
+    if !(MIN_YEAR..=MAX_YEAR).contains(&t.year()) {
+        return Err(crate::CoreError::invalid(
+            field,
+            format!("the year must be between {MIN_YEAR} and {MAX_YEAR}"),
+        ));
+    }
+    Ok(t)
+}
+
+/// Parses a caller's time that may lie at most `horizon` after `at`.
+pub fn parse_within(
+    field: &str,
+    text: &str,
+    at: DateTime<Utc>,
+    horizon: chrono::Duration,
+) -> crate::CoreResult<DateTime<Utc>> {
+    let t = parse(field, text)?;
+    if t > at + horizon {
+        return Err(crate::CoreError::invalid(
+            field,
+            format!(
+                "must be at most {} days from now",
+                horizon.num_days()
+            ),
+        ));
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -68,6 +106,24 @@ mod tests {
     #[test]
     fn now_has_no_sub_microsecond_part() {
         assert_eq!(now().timestamp_subsec_nanos() % 1000, 0);
+    }
+
+    #[test]
+    fn years_are_bounded_and_horizons_hold() {
+        for text in ["+10000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+            let err = parse("t", text).unwrap_err();
+            assert_eq!(err.code(), "invalid", "{text}");
+        }
+        assert!(parse("t", "9999-12-31T23:59:59Z").is_ok());
+        let at = parse("t", "2026-12-01T00:00:00Z").unwrap();
+        let ok = parse_within("run_at", "2027-06-01T00:00:00Z", at, RUN_AT_HORIZON);
+        assert!(ok.is_ok());
+        let far = parse_within("run_at", "2028-01-01T00:00:00Z", at, RUN_AT_HORIZON);
+        assert!(far.unwrap_err().to_string().contains("366 days"));
+        let ten = parse_within("expires_at", "2036-11-30T00:00:00Z", at, KEY_EXPIRY_HORIZON);
+        assert!(ten.is_ok());
+        let eleven = parse_within("expires_at", "2037-12-02T00:00:00Z", at, KEY_EXPIRY_HORIZON);
+        assert_eq!(eleven.unwrap_err().code(), "invalid");
     }
 
     #[test]

@@ -62,9 +62,14 @@ pub struct BootstrapArgs {
     /// Plan [default: base].
     #[arg(long)]
     plan: Option<String>,
-    /// Also write VELU_ORG_SLUG and the three keys to this file (created 0600, atomically).
+    /// Also write VELU_ORG_SLUG and the three keys to this new file (0600). The file is
+    /// checked before anything is created and written after the commit; if writing it
+    /// fails then, the keys are still printed (and the exit code says it failed).
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
+    /// Replace the --env-file if it exists.
+    #[arg(long, requires = "env_file")]
+    force: bool,
     /// If the org exists, re-issue its three keys instead of failing.
     #[arg(long)]
     rotate: bool,
@@ -85,9 +90,17 @@ impl OrgCommand {
                     plan: args.plan,
                     rotate: args.rotate,
                 };
+                // Checked (and the temporary file created) before anything is committed:
+                // an unwritable or existing path fails here and loses nothing.
+                let env_file = match &args.env_file {
+                    Some(path) => Some(EnvFile::prepare(path, args.force)?),
+                    None => None,
+                };
                 let done = bootstrap_org(&velu, &who, &input).await?;
-                if let Some(path) = &args.env_file {
-                    write_env_file(path, &done)?;
+                if let Some(file) = env_file
+                    && let Err(e) = file.finish(&done)
+                {
+                    g.fail_after_output(e);
                 }
                 g.render(&done)
             }
@@ -111,22 +124,60 @@ impl OrgCommand {
     }
 }
 
-/// Writes the bootstrap keys as `KEY="value"` lines to a new 0600 file, atomically
-/// (a temporary file in the same folder, then a rename).
-fn write_env_file(path: &Path, done: &Bootstrap) -> CoreResult<()> {
-    let fail = |e: std::io::Error| CoreError::Config(format!("env file {}: {e}", path.display()));
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let body = format!(
-        "VELU_ORG_SLUG=\"{}\"\nVELU_VIEWER_KEY=\"{}\"\nVELU_BUILDER_KEY=\"{}\"\nVELU_ADMIN_KEY=\"{}\"\n",
-        done.org.slug, done.keys.viewer.token, done.keys.builder.token, done.keys.admin.token
-    );
-    // tempfile creates the file with mode 0600.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(body.as_bytes()).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+/// The `--env-file` of a bootstrap: a temporary 0600 file beside the target, created
+/// before the commit, renamed onto the target after it.
+struct EnvFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    force: bool,
+}
+
+impl EnvFile {
+    fn fail(path: &Path) -> impl Fn(std::io::Error) -> CoreError + '_ {
+        move |e| CoreError::Config(format!("env file {}: {e}", path.display()))
+    }
+
+    /// Refuses an existing target (unless `force`) and creates the temporary file.
+    fn prepare(path: &Path, force: bool) -> CoreResult<EnvFile> {
+        if !force && std::fs::symlink_metadata(path).is_ok() {
+            return Err(CoreError::conflict(format!(
+                "env file {} exists; pass --force to replace it",
+                path.display()
+            )));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        // tempfile creates the file with mode 0600.
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(Self::fail(path))?;
+        Ok(EnvFile {
+            path: path.to_owned(),
+            tmp,
+            force,
+        })
+    }
+
+    /// Writes the keys as `KEY="value"` lines and moves the file into place.
+    fn finish(mut self, done: &Bootstrap) -> CoreResult<()> {
+        let fail = Self::fail(&self.path);
+        let body = format!(
+            "VELU_ORG_SLUG=\"{}\"\nVELU_VIEWER_KEY=\"{}\"\nVELU_BUILDER_KEY=\"{}\"\nVELU_ADMIN_KEY=\"{}\"\n",
+            done.org.slug, done.keys.viewer.token, done.keys.builder.token, done.keys.admin.token
+        );
+        self.tmp.write_all(body.as_bytes()).map_err(&fail)?;
+        self.tmp.as_file().sync_all().map_err(&fail)?;
+        let placed = if self.force {
+            self.tmp.persist(&self.path).map(drop)
+        } else {
+            self.tmp.persist_noclobber(&self.path).map(drop)
+        };
+        placed.map_err(|e| {
+            CoreError::Config(format!(
+                "env file {}: {}; the keys are printed on stdout: store them now",
+                self.path.display(),
+                e.error
+            ))
+        })
+    }
 }

@@ -48,6 +48,9 @@ pub async fn list_jobs(
     let conn = velu.db().conn();
     let org = resolve_org(conn, who, org).await?;
     who.require(Scope::JobsRead)?;
+    if let Some(t) = &filter.task {
+        crate::text::plain("task", t)?;
+    }
     if let Some(s) = &filter.status
         && !STATUSES.contains(&s.as_str())
     {

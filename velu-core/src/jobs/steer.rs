@@ -1,15 +1,18 @@
 //! Steering jobs: cancel and retry, each audited.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, IntoActiveModel,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel,
 };
 use serde_json::json;
 
 use super::read::{find_job, job_detail};
+use super::submit::{queue_room, quota};
 use super::{JobDetail, JobError};
 use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
-use crate::entity::jobs;
+use crate::entity::{jobs, organizations};
+use crate::plans::Plan;
 use crate::orgs::{OrgRef, resolve_org};
 use crate::principal::Principal;
 use crate::scopes::Scope;
@@ -94,8 +97,10 @@ pub async fn cancel_job(
     job_detail(velu.db().conn(), job).await
 }
 
-/// Puts a failed or cancelled job back in the queue with a fresh budget of attempts
-/// (as many as it had). Anything else is a `conflict`. Needs `jobs:submit`.
+/// Puts a failed or cancelled job back in the queue with a fresh budget of attempts: the
+/// task kind's `max_attempts` (so the budget never grows from retry to retry). The org's
+/// queued-jobs quota applies as to a submit. Anything else is a `conflict`. Needs
+/// `jobs:submit`.
 pub async fn retry_job(
     velu: &Velu,
     who: &Principal,
@@ -109,11 +114,25 @@ pub async fn retry_job(
             "job `{id}` is {from}; only failed or cancelled jobs can be retried"
         )));
     }
+    let kind = velu.tasks().get(&job.task).ok_or_else(|| {
+        CoreError::conflict(format!(
+            "job `{id}` is of task `{}`, which this catalog no longer has",
+            job.task
+        ))
+    })?;
+    let budget = i32::try_from(kind.max_attempts).unwrap_or(i32::MAX).max(1);
+    let org = organizations::Entity::find_by_id(job.org_id.clone())
+        .one(&tx)
+        .await?
+        .ok_or_else(|| CoreError::not_found("job", id))?;
+    let plan = Plan::from_stored(&org.plan)?;
+    if queue_room(&tx, &job.org_id, plan).await? == 0 {
+        return Err(quota(plan));
+    }
     let at = now();
-    let budget = job.max_attempts.max(1);
     let mut active = job.clone().into_active_model();
     active.status = Set("queued".into());
-    active.max_attempts = Set(job.attempts + budget);
+    active.max_attempts = Set(job.attempts.saturating_add(budget));
     active.run_at = Set(at);
     active.result = Set(None);
     active.finished_at = Set(None);

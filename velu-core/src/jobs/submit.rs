@@ -98,6 +98,7 @@ fn check(
     let Value::Object(map) = &input.payload else {
         return Err(CoreError::invalid("payload", "must be a JSON object"));
     };
+    crate::text::no_nul_in_json("payload", &input.payload)?;
     if let Some(key) = map.keys().find(|k| k.starts_with('_')) {
         return Err(CoreError::invalid(
             "payload",
@@ -119,7 +120,7 @@ fn check(
         ));
     }
     let run_at = match &input.run_at {
-        Some(t) => time::parse("run_at", t)?.max(at),
+        Some(t) => time::parse_within("run_at", t, at, time::RUN_AT_HORIZON)?.max(at),
         None => at,
     };
     let max_attempts = input.max_attempts.unwrap_or(kind.max_attempts);
@@ -152,7 +153,11 @@ fn check(
 
 /// How many more jobs the org may queue (its plan's quota minus what is queued), counting
 /// at most the quota's worth of rows.
-async fn queue_room<C: ConnectionTrait>(conn: &C, org_id: &str, plan: Plan) -> CoreResult<u64> {
+pub(super) async fn queue_room<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    plan: Plan,
+) -> CoreResult<u64> {
     let limit = plan.limits().queued_jobs;
     let sub = Query::select()
         .expr(Expr::val(1))
@@ -225,7 +230,7 @@ pub async fn submit_job(
     let tx = velu.db().write_tx().await?;
     let org = resolve_org(&tx, who, org).await?;
     who.require(Scope::JobsSubmit)?;
-    let plan: Plan = org.plan.parse().unwrap_or(Plan::Base);
+    let plan = Plan::from_stored(&org.plan)?;
     let checked = check(velu, plan, input, at)?;
     if let Some(key) = &checked.idempotency_key
         && let Some(existing) = find_by_key(&tx, &org.id, key).await?
@@ -284,7 +289,7 @@ pub async fn submit_job(
     })
 }
 
-fn quota(plan: Plan) -> CoreError {
+pub(super) fn quota(plan: Plan) -> CoreError {
     CoreError::QuotaExceeded {
         what: format!("queued jobs on the {plan} plan"),
         limit: plan.limits().queued_jobs,
@@ -367,7 +372,7 @@ pub async fn submit_batch(
     let tx = velu.db().write_tx().await?;
     let org: organizations::Model = resolve_org(&tx, who, org).await?;
     who.require(Scope::JobsSubmit)?;
-    let plan: Plan = org.plan.parse().unwrap_or(Plan::Base);
+    let plan = Plan::from_stored(&org.plan)?;
     let mut rows = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         if input.idempotency_key.is_some() {
