@@ -287,10 +287,12 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
     let mut argv = e.command.clone();
     argv[0] = resolve_program(program, base_dir);
     Ok(TaskKind {
+        // Never the command line: the catalog is public (`GET /v1/tasks`), and a command's
+        // program, arguments and environment are the operator's (docs/security.md).
         description: e
             .description
             .clone()
-            .unwrap_or_else(|| format!("Runs {}", e.command.join(" "))),
+            .unwrap_or_else(|| "An operator-defined command.".to_owned()),
         name: e.name,
         min_plan,
         runner: Runner::Command(CommandSpec {

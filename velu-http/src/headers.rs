@@ -1,12 +1,13 @@
-//! Middleware around every route: body size cap, security headers, rate-limit headers.
-//! Applied outermost, so errors (401, 404, 413, 429) carry the headers too.
+//! Middleware around every route: body size cap, security headers, rate-limit headers,
+//! `Allow` on 405 and `WWW-Authenticate` on 401. Applied outermost, so errors (401, 404,
+//! 405, 413, 429) carry the headers too.
 
-use poem::http::{HeaderMap, HeaderName, HeaderValue, header};
+use poem::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::auth::RateSlot;
-use crate::problem::{from_poem_error, problem_response};
+use crate::problem::{WWW_AUTHENTICATE, from_poem_error, problem_response};
 
 /// Largest request body, whatever the plan (plans cap job payloads lower, in velu-core).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -14,13 +15,75 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// CSP of API responses: nothing may load, nothing may frame.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The methods of every route, for the `Allow` header of a 405.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Vec<(Vec<Option<String>>, Vec<String>)>);
+
+impl Routes {
+    /// The routes of an OpenAPI document (`paths`), plus `extra` `(path, method)` pairs.
+    pub fn from_spec(spec: &str, extra: &[(&str, &str)]) -> Routes {
+        let spec: Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut routes = Routes::default();
+        if let Some(paths) = spec["paths"].as_object() {
+            for (path, ops) in paths {
+                for method in ops.as_object().into_iter().flat_map(|o| o.keys()) {
+                    routes.add(path, method);
+                }
+            }
+        }
+        for (path, method) in extra {
+            routes.add(path, method);
+        }
+        routes
+    }
+
+    fn add(&mut self, path: &str, method: &str) {
+        let segments: Vec<Option<String>> = path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+            .collect();
+        let method = method.to_ascii_uppercase();
+        match self.0.iter_mut().find(|(s, _)| *s == segments) {
+            Some((_, methods)) => methods.push(method),
+            None => self.0.push((segments, vec![method])),
+        }
+    }
+
+    /// The methods `path` answers, as the router picks its route (a fixed segment wins
+    /// over a parameter); `None` for no route.
+    pub fn allowed(&self, path: &str) -> Option<String> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (_, methods) = self
+            .0
+            .iter()
+            .filter(|(segs, _)| {
+                segs.len() == parts.len()
+                    && segs
+                        .iter()
+                        .zip(&parts)
+                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+            })
+            .max_by_key(|(segs, _)| segs.iter().map(Option::is_some).collect::<Vec<_>>())?;
+        let mut all: Vec<&str> = methods.iter().map(String::as_str).collect();
+        if all.contains(&"GET") {
+            all.push("HEAD");
+        }
+        all.sort_unstable();
+        all.dedup();
+        Some(all.join(", "))
+    }
+}
+
 /// Runs `ep` with every cross-cutting concern: it never returns `Err`.
 pub async fn around<E: Endpoint>(
     ep: std::sync::Arc<E>,
     mut req: Request,
     docs_csp: &str,
+    routes: &Routes,
 ) -> poem::Result<Response> {
     let is_docs = req.uri().path().starts_with("/docs");
+    let path = req.uri().path().to_owned();
     let slot = RateSlot::default();
     req.extensions_mut().insert(slot.clone());
 
@@ -31,6 +94,25 @@ pub async fn around<E: Endpoint>(
             Err(e) => from_poem_error(e),
         },
     };
+    match resp.status() {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            if let Some(v) = routes
+                .allowed(&path)
+                .and_then(|a| HeaderValue::from_str(&a).ok())
+            {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        StatusCode::UNAUTHORIZED => {
+            for challenge in WWW_AUTHENTICATE {
+                resp.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+        }
+        _ => {}
+    }
     let headers = resp.headers_mut();
     security_headers(headers, is_docs, docs_csp);
     if let Some(status) = *slot.0.lock().unwrap_or_else(|p| p.into_inner()) {

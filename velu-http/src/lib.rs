@@ -11,11 +11,13 @@ pub mod model;
 pub mod problem;
 pub mod signals;
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use poem::endpoint::make_sync;
 use poem::listener::TcpListener;
 use poem::web::Redirect;
-use poem::{Endpoint, EndpointExt, IntoResponse, Route, Server};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, Server, get};
 use velu_core::Velu;
 
 /// Default listen address.
@@ -26,13 +28,44 @@ fn is_root(req: &poem::Request) -> bool {
     req.uri().path() == "/" && req.method() == poem::http::Method::GET
 }
 
+/// The spec (JSON, YAML) and the methods of every route, built once per process.
+struct Static {
+    json: String,
+    yaml: String,
+    routes: Arc<headers::Routes>,
+}
+
+static STATIC: LazyLock<Static> = LazyLock::new(|| {
+    let json = api::finished_spec() + "\n";
+    let value: serde_yaml::Value = serde_yaml::from_str(&json).expect("the spec is JSON");
+    let routes = headers::Routes::from_spec(
+        &json,
+        &[
+            ("/openapi.json", "get"),
+            ("/openapi.yaml", "get"),
+            ("/docs", "get"),
+        ],
+    );
+    Static {
+        yaml: serde_yaml::to_string(&value).expect("the spec serializes as YAML"),
+        json,
+        routes: Arc::new(routes),
+    }
+});
+
 /// The whole HTTP application for `velu`: API, spec, docs, middleware.
 pub fn app(velu: Velu) -> impl Endpoint {
     let svc = api::service();
     let docs_csp = docs_csp::for_html(&svc.swagger_ui_html());
+    let routes = STATIC.routes.clone();
+    let spec = |body: &'static str, content_type: &'static str| {
+        get(make_sync(move |_| {
+            Response::builder().content_type(content_type).body(body)
+        }))
+    };
     Route::new()
-        .at("/openapi.json", svc.spec_endpoint())
-        .at("/openapi.yaml", svc.spec_endpoint_yaml())
+        .at("/openapi.json", spec(&STATIC.json, "application/json"))
+        .at("/openapi.yaml", spec(&STATIC.yaml, "application/x-yaml"))
         .nest("/docs", svc.swagger_ui())
         .nest("/", svc)
         .data(velu)
@@ -44,13 +77,15 @@ pub fn app(velu: Velu) -> impl Endpoint {
         })
         .around(move |ep, req| {
             let csp = docs_csp.clone();
-            async move { headers::around(ep, req, &csp).await }
+            let routes = routes.clone();
+            async move { headers::around(ep, req, &csp, &routes).await }
         })
 }
 
-/// The OpenAPI spec as JSON (what `/openapi.json` serves and `docs/openapi.json` holds).
+/// The OpenAPI spec as JSON (what `/openapi.json` serves and `docs/openapi.json` holds,
+/// without the final newline).
 pub fn openapi_json() -> String {
-    api::service().spec()
+    STATIC.json.trim_end().to_owned()
 }
 
 /// Serves `velu` on `addr` until `shutdown` resolves, then drains for up to 10 s.

@@ -29,6 +29,11 @@ struct Args {
     /// YAML file of command task kinds.
     #[arg(long, env = "VELU_TASKS_FILE")]
     tasks_file: Option<PathBuf>,
+    /// Failed authentications allowed per client address per minute before `429`. Raise it
+    /// only for a fuzzer that probes every operation with a wrong key from one address
+    /// (scripts/schemathesis.sh).
+    #[arg(long, env = "VELU_AUTH_FAILURES_PER_MINUTE", default_value_t = velu_core::auth::AuthConfig::default().client_failures_per_minute)]
+    auth_failures_per_minute: u32,
 }
 
 #[tokio::main]
@@ -62,7 +67,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let opts = OpenOptions {
         schema: args.serve.migrate.then_some(SchemaPolicy::Apply),
         background: true,
-        ..OpenOptions::default()
+        auth: velu_core::auth::AuthConfig {
+            client_failures_per_minute: args.auth_failures_per_minute,
+            ..Default::default()
+        },
     };
     let velu = Velu::open(settings, tasks, opts).await?;
     velu.hasher()?;

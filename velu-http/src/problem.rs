@@ -6,7 +6,9 @@
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Error, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object};
 use serde_json::{Map, Value, json};
@@ -127,39 +129,82 @@ impl poem::error::ResponseError for ApiError {
 /// Result type of every operation.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The challenges of every 401 (RFC 9110 §11.6.1): both ways of presenting a key.
+pub const WWW_AUTHENTICATE: [&str; 2] = [
+    r#"Bearer realm="velu""#,
+    r#"ApiKey realm="velu", header="X-API-Key""#,
+];
+
+fn header(name: &str, description: &str, required: bool, ty: &'static str) -> MetaHeader {
+    MetaHeader {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        required,
+        deprecated: false,
+        schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new(ty))),
+    }
+}
+
+fn describe(status: u16, description: &'static str) -> MetaResponse {
+    let headers = match status {
+        401 => vec![header(
+            "WWW-Authenticate",
+            "The accepted schemes: `Bearer` (`Authorization: Bearer <key>`) and `ApiKey` \
+             (`X-API-Key: <key>`).",
+            true,
+            "string",
+        )],
+        429 => vec![header(
+            "Retry-After",
+            "Seconds to wait (`rate_limited`).",
+            false,
+            "integer",
+        )],
+        _ => vec![],
+    };
+    MetaResponse {
+        description,
+        status: Some(status),
+        status_range: None,
+        content: vec![MetaMediaType {
+            content_type: PROBLEM_JSON,
+            schema: Problem::schema_ref(),
+        }],
+        headers,
+    }
+}
+
+/// The errors any operation may answer.
+fn error_responses() -> Vec<MetaResponse> {
+    vec![
+        describe(400, "Invalid request (`invalid`)."),
+        describe(401, "Missing or invalid API key (`unauthorized`)."),
+        describe(
+            403,
+            "Missing scope (`forbidden`) or plan too low (`upgrade_required`).",
+        ),
+        describe(404, "Not found, or not yours (`not_found`)."),
+        describe(409, "Conflicts with the current state (`conflict`)."),
+        describe(
+            413,
+            "Body over 2 MiB or payload over the plan's limit (`payload_too_large`).",
+        ),
+        describe(
+            429,
+            "Rate limit or quota (`rate_limited`, `quota_exceeded`); see `Retry-After`.",
+        ),
+        describe(500, "Internal error (`internal`, `config`)."),
+        describe(
+            503,
+            "Database unavailable or schema behind (`unavailable`, `schema_mismatch`).",
+        ),
+    ]
+}
+
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        let describe = |status: u16, description: &'static str| MetaResponse {
-            description,
-            status: Some(status),
-            status_range: None,
-            content: vec![MetaMediaType {
-                content_type: PROBLEM_JSON,
-                schema: Problem::schema_ref(),
-            }],
-            headers: vec![],
-        };
         MetaResponses {
-            responses: vec![
-                describe(400, "Invalid request (`invalid`)."),
-                describe(401, "Missing or invalid API key (`unauthorized`)."),
-                describe(
-                    403,
-                    "Missing scope (`forbidden`) or plan too low (`upgrade_required`).",
-                ),
-                describe(404, "Not found, or not yours (`not_found`)."),
-                describe(409, "Conflicts with the current state (`conflict`)."),
-                describe(413, "Body too large (`payload_too_large`)."),
-                describe(
-                    429,
-                    "Rate limit or quota (`rate_limited`, `quota_exceeded`); see `Retry-After`.",
-                ),
-                describe(500, "Internal error (`internal`, `config`)."),
-                describe(
-                    503,
-                    "Database unavailable or schema behind (`unavailable`, `schema_mismatch`).",
-                ),
-            ],
+            responses: error_responses(),
         }
     }
 
@@ -168,10 +213,64 @@ impl ApiResponse for ApiError {
     }
 }
 
+/// The error of an operation that takes a JSON body: an [`ApiError`], and also `415` for
+/// a body that is not `application/json`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BodyError(#[from] pub ApiError);
+
+impl From<CoreError> for BodyError {
+    fn from(e: CoreError) -> Self {
+        BodyError(ApiError(e))
+    }
+}
+
+impl poem::error::ResponseError for BodyError {
+    fn status(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn as_response(&self) -> Response {
+        self.0.response()
+    }
+}
+
+impl ApiResponse for BodyError {
+    fn meta() -> MetaResponses {
+        let mut responses = error_responses();
+        responses.push(describe(
+            415,
+            "The body is not `application/json` (`unsupported_media_type`).",
+        ));
+        responses.sort_by_key(|r| r.status);
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+/// Result type of an operation with a JSON body.
+pub type BodyResult<T> = Result<T, BodyError>;
+
+/// The field a body parse error is about: the unknown or failing field poem names, else
+/// `body`.
+fn payload_field(reason: &str) -> String {
+    let named = |marker: &str| {
+        let start = reason.rfind(marker)? + marker.len();
+        let end = reason[start..].find('`')?;
+        Some(reason[start..start + end].to_owned())
+    };
+    named("unknown field `")
+        .or_else(|| named("field `"))
+        .unwrap_or_else(|| "body".to_owned())
+}
+
 /// Turns any error poem or poem-openapi raised into a problem response. Errors that are
 /// already problems pass through untouched.
 pub fn from_poem_error(err: Error) -> Response {
-    if err.is::<ApiError>() {
+    if err.is::<ApiError>() || err.is::<BodyError>() {
         return err.into_response();
     }
     let status = err.status();
@@ -191,7 +290,7 @@ pub fn from_poem_error(err: Error) -> Response {
         return problem_response("invalid", &e.to_string(), field(e.name));
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
-        return problem_response("invalid", &e.to_string(), field("body"));
+        return problem_response("invalid", &e.to_string(), field(&payload_field(&e.reason)));
     }
     if let Some(e) = err.downcast_ref::<ContentTypeError>() {
         return problem_response(
@@ -241,5 +340,20 @@ mod tests {
         assert_eq!(status_for("not_found"), 404);
         assert_eq!(status_for("upgrade_required"), 403);
         assert_eq!(status_for("quota_exceeded"), 429);
+    }
+
+    #[test]
+    fn body_errors_name_their_field() {
+        assert_eq!(
+            payload_field(r#"failed to parse "LegacyTask": unknown field `org_id`."#),
+            "org_id"
+        );
+        assert_eq!(
+            payload_field(
+                r#"failed to parse "CreateOrg": field `slug` verification failed. pattern"#
+            ),
+            "slug"
+        );
+        assert_eq!(payload_field("expected object"), "body");
     }
 }

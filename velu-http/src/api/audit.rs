@@ -31,9 +31,11 @@ impl AuditApi {
         velu: Data<&Velu>,
         auth: Auth,
         org: Path<String>,
-        /// Page size, 1..=200 [default: 50].
+        /// Page size [default: 50].
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page (opaque; empty means the first page).
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<Page<AuditEvent>>> {
         let page = PageRequest {

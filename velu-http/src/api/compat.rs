@@ -11,7 +11,7 @@ use velu_core::{CoreError, Principal, Velu, jobs};
 use super::Tag;
 use crate::auth::Auth;
 use crate::model::jobs::{LegacyAccepted, LegacyResult, LegacyTask};
-use crate::problem::ApiResult;
+use crate::problem::{ApiResult, BodyResult};
 
 /// Compatibility routes (deprecated).
 pub struct CompatApi;
@@ -38,10 +38,10 @@ impl CompatApi {
         velu: Data<&Velu>,
         auth: Auth,
         body: Json<LegacyTask>,
-    ) -> ApiResult<Json<LegacyAccepted>> {
+    ) -> BodyResult<Json<LegacyAccepted>> {
         let org = own_org(&auth.0)?;
         let input = jobs::SubmitJob {
-            task: body.0.task,
+            task: body.0.task.0,
             payload: body.0.payload.0,
             ..Default::default()
         };

@@ -12,8 +12,10 @@ use velu_core::pagination::PageRequest;
 use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
-use crate::model::jobs::{BatchSubmitted, Job, JobDetail, JobStats, SubmitBatch, SubmitJob};
-use crate::problem::ApiResult;
+use crate::model::jobs::{
+    BatchSubmitted, Job, JobDetail, JobStats, JobStatus, SubmitBatch, SubmitJob,
+};
+use crate::problem::{ApiResult, BodyResult};
 
 /// Jobs.
 pub struct JobsApi;
@@ -46,7 +48,7 @@ impl JobsApi {
         auth: Auth,
         org: Path<String>,
         body: Json<SubmitJob>,
-    ) -> ApiResult<Submitted> {
+    ) -> BodyResult<Submitted> {
         let done = jobs::submit_job(&velu, &auth.0, &OrgRef::new(org.0), &body.0.into()).await?;
         let job = Json(done.job.into());
         Ok(if done.created {
@@ -68,7 +70,7 @@ impl JobsApi {
         auth: Auth,
         org: Path<String>,
         body: Json<SubmitBatch>,
-    ) -> ApiResult<Created<BatchSubmitted>> {
+    ) -> BodyResult<Created<BatchSubmitted>> {
         let inputs: Vec<jobs::SubmitJob> = body.0.jobs.into_iter().map(Into::into).collect();
         let done = jobs::submit_batch(&velu, &auth.0, &OrgRef::new(org.0), &inputs).await?;
         Ok(Created::Created(Json(done.into())))
@@ -87,16 +89,19 @@ impl JobsApi {
         auth: Auth,
         org: Path<String>,
         /// Only this status.
-        status: Query<Option<String>>,
-        /// Only this task kind.
+        status: Query<Option<JobStatus>>,
+        /// Only this task kind (no control characters).
+        #[oai(validator(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))]
         task: Query<Option<String>>,
-        /// Page size, 1..=200 [default: 50].
+        /// Page size [default: 50].
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page (opaque; empty means the first page).
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<Page<Job>>> {
         let filter = JobFilter {
-            status: status.0,
+            status: status.0.map(|s| s.as_str().to_owned()),
             task: task.0,
         };
         let page = PageRequest {

@@ -13,7 +13,7 @@ use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
 use crate::model::keys::{ApiKey, CreateKey, IssuedKey};
-use crate::problem::ApiResult;
+use crate::problem::{ApiResult, BodyResult};
 
 /// API keys.
 pub struct KeysApi;
@@ -37,7 +37,7 @@ impl KeysApi {
         auth: Auth,
         org: Path<String>,
         body: Json<CreateKey>,
-    ) -> ApiResult<Created<IssuedKey>> {
+    ) -> BodyResult<Created<IssuedKey>> {
         let key = keys::create_key(&velu, &auth.0, &owner(org), &body.0.into()).await?;
         Ok(Created::Created(Json(key.into())))
     }
@@ -54,9 +54,11 @@ impl KeysApi {
         velu: Data<&Velu>,
         auth: Auth,
         org: Path<String>,
-        /// Page size, 1..=200 [default: 50].
+        /// Page size [default: 50].
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page (opaque; empty means the first page).
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<Page<ApiKey>>> {
         let page = PageRequest {
@@ -122,7 +124,8 @@ impl KeysApi {
         auth: Auth,
         org: Path<String>,
         key: Path<String>,
-        /// Seconds the old secret keeps working (at most 604800) [default: 0, none].
+        /// Seconds the old secret keeps working (at most 7 days) [default: 0, none].
+        #[oai(validator(minimum(value = "0"), maximum(value = "604800")))]
         grace_secs: Query<Option<u64>>,
     ) -> ApiResult<Json<IssuedKey>> {
         let input = keys::RotateKey {

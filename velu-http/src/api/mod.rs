@@ -11,6 +11,8 @@ mod orgs;
 mod plans;
 mod whoami;
 
+use std::collections::BTreeSet;
+
 use poem_openapi::payload::Json;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, OpenApiService, Tags};
@@ -40,6 +42,64 @@ pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
     /// Created.
     #[oai(status = 201)]
     Created(Json<T>),
+}
+
+/// The spec as served and committed: poem-openapi's document plus what it cannot say
+/// itself. Every request body refuses unknown fields (`deny_unknown_fields`), so each
+/// object schema a request body uses gets `additionalProperties: false`.
+pub fn finished_spec() -> String {
+    finish_spec(&service().spec())
+}
+
+fn finish_spec(json: &str) -> String {
+    use serde_yaml::Value as Y;
+    // serde_yaml's mappings keep their order (serde_json's would sort the document).
+    let mut doc: Y = serde_yaml::from_str(json).expect("poem-openapi writes a JSON document");
+    let mut todo = Vec::new();
+    for ops in doc["paths"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        for op in ops.as_mapping().into_iter().flat_map(|m| m.values()) {
+            refs_in(&op["requestBody"], &mut todo);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut doc["components"]["schemas"][name.as_str()];
+        refs_in(schema, &mut todo);
+        if schema["type"].as_str() == Some("object")
+            && let Some(map) = schema.as_mapping_mut()
+        {
+            map.insert("additionalProperties".into(), Y::Bool(false));
+        }
+    }
+    serde_json::to_string_pretty(&doc).expect("a YAML value of JSON serializes as JSON")
+}
+
+/// Names of the component schemas `value` refers to, at any depth.
+fn refs_in(value: &serde_yaml::Value, out: &mut Vec<String>) {
+    use serde_yaml::Value as Y;
+    match value {
+        Y::Mapping(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    (Some("$ref"), Some(r)) => {
+                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                            out.push(name.to_owned());
+                        }
+                    }
+                    _ => refs_in(v, out),
+                }
+            }
+        }
+        Y::Sequence(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
 }
 
 /// The OpenAPI service (no database needed: the spec is static).

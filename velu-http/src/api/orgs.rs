@@ -12,7 +12,7 @@ use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
 use crate::model::orgs::{Bootstrap, BootstrapOrg, CreateOrg, Org, SetPlan};
-use crate::problem::ApiResult;
+use crate::problem::{ApiResult, BodyResult};
 
 /// Organizations.
 pub struct OrgsApi;
@@ -26,7 +26,7 @@ impl OrgsApi {
         velu: Data<&Velu>,
         auth: Auth,
         body: Json<CreateOrg>,
-    ) -> ApiResult<Created<Org>> {
+    ) -> BodyResult<Created<Org>> {
         let org = orgs::create_org(&velu, &auth.0, &body.0.into()).await?;
         Ok(Created::Created(Json(org.into())))
     }
@@ -44,7 +44,7 @@ impl OrgsApi {
         velu: Data<&Velu>,
         auth: Auth,
         body: Json<BootstrapOrg>,
-    ) -> ApiResult<Created<Bootstrap>> {
+    ) -> BodyResult<Created<Bootstrap>> {
         let done = bootstrap::bootstrap_org(&velu, &auth.0, &body.0.into()).await?;
         Ok(Created::Created(Json(done.into())))
     }
@@ -55,11 +55,15 @@ impl OrgsApi {
         &self,
         velu: Data<&Velu>,
         auth: Auth,
-        /// Text to find in the name or slug (case-insensitive).
+        /// Text to find in the name or slug (case-insensitive; trimmed; at most 200
+        /// characters, no control characters).
+        #[oai(validator(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))]
         q: Query<Option<String>>,
-        /// Page size, 1..=200 [default: 50].
+        /// Page size [default: 50].
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page (opaque; empty means the first page).
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<Page<Org>>> {
         let page = PageRequest {
@@ -94,8 +98,8 @@ impl OrgsApi {
         auth: Auth,
         org: Path<String>,
         body: Json<SetPlan>,
-    ) -> ApiResult<Json<Org>> {
-        let org = orgs::set_plan(&velu, &auth.0, &OrgRef::new(org.0), &body.0.plan).await?;
+    ) -> BodyResult<Json<Org>> {
+        let org = orgs::set_plan(&velu, &auth.0, &OrgRef::new(org.0), body.0.plan.as_str()).await?;
         Ok(Json(org.into()))
     }
 }

@@ -19,8 +19,8 @@ impl PlansApi {
     /// List the plans with their limits and task kinds. Public; a key, if sent, is
     /// checked (Any valid key).
     #[oai(path = "/v1/plans", method = "get", operation_id = "plans.list")]
-    async fn list(&self, velu: Data<&Velu>, _auth: MaybeAuth) -> Json<PlanList> {
-        Json(plans::list_plans(velu.tasks()).into())
+    async fn list(&self, velu: Data<&Velu>, _auth: MaybeAuth) -> ApiResult<Json<PlanList>> {
+        Ok(Json(plans::list_plans(velu.tasks()).into()))
     }
 
     /// Show one plan. Public; a key, if sent, is checked (Any valid key).
@@ -37,7 +37,7 @@ impl PlansApi {
     /// List the task kinds with the minimum plan of each. Public; a key, if sent, is
     /// checked (Any valid key).
     #[oai(path = "/v1/tasks", method = "get", operation_id = "tasks.list")]
-    async fn tasks(&self, velu: Data<&Velu>, _auth: MaybeAuth) -> Json<TaskList> {
-        Json(tasks::list_tasks(velu.tasks()).into())
+    async fn tasks(&self, velu: Data<&Velu>, _auth: MaybeAuth) -> ApiResult<Json<TaskList>> {
+        Ok(Json(tasks::list_tasks(velu.tasks()).into()))
     }
 }

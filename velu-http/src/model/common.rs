@@ -1,8 +1,28 @@
-//! Shared wire pieces: pages and timestamps.
+//! Shared wire pieces: pages, timestamps, JSON objects, and the text patterns the spec
+//! declares (each mirrors a velu-core rule; `tests/it/spec.rs` keeps them in step).
+
+use std::borrow::Cow;
 
 use poem_openapi::Object;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
+use serde_json::Value;
 use velu_core::time::Timestamp;
+
+/// Text without control characters (U+0000 to U+001F, U+007F to U+009F): what velu-core
+/// accepts in filters, names and keys. The patterns below are written in the subset that
+/// Rust's `regex`, ECMA-262 and Python's `re` read alike.
+pub const PLAIN_TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
+/// A display name: plain text with at least one character that is not white space (names
+/// are trimmed, then must not be empty).
+pub const NAME_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// A key name: letters, digits, space, `-`, `_`, `.`, not only spaces.
+pub const KEY_NAME_PATTERN: &str = r"^[A-Za-z0-9 ._-]*[A-Za-z0-9._-][A-Za-z0-9 ._-]*$";
+
+/// A task kind name (built-in or from the tasks file).
+pub const TASK_PATTERN: &str = r"^[a-z][a-z0-9-]{0,63}$";
 
 /// One page of a list.
 #[derive(Debug, Object)]
@@ -10,6 +30,7 @@ pub struct Page<T: ParseFromJSON + ToJSON> {
     /// The items.
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -34,4 +55,104 @@ pub fn ts(t: Timestamp) -> String {
 /// An optional timestamp.
 pub fn ts_opt(t: Option<Timestamp>) -> Option<String> {
     t.map(ts)
+}
+
+/// A JSON object as the spec declares it (`type: object`). What it may hold (no `_` keys
+/// at the top, no U+0000, the plan's size) is velu-core's to check, so a refusal names the
+/// field; anything that is not an object reaches velu-core too and is refused there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonObject(pub Value);
+
+impl Default for JsonObject {
+    fn default() -> Self {
+        JsonObject(Value::Object(Default::default()))
+    }
+}
+
+impl Type for JsonObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        "object".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("object")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromJSON for JsonObject {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(JsonObject(value.unwrap_or_default()))
+    }
+}
+
+impl ToJSON for JsonObject {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone())
+    }
+}
+
+/// A JSON string, and only a string: poem's `String` would also take `false` or `7` and
+/// turn them into text, which the spec (`type: string`) does not allow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.0
+    }
+}
+
+impl Type for Text {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromJSON for Text {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(s) => Ok(Text(s)),
+            other => Err(poem_openapi::types::ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl ToJSON for Text {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
 }

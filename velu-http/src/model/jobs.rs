@@ -2,12 +2,41 @@
 
 use std::collections::BTreeMap;
 
-use poem_openapi::Object;
 use poem_openapi::types::Any;
+use poem_openapi::{Enum, Object};
 use serde_json::Value;
 use velu_core::jobs;
 
-use super::common::{ts, ts_opt};
+use super::common::{JsonObject, Text, ts, ts_opt};
+
+/// A job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker (or for `run_at`).
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Done, with a result.
+    Succeeded,
+    /// Out of attempts.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// The wire name, as velu-core lists it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
 
 /// Why a job or an attempt failed.
 #[derive(Debug, Object)]
@@ -42,8 +71,10 @@ pub struct Job {
     /// What the submitter sent.
     pub payload: Any<Value>,
     /// The result, once succeeded.
+    #[oai(nullable)]
     pub result: Option<Any<Value>>,
     /// The last error.
+    #[oai(nullable)]
     pub error: Option<JobError>,
     /// Higher runs first.
     pub priority: i32,
@@ -58,6 +89,7 @@ pub struct Job {
     /// OS user or key id of the submitter.
     pub actor_id: String,
     /// The submitter's deduplication key.
+    #[oai(nullable)]
     pub idempotency_key: Option<String>,
     /// A cancel is pending on a running job.
     pub cancel_requested: bool,
@@ -66,8 +98,10 @@ pub struct Job {
     /// RFC 3339 UTC.
     pub updated_at: String,
     /// First start (RFC 3339 UTC).
+    #[oai(nullable)]
     pub started_at: Option<String>,
     /// End (RFC 3339 UTC).
+    #[oai(nullable)]
     pub finished_at: Option<String>,
 }
 
@@ -107,10 +141,13 @@ pub struct JobAttempt {
     /// RFC 3339 UTC.
     pub started_at: String,
     /// RFC 3339 UTC, `null` while running.
+    #[oai(nullable)]
     pub finished_at: Option<String>,
-    /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`.
+    /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`; `null` while running.
+    #[oai(nullable)]
     pub outcome: Option<String>,
     /// Why it did not succeed.
+    #[oai(nullable)]
     pub error: Option<JobError>,
 }
 
@@ -168,39 +205,83 @@ impl From<jobs::JobStats> for JobStats {
     }
 }
 
-fn empty_object() -> Any<Value> {
-    Any(Value::Object(Default::default()))
-}
-
 /// Body of `POST /v1/orgs/{org}/jobs`. Nothing else is accepted: the org and the actor
 /// come from the API key.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct SubmitJob {
-    /// Task kind (`GET /v1/tasks`).
-    pub task: String,
-    /// A JSON object; top-level keys starting with `_` are reserved [default: {}].
-    #[oai(default = "empty_object")]
-    pub payload: Any<Value>,
-    /// -100..=100, higher first [default: 0].
+    /// Task kind (`GET /v1/tasks`); an unknown kind is `invalid`.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
+    pub task: Text,
+    /// A JSON object: top-level keys starting with `_` are reserved, strings may not hold
+    /// U+0000, and its JSON may not exceed the plan's `payload_bytes` (413) [default: {}].
+    #[oai(nullable, default)]
+    pub payload: JsonObject,
+    /// Higher first [default: 0].
+    #[oai(nullable, validator(minimum(value = "-100"), maximum(value = "100")))]
     pub priority: Option<i32>,
-    /// RFC 3339: not before this time.
-    pub run_at: Option<String>,
-    /// 1..=25 [default: the kind's].
+    /// RFC 3339 (years 1970 to 9999): not before this time, at most 366 days away.
+    #[oai(nullable)]
+    pub run_at: Option<Text>,
+    /// Attempts allowed [default: the kind's].
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "25")))]
     pub max_attempts: Option<u32>,
-    /// Submitting the same key again returns the existing job.
-    pub idempotency_key: Option<String>,
+    /// Submitting the same key again returns the existing job: 1 to 200 bytes, no control
+    /// characters.
+    #[oai(
+        nullable,
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
+    pub idempotency_key: Option<Text>,
 }
 
 impl From<SubmitJob> for jobs::SubmitJob {
     fn from(b: SubmitJob) -> Self {
         jobs::SubmitJob {
-            task: b.task,
+            task: b.task.0,
             payload: b.payload.0,
             priority: b.priority,
-            run_at: b.run_at,
+            run_at: b.run_at.map(String::from),
             max_attempts: b.max_attempts,
-            idempotency_key: b.idempotency_key,
+            idempotency_key: b.idempotency_key.map(String::from),
+        }
+    }
+}
+
+/// One job of a batch: a submit without an idempotency key.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct BatchJob {
+    /// Task kind (`GET /v1/tasks`); an unknown kind is `invalid`.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
+    pub task: Text,
+    /// A JSON object, as for a single submit [default: {}].
+    #[oai(nullable, default)]
+    pub payload: JsonObject,
+    /// Higher first [default: 0].
+    #[oai(nullable, validator(minimum(value = "-100"), maximum(value = "100")))]
+    pub priority: Option<i32>,
+    /// RFC 3339: not before this time, at most 366 days away.
+    #[oai(nullable)]
+    pub run_at: Option<Text>,
+    /// Attempts allowed [default: the kind's].
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "25")))]
+    pub max_attempts: Option<u32>,
+}
+
+impl From<BatchJob> for jobs::SubmitJob {
+    fn from(b: BatchJob) -> Self {
+        jobs::SubmitJob {
+            task: b.task.0,
+            payload: b.payload.0,
+            priority: b.priority,
+            run_at: b.run_at.map(String::from),
+            max_attempts: b.max_attempts,
+            idempotency_key: None,
         }
     }
 }
@@ -209,8 +290,9 @@ impl From<SubmitJob> for jobs::SubmitJob {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct SubmitBatch {
-    /// The jobs (idempotency keys are not taken in batches).
-    pub jobs: Vec<SubmitJob>,
+    /// The jobs: 1 to 50000 (idempotency keys are not taken in batches).
+    #[oai(validator(min_items = 1, max_items = 50000))]
+    pub jobs: Vec<BatchJob>,
 }
 
 /// What a batch submit queued.
@@ -231,14 +313,17 @@ impl From<jobs::BatchSubmitted> for BatchSubmitted {
     }
 }
 
-/// Body of the earlier system's `POST /tasks`.
+/// Body of the earlier system's `POST /tasks`. Nothing else is accepted (as on the
+/// `/v1` routes: the org and the actor come from the API key).
 #[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
 pub struct LegacyTask {
-    /// Task kind.
-    pub task: String,
-    /// A JSON object [default: {}].
-    #[oai(default = "empty_object")]
-    pub payload: Any<Value>,
+    /// Task kind (`GET /v1/tasks`); an unknown kind is `invalid`.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
+    pub task: Text,
+    /// A JSON object, as for `POST /v1/orgs/{org}/jobs` [default: {}].
+    #[oai(nullable, default)]
+    pub payload: JsonObject,
 }
 
 /// Answer of the earlier system's `POST /tasks`.

@@ -2,9 +2,9 @@
 
 use poem_openapi::{Enum, Object};
 use velu_core::keys;
-use velu_core::scopes::{Scope, ScopeSet};
+use velu_core::scopes::{Role, Scope, ScopeSet};
 
-use super::common::{ts, ts_opt};
+use super::common::{Text, ts, ts_opt};
 use super::orgs::Org;
 use super::plans::PlanName;
 
@@ -59,6 +59,60 @@ impl ScopeName {
     }
 }
 
+/// A scope an org key may hold (`admin:orgs:manage` and `jobs:work` are for platform
+/// keys, which only the operator's CLI makes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "OrgScope")]
+pub enum OrgScopeName {
+    /// Read the org's jobs.
+    #[oai(rename = "jobs:read")]
+    JobsRead,
+    /// Submit, cancel and retry jobs.
+    #[oai(rename = "jobs:submit")]
+    JobsSubmit,
+    /// Manage the org's API keys.
+    #[oai(rename = "admin:api_keys:manage")]
+    ApiKeysManage,
+    /// Read the org's audit log.
+    #[oai(rename = "audit:read")]
+    AuditRead,
+}
+
+impl OrgScopeName {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgScopeName::JobsRead => Scope::JobsRead.as_str(),
+            OrgScopeName::JobsSubmit => Scope::JobsSubmit.as_str(),
+            OrgScopeName::ApiKeysManage => Scope::ApiKeysManage.as_str(),
+            OrgScopeName::AuditRead => Scope::AuditRead.as_str(),
+        }
+    }
+}
+
+/// A role: a named set of scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase", rename = "Role")]
+pub enum RoleName {
+    /// `jobs:read`.
+    Viewer,
+    /// Viewer plus `jobs:submit`.
+    Builder,
+    /// Builder plus `admin:api_keys:manage`, `audit:read`.
+    Admin,
+}
+
+impl RoleName {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleName::Viewer => Role::Viewer.as_str(),
+            RoleName::Builder => Role::Builder.as_str(),
+            RoleName::Admin => Role::Admin.as_str(),
+        }
+    }
+}
+
 /// Scopes in the order the CLI prints them (sorted by name).
 pub fn scope_names(set: &ScopeSet) -> Vec<ScopeName> {
     let mut v: Vec<ScopeName> = set.iter().map(Into::into).collect();
@@ -94,6 +148,7 @@ pub struct ApiKey {
     /// Public key id (`kid`), part of the key text.
     pub id: String,
     /// The org, or `null` for a platform key.
+    #[oai(nullable)]
     pub org_id: Option<String>,
     /// Name.
     pub name: String,
@@ -110,14 +165,19 @@ pub struct ApiKey {
     /// RFC 3339 UTC.
     pub created_at: String,
     /// RFC 3339 UTC, or `null`.
+    #[oai(nullable)]
     pub expires_at: Option<String>,
     /// RFC 3339 UTC, or `null`.
+    #[oai(nullable)]
     pub revoked_at: Option<String>,
     /// RFC 3339 UTC, or `null`.
+    #[oai(nullable)]
     pub rotated_at: Option<String>,
     /// Until when the previous secret still works.
+    #[oai(nullable)]
     pub grace_until: Option<String>,
     /// Last successful use (written in batches).
+    #[oai(nullable)]
     pub last_used_at: Option<String>,
 }
 
@@ -164,24 +224,32 @@ impl From<keys::IssuedKey> for IssuedKey {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateKey {
-    /// Name, unique among the org's active keys.
-    pub name: String,
-    /// viewer, builder or admin (or give `scopes`).
-    pub role: Option<String>,
-    /// Explicit scopes (or give `role`).
-    #[oai(default)]
-    pub scopes: Vec<String>,
-    /// RFC 3339 expiry.
-    pub expires_at: Option<String>,
+    /// Name, unique among the org's active keys: at most 100 letters, digits, spaces,
+    /// `-`, `_` or `.` (trimmed, not blank).
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"^[A-Za-z0-9 ._-]*[A-Za-z0-9._-][A-Za-z0-9 ._-]*$"
+    ))]
+    pub name: Text,
+    /// A role; give exactly one of `role` and `scopes`.
+    #[oai(nullable)]
+    pub role: Option<RoleName>,
+    /// Explicit scopes; give exactly one of `role` and `scopes`. Never more than the
+    /// calling key holds (`forbidden`).
+    #[oai(nullable, default)]
+    pub scopes: Vec<OrgScopeName>,
+    /// RFC 3339 expiry, in the future and at most 3653 days away.
+    #[oai(nullable)]
+    pub expires_at: Option<Text>,
 }
 
 impl From<CreateKey> for keys::CreateKey {
     fn from(b: CreateKey) -> Self {
         keys::CreateKey {
-            name: b.name,
-            role: b.role,
-            scopes: b.scopes,
-            expires_at: b.expires_at,
+            name: b.name.0,
+            role: b.role.map(|r| r.as_str().to_owned()),
+            scopes: b.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            expires_at: b.expires_at.map(String::from),
         }
     }
 }
@@ -194,8 +262,10 @@ pub struct Whoami {
     /// The key id.
     pub actor_id: String,
     /// The key's org (`null` for platform keys).
+    #[oai(nullable)]
     pub org: Option<Org>,
-    /// The org's current plan.
+    /// The org's current plan (`null` for platform keys).
+    #[oai(nullable)]
     pub plan: Option<PlanName>,
     /// The key's scopes.
     pub scopes: Vec<ScopeName>,

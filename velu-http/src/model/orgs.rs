@@ -4,7 +4,7 @@ use poem_openapi::Object;
 use poem_openapi::types::Any;
 use velu_core::{audit, bootstrap, orgs};
 
-use super::common::ts;
+use super::common::{Text, ts};
 use super::keys::IssuedKey;
 use super::plans::PlanName;
 
@@ -42,20 +42,28 @@ impl From<orgs::Org> for Org {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateOrg {
-    /// Display name (1 to 200 characters).
-    pub name: String,
-    /// `^[a-z0-9][a-z0-9-]{1,62}$`; refused, never rewritten.
-    pub slug: String,
-    /// Plan name [default: base].
-    pub plan: Option<String>,
+    /// Display name: at most 200 characters, no control characters, not blank (trimmed).
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
+    pub name: Text,
+    /// Lower-case letters, digits and hyphens, 2 to 63 long, not starting with a hyphen;
+    /// refused, never rewritten. Route words (`bootstrap`, `new`, `batch`, ...) are
+    /// reserved.
+    #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]{1,62}$"))]
+    pub slug: Text,
+    /// Plan [default: base].
+    #[oai(nullable)]
+    pub plan: Option<PlanName>,
 }
 
 impl From<CreateOrg> for orgs::CreateOrg {
     fn from(b: CreateOrg) -> Self {
         orgs::CreateOrg {
-            name: b.name,
-            slug: b.slug,
-            plan: b.plan,
+            name: b.name.0,
+            slug: b.slug.0,
+            plan: b.plan.map(|p| p.as_str().to_owned()),
         }
     }
 }
@@ -64,31 +72,37 @@ impl From<CreateOrg> for orgs::CreateOrg {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct SetPlan {
-    /// base, hero or superhero.
-    pub plan: String,
+    /// The new plan.
+    pub plan: PlanName,
 }
 
 /// Body of `POST /v1/orgs/bootstrap`.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct BootstrapOrg {
-    /// Display name.
-    pub name: String,
-    /// Unique slug.
-    pub slug: String,
+    /// Display name: at most 200 characters, no control characters, not blank (trimmed).
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
+    pub name: Text,
+    /// Unique slug, as for `POST /v1/orgs`.
+    #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]{1,62}$"))]
+    pub slug: Text,
     /// Plan [default: base].
-    pub plan: Option<String>,
+    #[oai(nullable)]
+    pub plan: Option<PlanName>,
     /// Re-issue the three keys if the org exists [default: false].
-    #[oai(default)]
+    #[oai(nullable, default)]
     pub rotate: bool,
 }
 
 impl From<BootstrapOrg> for bootstrap::BootstrapOrg {
     fn from(b: BootstrapOrg) -> Self {
         bootstrap::BootstrapOrg {
-            name: b.name,
-            slug: b.slug,
-            plan: b.plan,
+            name: b.name.0,
+            slug: b.slug.0,
+            plan: b.plan.map(|p| p.as_str().to_owned()),
             rotate: b.rotate,
         }
     }
@@ -136,6 +150,7 @@ pub struct AuditEvent {
     /// Event id (UUIDv7).
     pub id: String,
     /// The org concerned.
+    #[oai(nullable)]
     pub org_id: Option<String>,
     /// `cli` or `api_key`.
     pub actor_type: String,
