@@ -48,12 +48,8 @@ mod tests {
 
     #[test]
     fn empty_list_is_items_brackets() {
-        #[derive(Serialize)]
-        struct Page {
-            items: Vec<u8>,
-            next_cursor: Option<String>,
-        }
-        let doc = Page {
+        // velu-core's own page type, as every list command prints it.
+        let doc = velu_core::pagination::Page::<velu_core::keys::ApiKey> {
             items: vec![],
             next_cursor: None,
         };

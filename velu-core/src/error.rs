@@ -275,6 +275,29 @@ mod tests {
         ];
         let codes: Vec<_> = samples.iter().map(CoreError::code).collect();
         assert_eq!(codes, CoreError::CODES);
+        // Exhaustive: a new variant does not compile until it has an ordinal here, and
+        // then fails until it has a sample above and a code in `CODES`.
+        fn ordinal(e: &CoreError) -> usize {
+            match e {
+                CoreError::NotFound { .. } => 0,
+                CoreError::Conflict { .. } => 1,
+                CoreError::Invalid { .. } => 2,
+                CoreError::Unauthorized => 3,
+                CoreError::Forbidden { .. } => 4,
+                CoreError::UpgradeRequired { .. } => 5,
+                CoreError::RateLimited { .. } => 6,
+                CoreError::QuotaExceeded { .. } => 7,
+                CoreError::PayloadTooLarge { .. } => 8,
+                CoreError::Unavailable(_) => 9,
+                CoreError::SchemaMismatch(_) => 10,
+                CoreError::Config(_) => 11,
+                CoreError::Internal(_) => 12,
+            }
+        }
+        const VARIANTS: usize = 13;
+        let ordinals: Vec<_> = samples.iter().map(ordinal).collect();
+        assert_eq!(ordinals, (0..VARIANTS).collect::<Vec<_>>(), "one sample per variant");
+        assert_eq!(CoreError::CODES.len(), VARIANTS, "one code per variant");
     }
 
     #[test]

@@ -240,13 +240,11 @@ async fn a_flood_of_random_keys_is_cut_off_cheaply() {
             .is_ok(),
         "other clients pass"
     );
-    let waits = authenticate(velu, &boot.admin, Some(attacker))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        waits.code(),
-        "rate_limited",
-        "uncached work from the attacker's address waits"
+    assert!(
+        authenticate(velu, &boot.admin, Some(attacker))
+            .await
+            .is_ok(),
+        "a correct uncached key is never refused for others' failures, even from that address"
     );
     assert!(
         authenticate(velu, &boot.viewer, Some(attacker))
@@ -255,24 +253,19 @@ async fn a_flood_of_random_keys_is_cut_off_cheaply() {
         "a cached key keeps working, even from that address (it costs nothing)"
     );
 
-    // Guessing secrets for one real key id is cut off per key id too.
+    // Guessing secrets for one real key id from many addresses: each guess is one read
+    // and an HMAC (no argon2), every one is refused, and the key keeps working.
     let kid = boot.doc["keys"]["admin"]["key"]["id"].as_str().unwrap();
-    let mut kid_limited = false;
     for i in 0..20 {
         let guess = velu_core::keys::token::format(kid, &format!("{i:0>43}"));
         let ip: IpAddr = format!("192.0.2.{i}").parse().unwrap();
-        if authenticate(velu, &guess, Some(ip))
-            .await
-            .unwrap_err()
-            .code()
-            == "rate_limited"
-        {
-            kid_limited = true;
-        }
+        let err = authenticate(velu, &guess, Some(ip)).await.unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
     }
+    let node = env.another_node(velu_core::OpenOptions::default()).await;
     assert!(
-        kid_limited,
-        "guesses against one key id are limited whatever the address"
+        authenticate(&node, &boot.admin, Some(attacker)).await.is_ok(),
+        "the attacked key still works on a node that never cached it"
     );
     env.finish().await;
 }

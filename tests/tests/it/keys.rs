@@ -204,7 +204,9 @@ backend_tests! {
     }
 
     async fn platform_keys_manage_orgs_over_http(env) {
-        let key = platform_key(&env, "ops", "admin:orgs:manage").await;
+        // Bootstrap issues an admin key, so it needs every admin scope besides orgs:manage
+        // (tests/it/escalation.rs tries it with less).
+        let key = platform_key(&env, "ops", "admin:orgs:manage,admin:api_keys:manage,audit:read,jobs:read,jobs:submit").await;
         let made = env.http(Method::POST, "/v1/orgs/bootstrap", Some(&key), Some(json!({"name": "Beta", "slug": "beta", "plan": "hero"}))).await;
         assert_eq!(made.status, 201, "{}", made.text);
         assert_eq!(made.body["org"]["plan"], "hero");

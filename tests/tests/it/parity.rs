@@ -96,18 +96,50 @@ fn normalize(v: &Value) -> Value {
 struct World {
     env: TestEnv,
     ops: String,
+    /// Every CLI command line and HTTP request a case made, to check them against the
+    /// table's CLI and HTTP columns.
+    calls: std::sync::Mutex<Calls>,
+}
+
+#[derive(Default)]
+struct Calls {
+    cli: Vec<Vec<String>>,
+    http: Vec<(String, String)>,
+}
+
+/// Does a request path (query aside) match a table route like `/v1/orgs/{org}/jobs`?
+fn route_matches(template: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p)
 }
 
 impl World {
+    fn record_cli(&self, args: &[&str]) {
+        let words = args.iter().map(|a| (*a).to_owned()).collect();
+        self.calls.lock().unwrap().cli.push(words);
+    }
+
+    fn record_http(&self, method: &Method, path: &str) {
+        let call = (method.as_str().to_owned(), path.to_owned());
+        self.calls.lock().unwrap().http.push(call);
+    }
+
     async fn cli(&self, args: &[&str]) -> Value {
+        self.record_cli(args);
         self.env.cli_ok(args).await
     }
 
     async fn cli_err(&self, args: &[&str]) -> String {
+        self.record_cli(args);
         self.env.cli(args).await.error_code()
     }
 
     async fn http(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        self.record_http(&method, path);
         let r = self
             .env
             .http(method.clone(), path, Some(&self.ops), body)
@@ -117,6 +149,7 @@ impl World {
     }
 
     async fn http_err(&self, method: Method, path: &str, body: Option<Value>) -> String {
+        self.record_http(&method, path);
         self.env
             .http(method, path, Some(&self.ops), body)
             .await
@@ -687,11 +720,21 @@ backend_tests! {
             env.cli_ok(&["org", "bootstrap", "--name", "Twin", "--slug", twin, "--plan", "hero"]).await;
         }
         let ops = platform_key(&env, "parity", ALL_SCOPES).await;
-        let world = World { env: env.clone(), ops };
+        let world = World { env: env.clone(), ops, calls: Default::default() };
         for row in &rows {
             // Boxed: the case futures are large for a debug build's stack.
             let checks = Box::pin(run_case(&world, &row.op)).await;
             assert!(!checks.is_empty(), "{}: no checks", row.op);
+            // The case exercised the table's own CLI command and HTTP route.
+            let calls = std::mem::take(&mut *world.calls.lock().unwrap());
+            assert!(
+                calls.cli.iter().any(|args| args.starts_with(&row.cli)),
+                "{}: the case never ran `velu-cli {}` (the table's CLI column)", row.op, row.cli.join(" ")
+            );
+            assert!(
+                calls.http.iter().any(|(m, p)| m.eq_ignore_ascii_case(&row.method) && route_matches(&row.path, p)),
+                "{}: the case never sent `{} {}` (the table's HTTP column); it sent {:?}", row.op, row.method, row.path, calls.http
+            );
             for (i, check) in checks.into_iter().enumerate() {
                 match check {
                     Check::Same(cli, http) => assert_eq!(cli, http, "{} #{i}: CLI and HTTP differ", row.op),
@@ -706,6 +749,14 @@ backend_tests! {
             }
         }
     }
+}
+
+#[test]
+fn routes_match_only_their_own_shape() {
+    assert!(route_matches("/v1/orgs/{org}/jobs", "/v1/orgs/acme/jobs?limit=2"));
+    assert!(!route_matches("/v1/orgs/{org}/jobs", "/v1/orgs/acme/jobs/stats"));
+    assert!(!route_matches("/v1/orgs/{org}/jobs/{job}", "/v1/orgs/acme/jobs/"));
+    assert!(!route_matches("/v1/orgs/{org}/keys", "/v1/orgs/acme/jobs"));
 }
 
 /// The table, the spec and the CLI name the same operations.

@@ -376,6 +376,7 @@ backend_tests! {
 /// On PostgreSQL a worker wakes on NOTIFY, not on its poll: with a one-minute poll, a job
 /// submitted by another process still runs at once.
 #[test]
+#[cfg_attr(not(velu_pg), ignore = "VELU_TEST_DATABASE_URL was not set when the tests were built")]
 fn postgres_workers_wake_on_notify() {
     velu_tests::runtime().block_on(velu_tests::on_backend(
         velu_tests::Backend::Postgres,
