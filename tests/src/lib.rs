@@ -148,8 +148,11 @@ pub fn workspace_root() -> PathBuf {
 /// The catalog every test uses: built-ins plus `tests/fixtures/tasks.yaml` (the example
 /// kinds and probes).
 pub fn test_tasks() -> TaskCatalog {
-    velu_http::config::load_tasks_file(&workspace_root().join("tests/fixtures/tasks.yaml"))
-        .expect("tests/fixtures/tasks.yaml loads")
+    velu_core::config::load_tasks_file(
+        &workspace_root().join("tests/fixtures/tasks.yaml"),
+        velu_http::flags::yaml_tasks,
+    )
+    .expect("tests/fixtures/tasks.yaml loads")
 }
 
 static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();

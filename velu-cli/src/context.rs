@@ -1,48 +1,22 @@
 //! Global flags and what they resolve to: settings, the task catalog, an open [`Velu`].
 
-use std::path::PathBuf;
-
 use clap::Args;
 use serde::Serialize;
 use velu_core::db::SchemaPolicy;
 use velu_core::settings::Settings;
 use velu_core::tasks::TaskCatalog;
 use velu_core::{CoreResult, OpenOptions, Velu};
-use velu_http::config::load_tasks_file;
+use velu_http::flags::ConfigArgs;
 
 use crate::output::{Format, render};
 
 /// Flags every command accepts.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Data directory (SQLite file, generated pepper, job workspaces) [default: the
-    /// platform's user data directory, e.g. ~/.local/share/velu].
-    #[arg(long, env = "VELU_HOME", global = true, value_name = "DIR")]
-    pub home: Option<PathBuf>,
-
-    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: velu.db in the
-    /// data directory].
-    #[arg(
-        long,
-        env = "VELU_DATABASE_URL",
-        global = true,
-        hide_env_values = true,
-        value_name = "URL"
-    )]
-    pub database_url: Option<String>,
-
-    /// YAML file of operator-defined command task kinds.
-    #[arg(long, env = "VELU_TASKS_FILE", global = true, value_name = "FILE")]
-    pub tasks_file: Option<PathBuf>,
-
-    /// File holding the API key pepper (when VELU_API_KEY_PEPPER is not set).
-    #[arg(
-        long,
-        env = "VELU_API_KEY_PEPPER_FILE",
-        global = true,
-        value_name = "FILE"
-    )]
-    pub pepper_file: Option<PathBuf>,
+    /// Data directory, database, tasks file, pepper file (shared with the `velu-http`
+    /// binary).
+    #[command(flatten)]
+    pub config: ConfigArgs,
 
     /// Format of the document printed on stdout.
     #[arg(
@@ -78,18 +52,12 @@ impl Global {
     /// Settings from the flags plus the pepper: `VELU_API_KEY_PEPPER` (environment only: a
     /// flag would show it in the process list) or `--pepper-file`.
     pub fn settings(&self) -> CoreResult<Settings> {
-        Settings::new(self.home.clone(), self.database_url.clone())?.with_pepper_from(
-            std::env::var("VELU_API_KEY_PEPPER").ok(),
-            self.pepper_file.as_deref(),
-        )
+        self.config.sources().settings()
     }
 
     /// The task catalog: built-ins plus the tasks file, if any.
     pub fn tasks(&self) -> CoreResult<TaskCatalog> {
-        match &self.tasks_file {
-            Some(path) => load_tasks_file(path),
-            None => Ok(TaskCatalog::builtin()),
-        }
+        self.config.sources().tasks()
     }
 
     /// Opens Velu for a short command (PostgreSQL schema must be current).
@@ -99,7 +67,7 @@ impl Global {
 
     /// Opens Velu with explicit options.
     pub async fn open_with(&self, opts: OpenOptions) -> CoreResult<Velu> {
-        Velu::open(self.settings()?, self.tasks()?, opts).await
+        self.config.sources().open(opts).await
     }
 
     /// Opens Velu without looking at the schema (for `migrate`).

@@ -14,7 +14,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 use velu_core::CoreResult;
-use velu_http::config::ServeArgs;
+use velu_http::ServeOptions;
 
 use commands::audit::AuditCommand;
 use commands::docs::DocsCommand;
@@ -68,7 +68,7 @@ pub enum Command {
     #[command(subcommand)]
     Migrate(MigrateCommand),
     /// Serve the HTTP API (docs at /docs).
-    Serve(ServeArgs),
+    Serve(ServeOptions),
     /// Run jobs from the queue.
     Worker(WorkerArgs),
     /// Generated references (OpenAPI spec, CLI reference).
@@ -119,17 +119,10 @@ where
 }
 
 fn init_logging(command: &Command) {
-    let default = match command {
+    velu_http::logs::init(match command {
         Command::Serve(_) | Command::Worker(_) => "info",
         _ => "warn",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VELU_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .try_init();
+    });
 }
 
 async fn run_inner<I, T>(

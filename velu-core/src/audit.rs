@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use crate::entity::audit_events;
 use crate::ids::new_id;
-use crate::orgs::{OrgRef, resolve_org};
 use crate::pagination::{Page, PageRequest};
 use crate::principal::{Actor, Principal};
 use crate::scopes::Scope;
+use crate::tenancy::OrgRef;
 use crate::time::{Timestamp, now};
 use crate::{CoreResult, Velu};
 
@@ -77,11 +77,10 @@ pub async fn list_audit(
     org: &OrgRef,
     page: &PageRequest,
 ) -> CoreResult<Page<AuditEvent>> {
-    let org = resolve_org(velu.db().conn(), who, org).await?;
-    who.require(Scope::AuditRead)?;
-    let q = page.validate("audit", &org.id)?;
+    let org = who.enter(velu.db().conn(), org, Scope::AuditRead).await?;
+    let q = page.validate("audit", org.id())?;
     let mut select = audit_events::Entity::find()
-        .filter(audit_events::Column::OrgId.eq(org.id.as_str()))
+        .filter(audit_events::Column::OrgId.eq(org.id()))
         .order_by_desc(audit_events::Column::Id)
         .limit(q.fetch());
     if let Some(after) = q.after_one() {

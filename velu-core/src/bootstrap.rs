@@ -93,7 +93,7 @@ pub async fn bootstrap_org(
                 input.slug
             )));
         }
-        Some(model) => (Org::from_model(model), true),
+        Some(model) => (Org::from_model(model)?, true),
         None => {
             let create = CreateOrg {
                 name: input.name.clone(),

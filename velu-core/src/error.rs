@@ -296,7 +296,11 @@ mod tests {
         }
         const VARIANTS: usize = 13;
         let ordinals: Vec<_> = samples.iter().map(ordinal).collect();
-        assert_eq!(ordinals, (0..VARIANTS).collect::<Vec<_>>(), "one sample per variant");
+        assert_eq!(
+            ordinals,
+            (0..VARIANTS).collect::<Vec<_>>(),
+            "one sample per variant"
+        );
         assert_eq!(CoreError::CODES.len(), VARIANTS, "one code per variant");
     }
 

@@ -15,7 +15,7 @@ use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
 use crate::entity::organizations;
 use crate::error::is_unique_violation;
-use crate::ids::{is_uuid, new_id};
+use crate::ids::new_id;
 use crate::pagination::{Page, PageRequest};
 use crate::plans::Plan;
 use crate::principal::Principal;
@@ -66,40 +66,78 @@ pub struct OrgFilter {
     pub q: Option<String>,
 }
 
-/// How a caller names an org: its id or its slug.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrgRef(pub String);
-
-impl OrgRef {
-    /// Wraps an id or slug.
-    pub fn new(text: impl Into<String>) -> OrgRef {
-        OrgRef(text.into())
-    }
-}
+pub use crate::tenancy::OrgRef;
 
 impl Org {
-    pub(crate) fn from_model(m: organizations::Model) -> Org {
-        Org {
-            plan: m.plan.parse().unwrap_or(Plan::Base),
+    /// The document of a row; a plan outside the closed set is an `internal` error.
+    pub(crate) fn from_model(m: organizations::Model) -> CoreResult<Org> {
+        Ok(Org {
+            plan: Plan::from_stored(&m.plan)?,
             id: m.id,
             name: m.name,
             slug: m.slug,
             created_at: m.created_at.into(),
             updated_at: m.updated_at.into(),
-        }
+        })
     }
 }
 
-/// Checks a slug against [`SLUG_PATTERN`].
+/// Words a slug may not be: the fixed segments of HTTP routes where an org id or slug
+/// also fits (`/v1/orgs/bootstrap` is a route, so an org `bootstrap` could never be shown
+/// at `/v1/orgs/{org}`), every other fixed segment of the API, and words routes may use
+/// next. Sorted; the HTTP test suite checks that every fixed route segment is here.
+pub const RESERVED_SLUGS: &[&str] = &[
+    "admin",
+    "all",
+    "api",
+    "audit",
+    "batch",
+    "bootstrap",
+    "cancel",
+    "current",
+    "default",
+    "docs",
+    "export",
+    "health",
+    "import",
+    "jobs",
+    "keys",
+    "me",
+    "new",
+    "openapi",
+    "orgs",
+    "plan",
+    "plans",
+    "platform",
+    "ready",
+    "results",
+    "retry",
+    "revoke",
+    "rotate",
+    "search",
+    "self",
+    "stats",
+    "tasks",
+    "v1",
+    "v2",
+    "whoami",
+];
+
+/// Checks a slug against [`SLUG_PATTERN`] and [`RESERVED_SLUGS`].
 pub fn validate_slug(slug: &str) -> CoreResult<()> {
-    if SLUG.is_match(slug) {
-        Ok(())
-    } else {
-        Err(CoreError::invalid(
+    if !SLUG.is_match(slug) {
+        return Err(CoreError::invalid(
             "slug",
             format!("`{slug}` must match {SLUG_PATTERN} (lower-case letters, digits, hyphens)"),
-        ))
+        ));
     }
+    if RESERVED_SLUGS.contains(&slug) {
+        return Err(CoreError::invalid(
+            "slug",
+            format!("`{slug}` is reserved (a word of the API's routes); choose another slug"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks and trims an org name.
@@ -172,7 +210,7 @@ pub(crate) async fn insert_org<C: ConnectionTrait>(
         },
     )
     .await?;
-    Ok(Org::from_model(model))
+    Org::from_model(model)
 }
 
 pub(crate) fn slug_taken(slug: &str) -> CoreError {
@@ -188,6 +226,9 @@ pub async fn list_orgs(
 ) -> CoreResult<Page<Org>> {
     who.require(Scope::OrgsManage)?;
     let q_text = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if let Some(q) = q_text {
+        crate::text::plain("q", q)?;
+    }
     if q_text.is_some_and(|q| q.chars().count() > 200) {
         return Err(CoreError::invalid("q", "must be at most 200 characters"));
     }
@@ -208,7 +249,7 @@ pub async fn list_orgs(
         select = select.filter(organizations::Column::Id.lt(after));
     }
     let rows = select.all(velu.db().conn()).await?;
-    Ok(pq.finish(rows, |r| vec![r.id.clone()], Org::from_model))
+    pq.try_finish(rows, |r| vec![r.id.clone()], Org::from_model)
 }
 
 fn escape_like(text: &str) -> String {
@@ -225,11 +266,8 @@ fn escape_like(text: &str) -> String {
 /// Shows one organization by id or slug. Org keys may show their own org; anything else
 /// needs `admin:orgs:manage`.
 pub async fn show_org(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<Org> {
-    let model = resolve_org(velu.db().conn(), who, org).await?;
-    if who.org_id.is_none() {
-        who.require(Scope::OrgsManage)?;
-    }
-    Ok(Org::from_model(model))
+    let org = who.enter_to_read_org(velu.db().conn(), org).await?;
+    Org::from_model(org.into_row())
 }
 
 /// Sets an organization's plan. Needs `admin:orgs:manage`. Takes effect on the next
@@ -239,7 +277,7 @@ pub async fn set_plan(velu: &Velu, who: &Principal, org: &OrgRef, plan: &str) ->
     who.require(Scope::OrgsManage)?;
     let plan = Plan::parse_field("plan", plan)?;
     let tx = velu.db().write_tx().await?;
-    let model = resolve_org(&tx, who, org).await?;
+    let model = who.enter(&tx, org, Scope::OrgsManage).await?.into_row();
     let from = model.plan.clone();
     let org_id = model.id.clone();
     let mut active = model.into_active_model();
@@ -262,35 +300,7 @@ pub async fn set_plan(velu: &Velu, who: &Principal, org: &OrgRef, plan: &str) ->
     notify::send(&tx, &change).await?;
     tx.commit().await?;
     velu.changed(change);
-    Ok(Org::from_model(model))
-}
-
-/// Finds the org a caller names, or `not_found`, also when it exists but belongs to
-/// another tenant (a foreign org is indistinguishable from a missing one).
-pub(crate) async fn resolve_org<C: ConnectionTrait>(
-    conn: &C,
-    who: &Principal,
-    org: &OrgRef,
-) -> CoreResult<organizations::Model> {
-    let text = org.0.as_str();
-    let not_found = || CoreError::not_found("organization", text);
-    let column = if is_uuid(text) {
-        organizations::Column::Id
-    } else if SLUG.is_match(text) {
-        organizations::Column::Slug
-    } else {
-        return Err(not_found());
-    };
-    let model = organizations::Entity::find()
-        .filter(column.eq(text))
-        .one(conn)
-        .await?
-        .ok_or_else(not_found)?;
-    if who.can_see_org(&model.id) {
-        Ok(model)
-    } else {
-        Err(not_found())
-    }
+    Org::from_model(model)
 }
 
 /// Reads an org's current plan from the database (never from a cache).
@@ -302,7 +312,7 @@ pub(crate) async fn current_plan<C: ConnectionTrait>(conn: &C, org_id: &str) -> 
         .one(conn)
         .await?;
     let plan = plan.ok_or_else(|| CoreError::not_found("organization", org_id))?;
-    Ok(plan.parse().unwrap_or(Plan::Base))
+    Plan::from_stored(&plan)
 }
 
 #[cfg(test)]
@@ -323,10 +333,17 @@ mod tests {
             "acme corp",
             &"a".repeat(64),
             "ünï",
+            "bootstrap",
+            "new",
+            "batch",
         ] {
             let err = validate_slug(bad).unwrap_err();
             assert_eq!(err.code(), "invalid", "{bad}");
         }
+        assert!(
+            validate_slug("bootstrap-co").is_ok(),
+            "only the whole word is reserved"
+        );
     }
 
     #[test]

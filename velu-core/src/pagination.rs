@@ -106,6 +106,20 @@ impl PageQuery {
         }
     }
 
+    /// Like [`PageQuery::finish`] with a conversion that can fail (a corrupt row).
+    pub fn try_finish<R, T>(
+        &self,
+        rows: Vec<R>,
+        key: impl Fn(&R) -> Vec<String>,
+        map: impl FnMut(R) -> CoreResult<T>,
+    ) -> CoreResult<Page<T>> {
+        let page = self.finish(rows, key, map);
+        Ok(Page {
+            items: page.items.into_iter().collect::<CoreResult<_>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+
     /// The single-string sort key to continue after, for lists sorted by one column.
     pub fn after_one(&self) -> Option<&str> {
         self.after

@@ -9,8 +9,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tasks::TaskCatalog;
 use crate::{CoreError, CoreResult};
+
+/// Which task kinds a plan may run: the task catalog answers (`crate::tasks`), so plans
+/// need not know the catalog.
+pub trait PlanKinds {
+    /// Names of the kinds `plan` may run, sorted.
+    fn kinds_for(&self, plan: Plan) -> Vec<String>;
+}
 
 /// A plan tier, ordered from lowest to highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -72,6 +78,11 @@ impl Plan {
             Plan::Hero => "hero",
             Plan::Superhero => "superhero",
         }
+    }
+
+    /// Position in the order, from 0 (`base`).
+    pub const fn rank(self) -> u32 {
+        self as u32
     }
 
     /// The plan's limits.
@@ -144,24 +155,24 @@ impl FromStr for Plan {
 }
 
 /// Lists every plan with its limits and the task kinds it may run. Public.
-pub fn list_plans(tasks: &TaskCatalog) -> PlanList {
+pub fn list_plans(tasks: &impl PlanKinds) -> PlanList {
     PlanList {
         items: Plan::ALL.into_iter().map(|p| info(tasks, p)).collect(),
     }
 }
 
 /// Shows one plan by name. Public.
-pub fn show_plan(tasks: &TaskCatalog, name: &str) -> CoreResult<PlanInfo> {
+pub fn show_plan(tasks: &impl PlanKinds, name: &str) -> CoreResult<PlanInfo> {
     let plan: Plan = name
         .parse()
         .map_err(|_| CoreError::not_found("plan", name))?;
     Ok(info(tasks, plan))
 }
 
-fn info(tasks: &TaskCatalog, plan: Plan) -> PlanInfo {
+fn info(tasks: &impl PlanKinds, plan: Plan) -> PlanInfo {
     PlanInfo {
         name: plan,
-        rank: Plan::ALL.iter().position(|p| *p == plan).unwrap_or(0) as u32,
+        rank: plan.rank(),
         limits: plan.limits(),
         task_kinds: tasks.kinds_for(plan),
     }
@@ -170,6 +181,12 @@ fn info(tasks: &TaskCatalog, plan: Plan) -> PlanInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_follow_the_order() {
+        let ranks: Vec<u32> = Plan::ALL.into_iter().map(Plan::rank).collect();
+        assert_eq!(ranks, [0, 1, 2]);
+    }
 
     #[test]
     fn plans_are_ordered_and_limits_grow() {

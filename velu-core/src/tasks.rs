@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plans::Plan;
+use crate::plans::{Plan, PlanKinds};
 use crate::{CoreError, CoreResult};
 
 /// Longest `sleep` a job may ask for, in seconds.
@@ -20,6 +20,18 @@ pub const MAX_SLEEP_SECS: u64 = 3600;
 pub const MAX_ATTEMPTS_LIMIT: u32 = 25;
 /// Longest timeout a kind may declare.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Environment variables never passed to a command, even if a tasks file lists them (a
+/// tasks file that lists one is refused; the worker skips them regardless).
+pub const NEVER_PASSED: &[&str] = &[
+    "VELU_DATABASE_URL",
+    "VELU_API_KEY_PEPPER",
+    "VELU_API_KEY_PEPPER_FILE",
+    "VELU_API_KEY",
+    "VELU_TEST_DATABASE_URL",
+    "DATABASE_URL",
+    "PGPASSWORD",
+];
 
 /// How a kind runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +251,12 @@ impl TaskCatalog {
     }
 }
 
+impl PlanKinds for TaskCatalog {
+    fn kinds_for(&self, plan: Plan) -> Vec<String> {
+        TaskCatalog::kinds_for(self, plan)
+    }
+}
+
 fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
     let bad = |why: String| CoreError::Config(format!("tasks file: kind `{}`: {why}", e.name));
     let name_ok = e.name.len() <= 64
@@ -275,11 +293,7 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
         base: Duration::from_secs(e.backoff_secs.unwrap_or(2)),
         max: Duration::from_secs(e.backoff_max_secs.unwrap_or(300)),
     };
-    if let Some(name) = e
-        .env
-        .iter()
-        .find(|n| crate::worker::NEVER_PASSED.contains(&n.as_str()))
-    {
+    if let Some(name) = e.env.iter().find(|n| NEVER_PASSED.contains(&n.as_str())) {
         return Err(bad(format!(
             "`{name}` is a secret and is never passed to commands"
         )));

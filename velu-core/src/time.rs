@@ -80,10 +80,7 @@ pub fn parse_within(
     if t > at + horizon {
         return Err(crate::CoreError::invalid(
             field,
-            format!(
-                "must be at most {} days from now",
-                horizon.num_days()
-            ),
+            format!("must be at most {} days from now", horizon.num_days()),
         ));
     }
     Ok(t)
@@ -110,7 +107,11 @@ mod tests {
 
     #[test]
     fn years_are_bounded_and_horizons_hold() {
-        for text in ["+10000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        for text in [
+            "+10000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             let err = parse("t", text).unwrap_err();
             assert_eq!(err.code(), "invalid", "{text}");
         }

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::CoreResult;
 use crate::auth::{AuthConfig, Authenticator, flush_last_used};
 use crate::db::notify::{self, Change};
-use crate::db::{Backend, Db, SchemaPolicy};
+use crate::db::{Db, SchemaPolicy};
 use crate::keys::hashing::KeyHasher;
 use crate::keys::pepper;
+use crate::private_fs::{ensure_private_dir, ensure_private_file};
 use crate::settings::Settings;
 use crate::tasks::TaskCatalog;
-use crate::{CoreError, CoreResult};
 
 /// How often pending `last_used_at` values are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
@@ -71,10 +72,7 @@ impl Velu {
             ensure_private_file(&settings.home.join(crate::settings::SQLITE_FILE))?;
         }
         let db = Db::connect(&url).await?;
-        let policy = opts.schema.unwrap_or(match db.backend() {
-            Backend::Sqlite => SchemaPolicy::Apply,
-            Backend::Postgres => SchemaPolicy::Require,
-        });
+        let policy = opts.schema.unwrap_or_else(|| db.default_schema_policy());
         db.prepare_schema(policy).await?;
         Velu::assemble(db, settings, tasks, opts)
     }
@@ -202,36 +200,4 @@ impl Velu {
     pub fn jobs_ready(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.jobs_ready.subscribe()
     }
-}
-
-/// Creates an empty file readable by the owner only, if it does not exist yet (SQLite
-/// gives its WAL files the same mode).
-fn ensure_private_file(path: &std::path::Path) -> CoreResult<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(CoreError::Config(format!(
-            "cannot create {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
-/// Creates `dir` (and parents) if missing, readable by the owner only.
-pub(crate) fn ensure_private_dir(dir: &std::path::Path) -> CoreResult<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| CoreError::Config(format!("cannot create {}: {e}", dir.display())))
 }

@@ -1,27 +1,29 @@
 //! velu-http: Velu's REST facade. Thin by rule: every operation extracts its inputs,
 //! calls the velu-core function of the same name, converts the result and responds.
 //! No SQL and no business rule lives here; only HTTP (statuses, headers, problem bodies).
+//!
+//! Also the one way to serve: [`serve`] with [`ServeOptions`], called by `velu-cli serve`
+//! and by the `velu-http` binary, which parse the same flags ([`ServeOptions`],
+//! [`flags::ConfigArgs`]).
 
 pub mod api;
 pub mod auth;
-pub mod config;
 mod docs_csp;
+pub mod flags;
 pub mod headers;
+pub mod logs;
 pub mod model;
 pub mod problem;
-pub mod signals;
+mod serve;
+
+pub use serve::{DEFAULT_ADDR, ServeOptions, serve};
 
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use poem::endpoint::make_sync;
-use poem::listener::TcpListener;
 use poem::web::Redirect;
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, Server, get};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get};
 use velu_core::Velu;
-
-/// Default listen address.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8001";
 
 /// `/` (the API service is nested at the root, which shadows a plain route there).
 fn is_root(req: &poem::Request) -> bool {
@@ -86,16 +88,4 @@ pub fn app(velu: Velu) -> impl Endpoint {
 /// without the final newline).
 pub fn openapi_json() -> String {
     STATIC.json.trim_end().to_owned()
-}
-
-/// Serves `velu` on `addr` until `shutdown` resolves, then drains for up to 10 s.
-pub async fn serve(
-    velu: Velu,
-    addr: &str,
-    shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
-    tracing::info!(%addr, "serving; docs at /docs");
-    Server::new(TcpListener::bind(addr))
-        .run_with_graceful_shutdown(app(velu), shutdown, Some(Duration::from_secs(10)))
-        .await
 }

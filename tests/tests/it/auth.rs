@@ -264,7 +264,9 @@ async fn a_flood_of_random_keys_is_cut_off_cheaply() {
     }
     let node = env.another_node(velu_core::OpenOptions::default()).await;
     assert!(
-        authenticate(&node, &boot.admin, Some(attacker)).await.is_ok(),
+        authenticate(&node, &boot.admin, Some(attacker))
+            .await
+            .is_ok(),
         "the attacked key still works on a node that never cached it"
     );
     env.finish().await;

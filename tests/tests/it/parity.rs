@@ -753,9 +753,18 @@ backend_tests! {
 
 #[test]
 fn routes_match_only_their_own_shape() {
-    assert!(route_matches("/v1/orgs/{org}/jobs", "/v1/orgs/acme/jobs?limit=2"));
-    assert!(!route_matches("/v1/orgs/{org}/jobs", "/v1/orgs/acme/jobs/stats"));
-    assert!(!route_matches("/v1/orgs/{org}/jobs/{job}", "/v1/orgs/acme/jobs/"));
+    assert!(route_matches(
+        "/v1/orgs/{org}/jobs",
+        "/v1/orgs/acme/jobs?limit=2"
+    ));
+    assert!(!route_matches(
+        "/v1/orgs/{org}/jobs",
+        "/v1/orgs/acme/jobs/stats"
+    ));
+    assert!(!route_matches(
+        "/v1/orgs/{org}/jobs/{job}",
+        "/v1/orgs/acme/jobs/"
+    ));
     assert!(!route_matches("/v1/orgs/{org}/keys", "/v1/orgs/acme/jobs"));
 }
 

@@ -833,7 +833,10 @@ mod submission_properties {
     }
 
     #[test]
-    #[cfg_attr(not(velu_pg), ignore = "VELU_TEST_DATABASE_URL was not set when the tests were built")]
+    #[cfg_attr(
+        not(velu_pg),
+        ignore = "VELU_TEST_DATABASE_URL was not set when the tests were built"
+    )]
     fn postgres() {
         super::submission_properties(velu_tests::Backend::Postgres);
     }

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use poem::http::Method;
 use serde_json::{Value, json};
-use velu_core::jobs::queue::{self, Finish, ReadyOrg};
+use velu_core::jobs::{AttemptOutcome, JobStatus};
 use velu_core::plans::Plan;
+use velu_core::queue::{self, Finish, ReadyOrg};
 use velu_core::sea_orm::{ConnectionTrait, Statement};
 use velu_core::{OpenOptions, Velu};
 use velu_tests::{TestEnv, backend_tests};
@@ -98,8 +99,8 @@ backend_tests! {
         let late = Finish {
             id: id.clone(),
             token: stale_token,
-            status: "failed",
-            outcome: "failed",
+            status: JobStatus::Failed,
+            outcome: AttemptOutcome::Failed,
             result: None,
             error: Some(velu_core::jobs::JobError::new("task_failed", "late")),
             run_at: None,
@@ -376,7 +377,10 @@ backend_tests! {
 /// On PostgreSQL a worker wakes on NOTIFY, not on its poll: with a one-minute poll, a job
 /// submitted by another process still runs at once.
 #[test]
-#[cfg_attr(not(velu_pg), ignore = "VELU_TEST_DATABASE_URL was not set when the tests were built")]
+#[cfg_attr(
+    not(velu_pg),
+    ignore = "VELU_TEST_DATABASE_URL was not set when the tests were built"
+)]
 fn postgres_workers_wake_on_notify() {
     velu_tests::runtime().block_on(velu_tests::on_backend(
         velu_tests::Backend::Postgres,

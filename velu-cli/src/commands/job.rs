@@ -121,56 +121,10 @@ fn parse_json(field: &str, text: &str) -> CoreResult<Value> {
     serde_json::from_str(text).map_err(|e| CoreError::invalid(field, format!("not JSON: {e}")))
 }
 
-/// Reads a batch file: a JSON array, or JSON objects one per line.
+/// Reads a batch file: a JSON array, or JSON objects one per line (parsed by velu-core,
+/// exactly as the HTTP twin's body is checked).
 fn read_batch(path: &str) -> CoreResult<Vec<SubmitJob>> {
-    let text = read_source(&format!("@{path}"))?;
-    let values: Vec<Value> = match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Array(items)) => items,
-        Ok(one @ Value::Object(_)) => vec![one],
-        _ => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(i, l)| parse_json(&format!("jobs[{i}]"), l))
-            .collect::<CoreResult<_>>()?,
-    };
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let field = |name: &str| format!("jobs[{i}].{name}");
-            let Value::Object(mut m) = v else {
-                return Err(CoreError::invalid(
-                    format!("jobs[{i}]"),
-                    "must be an object",
-                ));
-            };
-            let text = |m: &mut serde_json::Map<String, Value>, k: &str| {
-                m.remove(k).and_then(|v| v.as_str().map(str::to_owned))
-            };
-            let job = SubmitJob {
-                task: text(&mut m, "task")
-                    .ok_or_else(|| CoreError::invalid(field("task"), "required"))?,
-                payload: m
-                    .remove("payload")
-                    .unwrap_or_else(|| Value::Object(Default::default())),
-                priority: m
-                    .remove("priority")
-                    .and_then(|v| v.as_i64())
-                    .map(|p| p as i32),
-                run_at: text(&mut m, "run_at"),
-                max_attempts: m
-                    .remove("max_attempts")
-                    .and_then(|v| v.as_u64())
-                    .map(|n| n as u32),
-                idempotency_key: text(&mut m, "idempotency_key"),
-            };
-            if let Some(extra) = m.keys().next() {
-                return Err(CoreError::invalid(field(extra), "unknown field"));
-            }
-            Ok(job)
-        })
-        .collect()
+    jobs::parse_batch(&read_source(&format!("@{path}"))?)
 }
 
 impl JobCommand {
@@ -242,7 +196,7 @@ async fn wait_for(velu: &Velu, who: &Principal, org: &OrgRef, id: &str) -> CoreR
             "job {} {}: {} (attempt {}/{})",
             job.task, job.id, job.status, job.attempts, job.max_attempts
         ));
-        if matches!(job.status.as_str(), "succeeded" | "failed" | "cancelled") {
+        if job.status()?.is_terminal() {
             spinner.finish_and_clear();
             return Ok(job);
         }

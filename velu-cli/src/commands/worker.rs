@@ -67,7 +67,7 @@ impl WorkerArgs {
             exit_when_idle: self.once,
         };
         let report = Worker::new(velu.clone(), cfg)
-            .run(velu_http::signals::shutdown())
+            .run(velu_core::signals::shutdown())
             .await?;
         velu.shutdown().await;
         g.render(&report)

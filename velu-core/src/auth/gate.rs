@@ -85,10 +85,7 @@ mod tests {
         // The second waits for the first; poll it once so it is admitted.
         let second = gate.enter();
         tokio::pin!(second);
-        assert!(
-            futures_poll_once(second.as_mut()).await.is_none(),
-            "waits"
-        );
+        assert!(futures_poll_once(second.as_mut()).await.is_none(), "waits");
         let third = gate.enter().await;
         assert_eq!(third.err().map(|e| e.code()), Some("rate_limited"));
         drop(first);
@@ -99,6 +96,8 @@ mod tests {
     }
 
     async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
-        tokio::time::timeout(Duration::from_millis(20), f).await.ok()
+        tokio::time::timeout(Duration::from_millis(20), f)
+            .await
+            .ok()
     }
 }

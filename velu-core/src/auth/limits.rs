@@ -38,12 +38,12 @@ fn per_minute(n: u32) -> Quota {
 
 /// A keyed failure budget plus the list of keys currently refused.
 #[derive(Debug)]
-struct Budget<K: Hash + Eq + Clone> {
+struct Budget<K: Hash + Eq + Clone + std::fmt::Debug> {
     limiter: DefaultKeyedRateLimiter<K>,
     blocked: Mutex<HashMap<K, Instant>>,
 }
 
-impl<K: Hash + Eq + Clone> Budget<K> {
+impl<K: Hash + Eq + Clone + std::fmt::Debug> Budget<K> {
     fn new(per_min: u32) -> Self {
         Budget {
             limiter: RateLimiter::keyed(per_minute(per_min)),
@@ -76,10 +76,17 @@ impl<K: Hash + Eq + Clone> Budget<K> {
                 let now = Instant::now();
                 blocked.retain(|_, until| *until > now);
             }
-            blocked.insert(
-                key.clone(),
-                Instant::now() + wait.max(Duration::from_secs(1)),
-            );
+            let until = Instant::now() + wait.max(Duration::from_secs(1));
+            let was_blocked = blocked
+                .insert(key.clone(), until)
+                .is_some_and(|before| before > Instant::now());
+            if !was_blocked {
+                tracing::info!(
+                    who = ?key,
+                    for_secs = wait.as_secs().max(1),
+                    "authentication failure budget spent; further failures are answered 429"
+                );
+            }
         }
     }
 

@@ -186,10 +186,15 @@ pub async fn authenticate(
                 Handle::Kid(kid) => kid.as_str(),
                 Handle::Legacy(_) => "-",
             };
-            tracing::info!(kid, client = ?client, "authentication failed");
+            // Debug only: a flood would otherwise turn into a flood of log lines. The
+            // moment a client's budget is spent is logged once (limits.rs).
+            tracing::debug!(kid, client = ?client, "authentication failed");
             // A client past its budget learns only that it is throttled.
             match client {
-                Some(ip) => auth.failures.check_client(ip).and(Err(CoreError::Unauthorized)),
+                Some(ip) => auth
+                    .failures
+                    .check_client(ip)
+                    .and(Err(CoreError::Unauthorized)),
                 None => Err(CoreError::Unauthorized),
             }
         }

@@ -3,6 +3,7 @@
 
 mod migrate;
 pub mod notify;
+pub(crate) mod sql;
 
 use std::time::Duration;
 
@@ -104,6 +105,15 @@ impl Db {
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// What to do about pending migrations when the caller does not say: apply them on
+    /// SQLite (one machine, nothing to coordinate), require them applied on PostgreSQL.
+    pub fn default_schema_policy(&self) -> SchemaPolicy {
+        match self.backend {
+            Backend::Sqlite => SchemaPolicy::Apply,
+            Backend::Postgres => SchemaPolicy::Require,
+        }
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`

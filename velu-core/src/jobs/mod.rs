@@ -1,27 +1,30 @@
-//! Jobs: submit, read and steer (the operations), and the durable queue the worker uses.
+//! Jobs, the control plane: submit, read and steer (operations that check rights and
+//! audit), the documents they print, and the job vocabulary. The execution plane (claim,
+//! heartbeat, finish, reclaim) is [`crate::queue`].
 //!
 //! A job belongs to an org and is stamped with the actor that submitted it, taken from
 //! the authenticated principal only. Its status moves
-//! `queued → running → succeeded | failed | cancelled`, and back to `queued` for a retry;
-//! each attempt is kept in `job_attempts`.
+//! `queued → running → succeeded | failed | cancelled`, and back to `queued` for a retry
+//! (see [`JobStatus`]); each attempt is kept in `job_attempts`.
 
-pub mod queue;
+mod input;
 mod read;
 mod steer;
 mod submit;
+mod vocabulary;
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::CoreResult;
 use crate::entity::{job_attempts, jobs};
 use crate::time::Timestamp;
 
+pub use input::{SubmitJob, parse_batch};
 pub use read::{JobFilter, JobStats, job_stats, list_jobs, show_job};
 pub use steer::{cancel_job, retry_job};
-pub use submit::{BatchSubmitted, MAX_BATCH, SubmitJob, Submitted, submit_batch, submit_job};
-
-/// The statuses a job can have.
-pub const STATUSES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancelled"];
+pub use submit::{BatchSubmitted, MAX_BATCH, Submitted, submit_batch, submit_job};
+pub use vocabulary::{AttemptOutcome, JobErrorCode, JobStatus, STATUSES};
 
 /// Why a job or an attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -34,10 +37,10 @@ pub struct JobError {
 }
 
 impl JobError {
-    /// An error with a code and message.
-    pub fn new(code: &str, message: impl Into<String>) -> JobError {
+    /// An error with a code (a [`JobErrorCode`] in Velu's own code) and message.
+    pub fn new(code: impl AsRef<str>, message: impl Into<String>) -> JobError {
         JobError {
-            code: code.to_owned(),
+            code: code.as_ref().to_owned(),
             message: message.into(),
         }
     }
@@ -56,7 +59,7 @@ pub struct Job {
     pub org_id: String,
     /// Task kind.
     pub task: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// A [`JobStatus`] name. Text because the front ends' documents copy it as text.
     pub status: String,
     /// What the submitter sent (a JSON object).
     pub payload: Value,
@@ -101,7 +104,8 @@ pub struct JobAttempt {
     pub started_at: Timestamp,
     /// When it ended (`null` while running).
     pub finished_at: Option<Timestamp>,
-    /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`; `null` while running.
+    /// An [`AttemptOutcome`] name; `null` while running. Text because the front ends'
+    /// documents copy it as text.
     pub outcome: Option<String>,
     /// Why it did not succeed.
     pub error: Option<JobError>,
@@ -118,12 +122,14 @@ pub struct JobDetail {
 }
 
 impl Job {
-    pub(crate) fn from_model(m: jobs::Model) -> Job {
-        Job {
+    /// The document of a row; a status outside the vocabulary is `internal`.
+    pub(crate) fn from_model(m: jobs::Model) -> CoreResult<Job> {
+        let status = JobStatus::from_stored(&m.status)?;
+        Ok(Job {
             id: m.id,
             org_id: m.org_id,
             task: m.task,
-            status: m.status,
+            status: status.as_str().to_owned(),
             payload: m.payload,
             result: m.result,
             error: JobError::from_json(m.error),
@@ -139,19 +145,30 @@ impl Job {
             updated_at: m.updated_at.into(),
             started_at: m.started_at.map(Timestamp),
             finished_at: m.finished_at.map(Timestamp),
-        }
+        })
+    }
+
+    /// The job's status as the vocabulary type (`internal` if the text is not one).
+    pub fn status(&self) -> CoreResult<JobStatus> {
+        JobStatus::from_stored(&self.status)
     }
 }
 
 impl JobAttempt {
-    pub(crate) fn from_model(m: job_attempts::Model) -> JobAttempt {
-        JobAttempt {
+    /// The document of a row; an outcome outside the vocabulary is `internal`.
+    pub(crate) fn from_model(m: job_attempts::Model) -> CoreResult<JobAttempt> {
+        let outcome = m
+            .outcome
+            .as_deref()
+            .map(AttemptOutcome::from_stored)
+            .transpose()?;
+        Ok(JobAttempt {
             attempt: m.attempt,
             worker_id: m.worker_id,
             started_at: m.started_at.into(),
             finished_at: m.finished_at.map(Timestamp),
-            outcome: m.outcome,
+            outcome: outcome.map(|o| o.as_str().to_owned()),
             error: JobError::from_json(m.error),
-        }
+        })
     }
 }

@@ -6,13 +6,13 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
-use super::{Job, JobAttempt, JobDetail, STATUSES};
+use super::{Job, JobAttempt, JobDetail, JobStatus};
 use crate::entity::{job_attempts, jobs};
 use crate::ids::is_uuid;
-use crate::orgs::{OrgRef, resolve_org};
 use crate::pagination::{Page, PageRequest};
 use crate::principal::Principal;
 use crate::scopes::Scope;
+use crate::tenancy::OrgRef;
 use crate::{CoreError, CoreResult, Velu};
 
 /// Filters of `job list`.
@@ -46,33 +46,29 @@ pub async fn list_jobs(
     page: &PageRequest,
 ) -> CoreResult<Page<Job>> {
     let conn = velu.db().conn();
-    let org = resolve_org(conn, who, org).await?;
-    who.require(Scope::JobsRead)?;
+    let org = who.enter(conn, org, Scope::JobsRead).await?;
     if let Some(t) = &filter.task {
         crate::text::plain("task", t)?;
     }
-    if let Some(s) = &filter.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(CoreError::invalid(
-            "status",
-            format!("expected one of {}", STATUSES.join(", ")),
-        ));
-    }
+    let status = filter
+        .status
+        .as_deref()
+        .map(|s| JobStatus::parse_field("status", s))
+        .transpose()?;
     let q = page.validate(
         "jobs",
         &format!(
             "{}|{}|{}",
-            org.id,
+            org.id().to_owned(),
             filter.status.as_deref().unwrap_or(""),
             filter.task.as_deref().unwrap_or("")
         ),
     )?;
     let mut select = jobs::Entity::find()
-        .filter(jobs::Column::OrgId.eq(org.id.as_str()))
+        .filter(jobs::Column::OrgId.eq(org.id()))
         .order_by_desc(jobs::Column::Id)
         .limit(q.fetch());
-    if let Some(s) = &filter.status {
+    if let Some(s) = status {
         select = select.filter(jobs::Column::Status.eq(s.as_str()));
     }
     if let Some(t) = &filter.task {
@@ -82,7 +78,11 @@ pub async fn list_jobs(
         select = select.filter(jobs::Column::Id.lt(after));
     }
     let rows = select.all(conn).await?;
-    Ok(q.finish(rows, |r| vec![r.id.clone()], Job::from_model))
+    let page = q.finish(rows, |r| vec![r.id.clone()], Job::from_model);
+    Ok(Page {
+        items: page.items.into_iter().collect::<CoreResult<_>>()?,
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// Finds one of the org's jobs, or `not_found` (also for malformed ids and other orgs').
@@ -110,12 +110,12 @@ pub async fn show_job(
     id: &str,
 ) -> CoreResult<JobDetail> {
     let conn = velu.db().conn();
-    let org = resolve_org(conn, who, org).await?;
-    who.require(Scope::JobsRead)?;
-    let job = find_job(conn, &org.id, id).await?;
+    let org = who.enter(conn, org, Scope::JobsRead).await?;
+    let job = find_job(conn, org.id(), id).await?;
     job_detail(conn, job).await
 }
 
+/// The document of a job with its attempts, oldest first.
 pub(crate) async fn job_detail<C: ConnectionTrait>(
     conn: &C,
     job: jobs::Model,
@@ -127,9 +127,9 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
         .await?
         .into_iter()
         .map(JobAttempt::from_model)
-        .collect();
+        .collect::<CoreResult<_>>()?;
     Ok(JobDetail {
-        job: Job::from_model(job),
+        job: Job::from_model(job)?,
         history,
     })
 }
@@ -137,32 +137,32 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
 /// Counts an org's jobs by status and by task. Needs `jobs:read`.
 pub async fn job_stats(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<JobStats> {
     let conn = velu.db().conn();
-    let org = resolve_org(conn, who, org).await?;
-    who.require(Scope::JobsRead)?;
+    let org = who.enter(conn, org, Scope::JobsRead).await?;
     let rows: Vec<(String, String, i64)> = jobs::Entity::find()
         .select_only()
         .column(jobs::Column::Task)
         .column(jobs::Column::Status)
         .column_as(Expr::cust("COUNT(*)"), "n")
-        .filter(jobs::Column::OrgId.eq(org.id.as_str()))
+        .filter(jobs::Column::OrgId.eq(org.id()))
         .group_by(jobs::Column::Task)
         .group_by(jobs::Column::Status)
         .into_tuple()
         .all(conn)
         .await?;
     let zero = || {
-        STATUSES
+        JobStatus::ALL
             .iter()
-            .map(|s| ((*s).to_owned(), 0u64))
+            .map(|s| (s.as_str().to_owned(), 0u64))
             .collect::<BTreeMap<_, _>>()
     };
     let mut stats = JobStats {
-        org_id: org.id,
+        org_id: org.id().to_owned(),
         total: 0,
         by_status: zero(),
         by_task: BTreeMap::new(),
     };
     for (task, status, n) in rows {
+        let status = JobStatus::from_stored(&status)?.as_str().to_owned();
         let n = n.max(0) as u64;
         stats.total += n;
         *stats.by_status.entry(status.clone()).or_default() += n;

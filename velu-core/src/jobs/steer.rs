@@ -1,30 +1,29 @@
 //! Steering jobs: cancel and retry, each audited.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, IntoActiveModel,
 };
 use serde_json::json;
 
 use super::read::{find_job, job_detail};
 use super::submit::{queue_room, quota};
-use super::{JobDetail, JobError};
+use super::{JobDetail, JobError, JobErrorCode, JobStatus};
 use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
-use crate::entity::{jobs, organizations};
-use crate::plans::Plan;
-use crate::orgs::{OrgRef, resolve_org};
+use crate::entity::jobs;
 use crate::principal::Principal;
 use crate::scopes::Scope;
+use crate::tenancy::{OrgRef, OrgScope};
 use crate::time::now;
 use crate::{CoreError, CoreResult, Velu};
 
+/// Records a steer in the audit log: the task and the status before and after.
 async fn audited<C: ConnectionTrait>(
     conn: &C,
     who: &Principal,
     job: &jobs::Model,
     action: &'static str,
-    from: &str,
+    from: JobStatus,
 ) -> CoreResult<()> {
     audit::record(
         conn,
@@ -34,7 +33,7 @@ async fn audited<C: ConnectionTrait>(
             action,
             target_type: "job",
             target_id: &job.id,
-            details: json!({ "task": job.task, "from": from, "to": job.status }),
+            details: json!({ "task": job.task, "from": from.as_str(), "to": job.status }),
         },
     )
     .await
@@ -47,12 +46,11 @@ async fn open_job(
     who: &Principal,
     org: &OrgRef,
     id: &str,
-) -> CoreResult<(DatabaseTransaction, jobs::Model)> {
+) -> CoreResult<(DatabaseTransaction, OrgScope, jobs::Model)> {
     let tx = velu.db().write_tx().await?;
-    let org = resolve_org(&tx, who, org).await?;
-    who.require(Scope::JobsSubmit)?;
-    let job = find_job(&tx, &org.id, id).await?;
-    Ok((tx, job))
+    let org = who.enter(&tx, org, Scope::JobsSubmit).await?;
+    let job = find_job(&tx, org.id(), id).await?;
+    Ok((tx, org, job))
 }
 
 /// Cancels a job: a queued job at once; a running job is stopped by its worker within a
@@ -64,35 +62,35 @@ pub async fn cancel_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<JobDetail> {
-    let (tx, job) = open_job(velu, who, org, id).await?;
-    let from = job.status.clone();
+    let (tx, _, job) = open_job(velu, who, org, id).await?;
+    let from = JobStatus::from_stored(&job.status)?;
     let at = now();
     let mut active = job.clone().into_active_model();
-    match from.as_str() {
-        "cancelled" => {
+    match from {
+        JobStatus::Cancelled => {
             tx.commit().await?;
             return job_detail(velu.db().conn(), job).await;
         }
-        "succeeded" | "failed" => {
+        JobStatus::Succeeded | JobStatus::Failed => {
             return Err(CoreError::conflict(format!("job `{id}` already {from}")));
         }
-        "queued" => {
+        JobStatus::Queued => {
             // Who cancelled is in the audit log.
-            let error = JobError::new("cancelled", "cancelled before it ran");
-            active.status = Set("cancelled".into());
+            let error = JobError::new(JobErrorCode::Cancelled, "cancelled before it ran");
+            active.status = Set(JobStatus::Cancelled.as_str().to_owned());
             active.error = Set(Some(
                 serde_json::to_value(error).map_err(CoreError::internal)?,
             ));
             active.finished_at = Set(Some(at));
         }
-        _ => {
-            // Running: the owner sees the flag at its next heartbeat.
+        JobStatus::Running => {
+            // The owner sees the flag at its next heartbeat.
             active.cancel_requested = Set(true);
         }
     }
     active.updated_at = Set(at);
     let job = active.update(&tx).await?;
-    audited(&tx, who, &job, "job.cancel", &from).await?;
+    audited(&tx, who, &job, "job.cancel", from).await?;
     tx.commit().await?;
     job_detail(velu.db().conn(), job).await
 }
@@ -107,9 +105,9 @@ pub async fn retry_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<JobDetail> {
-    let (tx, job) = open_job(velu, who, org, id).await?;
-    let from = job.status.clone();
-    if from != "failed" && from != "cancelled" {
+    let (tx, org, job) = open_job(velu, who, org, id).await?;
+    let from = JobStatus::from_stored(&job.status)?;
+    if !matches!(from, JobStatus::Failed | JobStatus::Cancelled) {
         return Err(CoreError::conflict(format!(
             "job `{id}` is {from}; only failed or cancelled jobs can be retried"
         )));
@@ -121,17 +119,13 @@ pub async fn retry_job(
         ))
     })?;
     let budget = i32::try_from(kind.max_attempts).unwrap_or(i32::MAX).max(1);
-    let org = organizations::Entity::find_by_id(job.org_id.clone())
-        .one(&tx)
-        .await?
-        .ok_or_else(|| CoreError::not_found("job", id))?;
-    let plan = Plan::from_stored(&org.plan)?;
+    let plan = org.plan()?;
     if queue_room(&tx, &job.org_id, plan).await? == 0 {
         return Err(quota(plan));
     }
     let at = now();
     let mut active = job.clone().into_active_model();
-    active.status = Set("queued".into());
+    active.status = Set(JobStatus::Queued.as_str().to_owned());
     active.max_attempts = Set(job.attempts.saturating_add(budget));
     active.run_at = Set(at);
     active.result = Set(None);
@@ -139,7 +133,7 @@ pub async fn retry_job(
     active.cancel_requested = Set(false);
     active.updated_at = Set(at);
     let job = active.update(&tx).await?;
-    audited(&tx, who, &job, "job.retry", &from).await?;
+    audited(&tx, who, &job, "job.retry", from).await?;
     let change = Change::Jobs(job.org_id.clone());
     notify::send(&tx, &change).await?;
     tx.commit().await?;

@@ -2,23 +2,23 @@
 //! only from the principal.
 
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Job, queue};
+use super::input::SubmitJob;
+use super::{Job, JobStatus};
 use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
-use crate::entity::{jobs, organizations};
+use crate::db::sql::{JsonField, json_param, json_records, json_time, stmt};
+use crate::entity::jobs;
 use crate::error::is_unique_violation;
 use crate::ids::new_id;
-use crate::orgs::{OrgRef, resolve_org};
 use crate::plans::Plan;
 use crate::principal::Principal;
 use crate::scopes::Scope;
 use crate::tasks::{MAX_ATTEMPTS_LIMIT, TaskKind};
+use crate::tenancy::OrgRef;
 use crate::time::{self, now};
 use crate::{CoreError, CoreResult, Velu};
 
@@ -30,23 +30,6 @@ const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -100..=100;
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Rows per INSERT statement in a batch (one JSON parameter each).
 const INSERT_CHUNK: usize = 5_000;
-
-/// Input of `job submit`. Anything else a client sends is refused, not trusted.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SubmitJob {
-    /// Task kind (see `task list`).
-    pub task: String,
-    /// A JSON object; top-level keys starting with `_` are reserved.
-    pub payload: Value,
-    /// -100..=100, higher first [default: 0].
-    pub priority: Option<i32>,
-    /// RFC 3339: not before this time [default: now].
-    pub run_at: Option<String>,
-    /// 1..=25 [default: the kind's].
-    pub max_attempts: Option<u32>,
-    /// Submitting the same key again returns the existing job.
-    pub idempotency_key: Option<String>,
-}
 
 /// A submitted job, and whether it was created now or found by its idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +146,7 @@ pub(super) async fn queue_room<C: ConnectionTrait>(
         .expr(Expr::val(1))
         .from(jobs::Entity)
         .and_where(jobs::Column::OrgId.eq(org_id))
-        .and_where(jobs::Column::Status.eq("queued"))
+        .and_where(jobs::Column::Status.eq(JobStatus::Queued.as_str()))
         .limit(limit)
         .to_owned();
     let count = Query::select()
@@ -185,7 +168,7 @@ fn row(
         id: Set(new_id()),
         org_id: Set(org_id.to_owned()),
         task: Set(c.task),
-        status: Set("queued".into()),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
         payload: Set(c.payload),
         result: Set(None),
         error: Set(None),
@@ -228,16 +211,16 @@ pub async fn submit_job(
 ) -> CoreResult<Submitted> {
     let at = now();
     let tx = velu.db().write_tx().await?;
-    let org = resolve_org(&tx, who, org).await?;
-    who.require(Scope::JobsSubmit)?;
-    let plan = Plan::from_stored(&org.plan)?;
+    let org = who.enter(&tx, org, Scope::JobsSubmit).await?;
+    let plan = org.plan()?;
+    let org = org.into_row();
     let checked = check(velu, plan, input, at)?;
     if let Some(key) = &checked.idempotency_key
         && let Some(existing) = find_by_key(&tx, &org.id, key).await?
     {
         tx.commit().await?;
         return Ok(Submitted {
-            job: Job::from_model(existing),
+            job: Job::from_model(existing)?,
             created: false,
         });
     }
@@ -261,7 +244,7 @@ pub async fn submit_job(
             .await?
             .ok_or_else(|| CoreError::internal(e))?;
             return Ok(Submitted {
-                job: Job::from_model(existing),
+                job: Job::from_model(existing)?,
                 created: false,
             });
         }
@@ -284,7 +267,7 @@ pub async fn submit_job(
     tx.commit().await?;
     velu.changed(change);
     Ok(Submitted {
-        job: Job::from_model(model),
+        job: Job::from_model(model)?,
         created: true,
     })
 }
@@ -295,6 +278,16 @@ pub(super) fn quota(plan: Plan) -> CoreError {
         limit: plan.limits().queued_jobs,
     }
 }
+
+/// The fields of one row of a batch insert, in the column order of the `INSERT`.
+const SUBMITTED_FIELDS: [(&str, JsonField); 6] = [
+    ("id", JsonField::Text),
+    ("task", JsonField::Text),
+    ("payload", JsonField::Json),
+    ("priority", JsonField::Int),
+    ("max_attempts", JsonField::Int),
+    ("run_at", JsonField::Time),
+];
 
 /// Inserts checked jobs in chunks, each one statement with one JSON parameter (the
 /// cost of binding 20 columns per row is what dominates a naive multi-row INSERT).
@@ -314,34 +307,22 @@ async fn insert_rows<C: ConnectionTrait>(
             .map(|(c, id)| {
                 json!({
                     "id": id, "task": c.task, "payload": c.payload, "priority": c.priority,
-                    "max_attempts": c.max_attempts, "run_at": queue::json_time(c.run_at),
+                    "max_attempts": c.max_attempts, "run_at": json_time(c.run_at),
                 })
             })
             .collect();
-        let source = match backend {
-            DbBackend::Postgres => {
-                "SELECT x.id, x.task, x.payload, x.priority, x.max_attempts, x.run_at
-                 FROM jsonb_to_recordset($1::jsonb) AS x(id text, task text, payload jsonb,
-                   priority int, max_attempts int, run_at timestamptz)"
-            }
-            _ => {
-                "SELECT value ->> '$.id', value ->> '$.task', value -> '$.payload',
-                   value ->> '$.priority', value ->> '$.max_attempts', value ->> '$.run_at'
-                 FROM json_each($1)"
-            }
-        };
+        let source = json_records(backend, 1, &SUBMITTED_FIELDS);
         let sql = format!(
             "INSERT INTO jobs (id, task, payload, priority, max_attempts, run_at, org_id, status,
                attempts, actor_type, actor_id, cancel_requested, created_at, updated_at)
-             SELECT s.*, $2, 'queued', 0, $3, $4, false, $5, $5 FROM ({source}) AS s"
+             SELECT s.*, $2, '{queued}', 0, $3, $4, false, $5, $5 FROM ({source}) AS s",
+            queued = JobStatus::Queued.as_str(),
         );
-        conn.execute_raw(queue::stmt(
+        conn.execute_raw(stmt(
             backend,
             &sql,
             vec![
-                serde_json::to_string(&items)
-                    .map_err(CoreError::internal)?
-                    .into(),
+                json_param(&items)?,
                 org_id.to_owned().into(),
                 who.actor.kind.as_str().to_owned().into(),
                 who.actor.id.clone().into(),
@@ -370,9 +351,9 @@ pub async fn submit_batch(
     }
     let at = now();
     let tx = velu.db().write_tx().await?;
-    let org: organizations::Model = resolve_org(&tx, who, org).await?;
-    who.require(Scope::JobsSubmit)?;
-    let plan = Plan::from_stored(&org.plan)?;
+    let org = who.enter(&tx, org, Scope::JobsSubmit).await?;
+    let plan = org.plan()?;
+    let org = org.into_row();
     let mut rows = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         if input.idempotency_key.is_some() {

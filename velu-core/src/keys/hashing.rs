@@ -157,7 +157,10 @@ mod tests {
         assert!(!h.verify("", &stored));
         assert!(!hasher("pepper-two-0123456789").verify("s3cret", &stored));
         assert!(!h.verify("s3cret", "hmac-sha256$not*base64"));
-        assert!(!h.verify("s3cret", "hmac-sha256$"), "a truncated hash never matches");
+        assert!(
+            !h.verify("s3cret", "hmac-sha256$"),
+            "a truncated hash never matches"
+        );
     }
 
     #[test]

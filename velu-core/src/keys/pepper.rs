@@ -74,7 +74,7 @@ fn load_or_create(path: &Path) -> CoreResult<Pepper> {
         Err(e) => return Err(io(e)),
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::velu::ensure_private_dir(dir)?;
+    crate::private_fs::ensure_private_dir(dir)?;
     let mut bytes = [0u8; 32];
     rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)
         .map_err(|e| CoreError::Config(format!("OS random generator: {e}")))?;

@@ -22,11 +22,12 @@ use super::token;
 use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
 use crate::entity::{api_keys, organizations};
-use crate::orgs::{Org, OrgRef, current_plan, resolve_org};
+use crate::orgs::{Org, current_plan};
 use crate::pagination::{Page, PageRequest};
 use crate::plans::Plan;
 use crate::principal::Principal;
 use crate::scopes::{Role, Scope, ScopeSet};
+use crate::tenancy::OrgRef;
 use crate::time::{self, Timestamp, now};
 use crate::{CoreError, CoreResult, Velu};
 
@@ -181,9 +182,8 @@ async fn authorize<C: ConnectionTrait>(
 ) -> CoreResult<Option<organizations::Model>> {
     match owner {
         KeyOwner::Org(r) => {
-            let org = resolve_org(conn, who, r).await?;
-            who.require(Scope::ApiKeysManage)?;
-            Ok(Some(org))
+            let org = who.enter(conn, r, Scope::ApiKeysManage).await?;
+            Ok(Some(org.into_row()))
         }
         KeyOwner::Platform => {
             who.require(Scope::OrgsManage)?;
@@ -646,7 +646,8 @@ pub async fn whoami(velu: &Velu, who: &Principal) -> CoreResult<Whoami> {
         Some(id) => organizations::Entity::find_by_id(id.clone())
             .one(velu.db().conn())
             .await?
-            .map(Org::from_model),
+            .map(Org::from_model)
+            .transpose()?,
         None => None,
     };
     Ok(Whoami {

@@ -13,12 +13,13 @@ use tokio::process::Command;
 use tokio::sync::watch;
 
 use super::contain::{Containment, JobScope};
-use super::handlers::{Outcome, as_object, stopped};
-use super::{Stop, cgroup, sandbox, workspace};
+use super::outcome::{Outcome, as_object};
+use super::stop::{Stop, stopped};
+use super::{cgroup, sandbox, workspace};
 use crate::Velu;
-use crate::jobs::JobError;
-use crate::jobs::queue::ClaimedJob;
-use crate::tasks::{CommandSpec, TaskKind};
+use crate::jobs::{JobError, JobErrorCode};
+use crate::queue::ClaimedJob;
+use crate::tasks::{CommandSpec, NEVER_PASSED, TaskKind};
 
 /// Largest stdout kept as the result.
 pub const MAX_STDOUT: usize = 1024 * 1024;
@@ -27,18 +28,8 @@ pub const STDERR_TAIL: usize = 4 * 1024;
 /// `PATH` given to commands unless `PATH` is allow-listed.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Variables never passed to a command, even if a tasks file lists them.
-pub const NEVER_PASSED: &[&str] = &[
-    "VELU_DATABASE_URL",
-    "VELU_API_KEY_PEPPER",
-    "VELU_API_KEY_PEPPER_FILE",
-    "VELU_API_KEY",
-    "VELU_TEST_DATABASE_URL",
-    "DATABASE_URL",
-    "PGPASSWORD",
-];
-
-fn fail(code: &str, message: impl Into<String>) -> Outcome {
+/// A failed attempt with `code` and `message`.
+fn fail(code: JobErrorCode, message: impl Into<String>) -> Outcome {
     Outcome::Failed(JobError::new(code, message))
 }
 
@@ -108,7 +99,12 @@ pub async fn run(
 ) -> Outcome {
     let ws = match workspace::create(velu, &job.org_id, &job.id) {
         Ok(ws) => ws,
-        Err(e) => return fail("spawn_failed", format!("cannot create the workspace: {e}")),
+        Err(e) => {
+            return fail(
+                JobErrorCode::SpawnFailed,
+                format!("cannot create the workspace: {e}"),
+            );
+        }
     };
     let outcome = match contain.job(&job.id) {
         Ok(mut scope) => {
@@ -117,7 +113,10 @@ pub async fn run(
             scope.end().await;
             outcome
         }
-        Err(e) => fail("spawn_failed", format!("cannot contain the job: {e}")),
+        Err(e) => fail(
+            JobErrorCode::SpawnFailed,
+            format!("cannot contain the job: {e}"),
+        ),
     };
     if retention.is_zero() {
         workspace::remove(&ws);
@@ -167,7 +166,7 @@ async fn run_in(
         Ok(c) => c,
         Err(e) => {
             return fail(
-                "spawn_failed",
+                JobErrorCode::SpawnFailed,
                 format!("cannot start {}: {e}", program.display()),
             );
         }
@@ -187,7 +186,10 @@ async fn run_in(
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         kill_group();
         let _ = child.wait().await;
-        return fail("spawn_failed", "the command's output was not captured");
+        return fail(
+            JobErrorCode::SpawnFailed,
+            "the command's output was not captured",
+        );
     };
     let stdout = read_capped(stdout, MAX_STDOUT);
     let stderr = read_tail(stderr, STDERR_TAIL);
@@ -198,21 +200,21 @@ async fn run_in(
             if out.is_err() {
                 kill_group();
                 let _ = child.wait().await;
-                return fail("output_too_large", format!("stdout passed {MAX_STDOUT} bytes"));
+                return fail(JobErrorCode::OutputTooLarge, format!("stdout passed {MAX_STDOUT} bytes"));
             }
             (child.wait().await, out, err)
         }
         () = tokio::time::sleep(kind.timeout) => {
             kill_group();
             let _ = child.wait().await;
-            return Outcome::TimedOut(JobError::new("timed_out", format!("ran longer than {} s; all its processes were killed", kind.timeout.as_secs())));
+            return Outcome::TimedOut(JobError::new(JobErrorCode::TimedOut, format!("ran longer than {} s; all its processes were killed", kind.timeout.as_secs())));
         }
         why = stopped(stop) => {
             kill_group();
             let _ = child.wait().await;
             return match why {
                 Stop::Cancel => Outcome::Cancelled,
-                Stop::LeaseLost | Stop::Shutdown => fail("interrupted", "stopped"),
+                Stop::LeaseLost | Stop::Shutdown => fail(JobErrorCode::Interrupted, "stopped"),
             };
         }
     };
@@ -222,7 +224,12 @@ async fn run_in(
     let stderr_text = String::from_utf8_lossy(&err).trim().to_owned();
     let status = match status {
         Ok(s) => s,
-        Err(e) => return fail("spawn_failed", format!("waiting for the command: {e}")),
+        Err(e) => {
+            return fail(
+                JobErrorCode::SpawnFailed,
+                format!("waiting for the command: {e}"),
+            );
+        }
     };
     if !status.success() {
         let how = match status.code() {
@@ -234,7 +241,7 @@ async fn run_in(
         } else {
             format!("{how}: {stderr_text}")
         };
-        return fail("exit_status", message);
+        return fail(JobErrorCode::ExitStatus, message);
     }
     let text = String::from_utf8_lossy(out.as_deref().unwrap_or_default()).into_owned();
     let result = match serde_json::from_str::<Value>(text.trim()) {

@@ -12,50 +12,41 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
-use super::Shared;
-use crate::jobs::JobError;
-use crate::jobs::queue::{self, Finish};
+use super::state::Shared;
+use crate::jobs::{AttemptOutcome, JobError, JobErrorCode, JobStatus};
+use crate::queue::{self, Finish};
 use crate::time::now;
 use crate::{CoreError, CoreResult};
 
-/// Batches of outcomes written at the same time.
-const FLUSHES_IN_FLIGHT: usize = 1;
+/// Most outcomes written in one batch.
+const MAX_BATCH: usize = 512;
 
-/// Writes outcomes in batches (whatever has arrived, up to 512 at a time), with up to
-/// [`FLUSHES_IN_FLIGHT`] batches written at once so commits overlap.
+/// Writes outcomes in batches (whatever has arrived, up to [`MAX_BATCH`] at a time), one
+/// batch at a time: while a batch is written, the next one gathers in the channel. Returns
+/// once the channel is closed and everything received is written.
 pub(super) async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Finish>) {
-    let slots = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
-    let mut batch = Vec::with_capacity(512);
-    while rx.recv_many(&mut batch, 512).await > 0 {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // A write costs a commit whatever its size: linger a moment for company.
         if batch.len() < 64 {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            while batch.len() < 512 {
+            while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(f) => batch.push(f),
                     Err(_) => break,
                 }
             }
         }
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let shared = shared.clone();
-        let full = std::mem::replace(&mut batch, Vec::with_capacity(512));
-        tokio::spawn(async move {
-            write_outcomes(&shared, &full).await;
-            shared
-                .unwritten
-                .fetch_sub(full.len() as u64, Ordering::AcqRel);
-            // Written outcomes free the org's slots in the database.
-            shared.slot_freed.notify_one();
-            drop(slot);
-        });
+        write_outcomes(&shared, &batch).await;
+        shared
+            .unwritten
+            .fetch_sub(batch.len() as u64, Ordering::AcqRel);
+        // Written outcomes free the org's slots in the database.
+        shared.slot_freed.notify_one();
+        batch.clear();
     }
-    // Wait for the last writes.
-    let _ = slots.acquire_many(FLUSHES_IN_FLIGHT as u32).await;
 }
 
 /// Writes one batch through [`store`] and counts what happened.
@@ -158,11 +149,11 @@ fn unstorable(row: &Finish) -> Finish {
     Finish {
         id: row.id.clone(),
         token: row.token.clone(),
-        status: "failed",
-        outcome: "failed",
+        status: JobStatus::Failed,
+        outcome: AttemptOutcome::Failed,
         result: None,
         error: Some(JobError::new(
-            "internal",
+            JobErrorCode::Internal,
             "the worker could not store this attempt's outcome (details in the worker's log)",
         )),
         run_at: None,
@@ -203,8 +194,8 @@ mod tests {
         Finish {
             id: id.into(),
             token: "t".into(),
-            status: "succeeded",
-            outcome: "succeeded",
+            status: JobStatus::Succeeded,
+            outcome: AttemptOutcome::Succeeded,
             result: Some(serde_json::json!({})),
             error: None,
             run_at: None,
@@ -234,7 +225,10 @@ mod tests {
         assert_eq!((stored.written, stored.replaced, stored.lost), (2, 1, 0));
         let seen = seen.lock().unwrap();
         let bad = seen.iter().find(|r| r.id == "bad").unwrap();
-        assert_eq!((bad.status, bad.outcome), ("failed", "failed"));
+        assert_eq!(
+            (bad.status, bad.outcome),
+            (JobStatus::Failed, AttemptOutcome::Failed)
+        );
         assert_eq!(bad.error.as_ref().unwrap().code, "internal");
         assert!(seen.iter().any(|r| r.id == "a") && seen.iter().any(|r| r.id == "c"));
     }

@@ -12,7 +12,7 @@ use velu_core::pagination::PageRequest;
 use super::Tag;
 use crate::auth::Auth;
 use crate::model::Page;
-use crate::model::orgs::AuditEvent;
+use crate::model::audit::AuditEvent;
 use crate::problem::ApiResult;
 
 /// The audit log.

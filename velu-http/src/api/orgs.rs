@@ -11,7 +11,8 @@ use velu_core::{Velu, bootstrap};
 use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
-use crate::model::orgs::{Bootstrap, BootstrapOrg, CreateOrg, Org, SetPlan};
+use crate::model::bootstrap::{Bootstrap, BootstrapOrg};
+use crate::model::orgs::{CreateOrg, Org, SetPlan};
 use crate::problem::{ApiResult, BodyResult};
 
 /// Organizations.

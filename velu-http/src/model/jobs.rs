@@ -8,6 +8,7 @@ use serde_json::Value;
 use velu_core::jobs;
 
 use super::common::{JsonObject, Text, ts, ts_opt};
+use super::mirror::{each, mirror};
 
 /// A job's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -38,170 +39,109 @@ impl JobStatus {
     }
 }
 
-/// Why a job or an attempt failed.
-#[derive(Debug, Object)]
-pub struct JobError {
-    /// Stable code: `task_failed`, `exit_status`, `timed_out`, `lease_expired`,
-    /// `cancelled`, `output_too_large`, `spawn_failed`, `worker_shutdown`.
-    pub code: String,
-    /// What happened.
-    pub message: String,
-}
-
-impl From<jobs::JobError> for JobError {
-    fn from(e: jobs::JobError) -> Self {
-        JobError {
-            code: e.code,
-            message: e.message,
-        }
+mirror! {
+    /// Why a job or an attempt failed.
+    pub struct JobError from jobs::JobError {
+        /// Stable code: `task_failed`, `exit_status`, `timed_out`, `lease_expired`,
+        /// `cancelled`, `output_too_large`, `spawn_failed`, `worker_shutdown`.
+        pub code: String,
+        /// What happened.
+        pub message: String,
     }
 }
 
-/// A job.
-#[derive(Debug, Object)]
-pub struct Job {
-    /// UUIDv7.
-    pub id: String,
-    /// Its org.
-    pub org_id: String,
-    /// Task kind.
-    pub task: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
-    /// What the submitter sent.
-    pub payload: Any<Value>,
-    /// The result, once succeeded.
-    #[oai(nullable)]
-    pub result: Option<Any<Value>>,
-    /// The last error.
-    #[oai(nullable)]
-    pub error: Option<JobError>,
-    /// Higher runs first.
-    pub priority: i32,
-    /// Attempts made.
-    pub attempts: i32,
-    /// Attempts allowed.
-    pub max_attempts: i32,
-    /// Not before this time (RFC 3339 UTC).
-    pub run_at: String,
-    /// `cli` or `api_key` (from the authenticated principal, never the request).
-    pub actor_type: String,
-    /// OS user or key id of the submitter.
-    pub actor_id: String,
-    /// The submitter's deduplication key.
-    #[oai(nullable)]
-    pub idempotency_key: Option<String>,
-    /// A cancel is pending on a running job.
-    pub cancel_requested: bool,
-    /// RFC 3339 UTC.
-    pub created_at: String,
-    /// RFC 3339 UTC.
-    pub updated_at: String,
-    /// First start (RFC 3339 UTC).
-    #[oai(nullable)]
-    pub started_at: Option<String>,
-    /// End (RFC 3339 UTC).
-    #[oai(nullable)]
-    pub finished_at: Option<String>,
-}
-
-impl From<jobs::Job> for Job {
-    fn from(j: jobs::Job) -> Self {
-        Job {
-            id: j.id,
-            org_id: j.org_id,
-            task: j.task,
-            status: j.status,
-            payload: Any(j.payload),
-            result: j.result.map(Any),
-            error: j.error.map(Into::into),
-            priority: j.priority,
-            attempts: j.attempts,
-            max_attempts: j.max_attempts,
-            run_at: ts(j.run_at),
-            actor_type: j.actor_type,
-            actor_id: j.actor_id,
-            idempotency_key: j.idempotency_key,
-            cancel_requested: j.cancel_requested,
-            created_at: ts(j.created_at),
-            updated_at: ts(j.updated_at),
-            started_at: ts_opt(j.started_at),
-            finished_at: ts_opt(j.finished_at),
-        }
+mirror! {
+    /// A job.
+    pub struct Job from jobs::Job {
+        /// UUIDv7.
+        pub id: String,
+        /// Its org.
+        pub org_id: String,
+        /// Task kind.
+        pub task: String,
+        /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+        pub status: String,
+        /// What the submitter sent.
+        pub payload: Any<Value> = |p| Any(p),
+        /// The result, once succeeded.
+        #[oai(nullable)]
+        pub result: Option<Any<Value>> = |r| r.map(Any),
+        /// The last error.
+        #[oai(nullable)]
+        pub error: Option<JobError> = |e| e.map(Into::into),
+        /// Higher runs first.
+        pub priority: i32,
+        /// Attempts made.
+        pub attempts: i32,
+        /// Attempts allowed.
+        pub max_attempts: i32,
+        /// Not before this time (RFC 3339 UTC).
+        pub run_at: String = |t| ts(t),
+        /// `cli` or `api_key` (from the authenticated principal, never the request).
+        pub actor_type: String,
+        /// OS user or key id of the submitter.
+        pub actor_id: String,
+        /// The submitter's deduplication key.
+        #[oai(nullable)]
+        pub idempotency_key: Option<String>,
+        /// A cancel is pending on a running job.
+        pub cancel_requested: bool,
+        /// RFC 3339 UTC.
+        pub created_at: String = |t| ts(t),
+        /// RFC 3339 UTC.
+        pub updated_at: String = |t| ts(t),
+        /// First start (RFC 3339 UTC).
+        #[oai(nullable)]
+        pub started_at: Option<String> = |t| ts_opt(t),
+        /// End (RFC 3339 UTC).
+        #[oai(nullable)]
+        pub finished_at: Option<String> = |t| ts_opt(t),
     }
 }
 
-/// One attempt.
-#[derive(Debug, Object)]
-pub struct JobAttempt {
-    /// 1, 2, ...
-    pub attempt: i32,
-    /// The worker that ran it.
-    pub worker_id: String,
-    /// RFC 3339 UTC.
-    pub started_at: String,
-    /// RFC 3339 UTC, `null` while running.
-    #[oai(nullable)]
-    pub finished_at: Option<String>,
-    /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`; `null` while running.
-    #[oai(nullable)]
-    pub outcome: Option<String>,
-    /// Why it did not succeed.
-    #[oai(nullable)]
-    pub error: Option<JobError>,
-}
-
-/// A job with its attempts.
-#[derive(Debug, Object)]
-pub struct JobDetail {
-    /// The job.
-    #[oai(flatten)]
-    pub job: Job,
-    /// Its attempts, oldest first.
-    pub history: Vec<JobAttempt>,
-}
-
-impl From<jobs::JobDetail> for JobDetail {
-    fn from(d: jobs::JobDetail) -> Self {
-        JobDetail {
-            job: d.job.into(),
-            history: d
-                .history
-                .into_iter()
-                .map(|a| JobAttempt {
-                    attempt: a.attempt,
-                    worker_id: a.worker_id,
-                    started_at: ts(a.started_at),
-                    finished_at: ts_opt(a.finished_at),
-                    outcome: a.outcome,
-                    error: a.error.map(Into::into),
-                })
-                .collect(),
-        }
+mirror! {
+    /// One attempt.
+    pub struct JobAttempt from jobs::JobAttempt {
+        /// 1, 2, ...
+        pub attempt: i32,
+        /// The worker that ran it.
+        pub worker_id: String,
+        /// RFC 3339 UTC.
+        pub started_at: String = |t| ts(t),
+        /// RFC 3339 UTC, `null` while running.
+        #[oai(nullable)]
+        pub finished_at: Option<String> = |t| ts_opt(t),
+        /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`; `null` while running.
+        #[oai(nullable)]
+        pub outcome: Option<String>,
+        /// Why it did not succeed.
+        #[oai(nullable)]
+        pub error: Option<JobError> = |e| e.map(Into::into),
     }
 }
 
-/// Counts of an org's jobs.
-#[derive(Debug, Object)]
-pub struct JobStats {
-    /// The org.
-    pub org_id: String,
-    /// All jobs.
-    pub total: u64,
-    /// By status.
-    pub by_status: BTreeMap<String, u64>,
-    /// By task kind, then status.
-    pub by_task: BTreeMap<String, BTreeMap<String, u64>>,
+mirror! {
+    /// A job with its attempts.
+    pub struct JobDetail from jobs::JobDetail {
+        /// The job.
+        #[oai(flatten)]
+        pub job: Job,
+        /// Its attempts, oldest first.
+        pub history: Vec<JobAttempt> = |h| each(h),
+    }
 }
 
-impl From<jobs::JobStats> for JobStats {
-    fn from(s: jobs::JobStats) -> Self {
-        JobStats {
-            org_id: s.org_id,
-            total: s.total,
-            by_status: s.by_status,
-            by_task: s.by_task,
-        }
+mirror! {
+    /// Counts of an org's jobs.
+    pub struct JobStats from jobs::JobStats {
+        /// The org.
+        pub org_id: String,
+        /// All jobs.
+        pub total: u64,
+        /// By status.
+        pub by_status: BTreeMap<String, u64>,
+        /// By task kind, then status.
+        pub by_task: BTreeMap<String, BTreeMap<String, u64>>,
     }
 }
 
@@ -295,21 +235,13 @@ pub struct SubmitBatch {
     pub jobs: Vec<BatchJob>,
 }
 
-/// What a batch submit queued.
-#[derive(Debug, Object)]
-pub struct BatchSubmitted {
-    /// How many jobs.
-    pub count: u64,
-    /// Their ids, in input order.
-    pub ids: Vec<String>,
-}
-
-impl From<jobs::BatchSubmitted> for BatchSubmitted {
-    fn from(b: jobs::BatchSubmitted) -> Self {
-        BatchSubmitted {
-            count: b.count as u64,
-            ids: b.ids,
-        }
+mirror! {
+    /// What a batch submit queued.
+    pub struct BatchSubmitted from jobs::BatchSubmitted {
+        /// How many jobs.
+        pub count: u64 = |n| n as u64,
+        /// Their ids, in input order.
+        pub ids: Vec<String>,
     }
 }
 

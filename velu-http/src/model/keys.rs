@@ -5,6 +5,7 @@ use velu_core::keys;
 use velu_core::scopes::{Role, Scope, ScopeSet};
 
 use super::common::{Text, ts, ts_opt};
+use super::mirror::mirror;
 use super::orgs::Org;
 use super::plans::PlanName;
 
@@ -142,81 +143,53 @@ impl From<keys::KeyStatus> for KeyStatus {
     }
 }
 
-/// An API key, without its secret.
-#[derive(Debug, Object)]
-pub struct ApiKey {
-    /// Public key id (`kid`), part of the key text.
-    pub id: String,
-    /// The org, or `null` for a platform key.
-    #[oai(nullable)]
-    pub org_id: Option<String>,
-    /// Name.
-    pub name: String,
-    /// Scopes.
-    pub scopes: Vec<ScopeName>,
-    /// `active`, `revoked` or `expired`.
-    pub status: KeyStatus,
-    /// Imported from the earlier system.
-    pub legacy: bool,
-    /// `cli` or `api_key`.
-    pub created_by_type: String,
-    /// OS user or key id of the creator.
-    pub created_by_id: String,
-    /// RFC 3339 UTC.
-    pub created_at: String,
-    /// RFC 3339 UTC, or `null`.
-    #[oai(nullable)]
-    pub expires_at: Option<String>,
-    /// RFC 3339 UTC, or `null`.
-    #[oai(nullable)]
-    pub revoked_at: Option<String>,
-    /// RFC 3339 UTC, or `null`.
-    #[oai(nullable)]
-    pub rotated_at: Option<String>,
-    /// Until when the previous secret still works.
-    #[oai(nullable)]
-    pub grace_until: Option<String>,
-    /// Last successful use (written in batches).
-    #[oai(nullable)]
-    pub last_used_at: Option<String>,
-}
-
-impl From<keys::ApiKey> for ApiKey {
-    fn from(k: keys::ApiKey) -> Self {
-        ApiKey {
-            scopes: scope_names(&k.scopes),
-            id: k.id,
-            org_id: k.org_id,
-            name: k.name,
-            status: k.status.into(),
-            legacy: k.legacy,
-            created_by_type: k.created_by_type,
-            created_by_id: k.created_by_id,
-            created_at: ts(k.created_at),
-            expires_at: ts_opt(k.expires_at),
-            revoked_at: ts_opt(k.revoked_at),
-            rotated_at: ts_opt(k.rotated_at),
-            grace_until: ts_opt(k.grace_until),
-            last_used_at: ts_opt(k.last_used_at),
-        }
+mirror! {
+    /// An API key, without its secret.
+    pub struct ApiKey from keys::ApiKey {
+        /// Public key id (`kid`), part of the key text.
+        pub id: String,
+        /// The org, or `null` for a platform key.
+        #[oai(nullable)]
+        pub org_id: Option<String>,
+        /// Name.
+        pub name: String,
+        /// Scopes.
+        pub scopes: Vec<ScopeName> = |s| scope_names(&s),
+        /// `active`, `revoked` or `expired`.
+        pub status: KeyStatus,
+        /// Imported from the earlier system.
+        pub legacy: bool,
+        /// `cli` or `api_key`.
+        pub created_by_type: String,
+        /// OS user or key id of the creator.
+        pub created_by_id: String,
+        /// RFC 3339 UTC.
+        pub created_at: String = |t| ts(t),
+        /// RFC 3339 UTC, or `null`.
+        #[oai(nullable)]
+        pub expires_at: Option<String> = |t| ts_opt(t),
+        /// RFC 3339 UTC, or `null`.
+        #[oai(nullable)]
+        pub revoked_at: Option<String> = |t| ts_opt(t),
+        /// RFC 3339 UTC, or `null`.
+        #[oai(nullable)]
+        pub rotated_at: Option<String> = |t| ts_opt(t),
+        /// Until when the previous secret still works.
+        #[oai(nullable)]
+        pub grace_until: Option<String> = |t| ts_opt(t),
+        /// Last successful use (written in batches).
+        #[oai(nullable)]
+        pub last_used_at: Option<String> = |t| ts_opt(t),
     }
 }
 
-/// A key with its secret: shown once.
-#[derive(Debug, Object)]
-pub struct IssuedKey {
-    /// The key.
-    pub key: ApiKey,
-    /// The full key text. Store it now: Velu keeps only a hash.
-    pub token: String,
-}
-
-impl From<keys::IssuedKey> for IssuedKey {
-    fn from(k: keys::IssuedKey) -> Self {
-        IssuedKey {
-            key: k.key.into(),
-            token: k.token,
-        }
+mirror! {
+    /// A key with its secret: shown once.
+    pub struct IssuedKey from keys::IssuedKey {
+        /// The key.
+        pub key: ApiKey,
+        /// The full key text. Store it now: Velu keeps only a hash.
+        pub token: String,
     }
 }
 
@@ -254,31 +227,20 @@ impl From<CreateKey> for keys::CreateKey {
     }
 }
 
-/// Who the calling key is.
-#[derive(Debug, Object)]
-pub struct Whoami {
-    /// `api_key` (or `cli` on the command line).
-    pub actor_type: String,
-    /// The key id.
-    pub actor_id: String,
-    /// The key's org (`null` for platform keys).
-    #[oai(nullable)]
-    pub org: Option<Org>,
-    /// The org's current plan (`null` for platform keys).
-    #[oai(nullable)]
-    pub plan: Option<PlanName>,
-    /// The key's scopes.
-    pub scopes: Vec<ScopeName>,
-}
-
-impl From<keys::Whoami> for Whoami {
-    fn from(w: keys::Whoami) -> Self {
-        Whoami {
-            actor_type: w.actor_type,
-            actor_id: w.actor_id,
-            org: w.org.map(Into::into),
-            plan: w.plan.map(Into::into),
-            scopes: scope_names(&w.scopes),
-        }
+mirror! {
+    /// Who the calling key is.
+    pub struct Whoami from keys::Whoami {
+        /// `api_key` (or `cli` on the command line).
+        pub actor_type: String,
+        /// The key id.
+        pub actor_id: String,
+        /// The key's org (`null` for platform keys).
+        #[oai(nullable)]
+        pub org: Option<Org> = |o| o.map(Into::into),
+        /// The org's current plan (`null` for platform keys).
+        #[oai(nullable)]
+        pub plan: Option<PlanName> = |p| p.map(Into::into),
+        /// The key's scopes.
+        pub scopes: Vec<ScopeName> = |s| scope_names(&s),
     }
 }

@@ -1,4 +1,4 @@
-//! Shutdown on SIGINT or SIGTERM.
+//! When a long-running process (`serve`, `worker`) should stop: SIGINT or SIGTERM.
 
 /// Resolves at the first SIGINT or SIGTERM.
 pub async fn shutdown() {

@@ -1,0 +1,113 @@
+//! Claiming: taking ready jobs of one org under a fresh lease, within its plan.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+
+use super::types::{ClaimedJob, ReadyOrg, lease_expiry};
+use crate::db::sql::{json_array_rows, json_param, stmt};
+use crate::db::{Backend, Db};
+use crate::entity::jobs;
+use crate::jobs::JobStatus;
+use crate::{CoreError, CoreResult};
+
+/// Claims up to `want` ready jobs of `org` whose kind is in `kinds`, within the org's
+/// concurrency limit, for `worker` with a lease of `lease`.
+pub async fn claim_for_org(
+    db: &Db,
+    worker: &str,
+    org: &ReadyOrg,
+    want: u32,
+    kinds: &[String],
+    lease: Duration,
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<ClaimedJob>> {
+    let limit = org.plan.limits().concurrent_jobs;
+    if want == 0 || limit == 0 || kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = lease_expiry(at, lease);
+    let backend = db.db_backend();
+    let values = vec![
+        org.id.clone().into(),
+        at.into(),
+        json_param(kinds)?,
+        i64::from(want).into(),
+        i64::from(limit).into(),
+        worker.to_owned().into(),
+        expires.into(),
+    ];
+    let models = match db.backend() {
+        Backend::Postgres => {
+            // One round trip: lock the org, count exactly, claim, record the attempts
+            // (migration m20261125_000006).
+            let sql = "SELECT * FROM velu_claim_jobs($1, $2, $3::jsonb, $4, $5, $6, $7)";
+            let rows = db.conn().query_all_raw(stmt(backend, sql, values)).await?;
+            rows.iter()
+                .map(|r| jobs::Model::from_query_result(r, ""))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Backend::Sqlite => {
+            // The write lock of BEGIN IMMEDIATE serializes every claimer.
+            let tx = db.write_tx().await?;
+            let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
+            let running_count =
+                format!("(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = '{running}')");
+            let sql = format!(
+                "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
+                   lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
+                   started_at = COALESCE(started_at, $2), updated_at = $2
+                 WHERE id IN (
+                   SELECT id FROM jobs
+                   WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
+                     AND task IN ({kinds})
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT max(0, min($4, $5 - {running_count}))
+                 )
+                 RETURNING *",
+                kinds = json_array_rows(Backend::Sqlite, 3),
+            );
+            let rows = tx.query_all_raw(stmt(backend, &sql, values)).await?;
+            let models = rows
+                .iter()
+                .map(|r| jobs::Model::from_query_result(r, ""))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !models.is_empty() {
+                let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+                let sql = format!(
+                    "INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at)
+                     SELECT id, attempts, $2, lease_token, $3 FROM jobs WHERE id IN ({ids})",
+                    ids = json_array_rows(Backend::Sqlite, 1),
+                );
+                tx.execute_raw(stmt(
+                    backend,
+                    &sql,
+                    vec![json_param(&ids)?, worker.to_owned().into(), at.into()],
+                ))
+                .await?;
+            }
+            tx.commit().await?;
+            models
+        }
+    };
+    models
+        .into_iter()
+        .map(|m| {
+            // The claim just set it: a claimed row without a token is a broken claim.
+            let token = m.lease_token.ok_or_else(|| {
+                tracing::error!(job = %m.id, "a claimed job has no lease token");
+                CoreError::internal(format!("claimed job `{}` has no lease token", m.id))
+            })?;
+            Ok(ClaimedJob {
+                token,
+                id: m.id,
+                org_id: m.org_id,
+                task: m.task,
+                payload: m.payload,
+                attempt: m.attempts,
+                max_attempts: m.max_attempts,
+            })
+        })
+        .collect()
+}

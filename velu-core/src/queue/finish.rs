@@ -1,0 +1,196 @@
+//! Finishing: recording how attempts ended, fenced by their lease tokens.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, Value as DbValue};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::scrub::{scrub_nul, scrub_str};
+use crate::CoreResult;
+use crate::db::sql::{json_param, stmt};
+use crate::db::{Backend, Db};
+use crate::jobs::{AttemptOutcome, JobError, JobStatus};
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finish {
+    /// Job id.
+    pub id: String,
+    /// The attempt's fencing token.
+    pub token: String,
+    /// The job's next status: `succeeded`, `failed`, `cancelled`, or `queued` for a retry.
+    pub status: JobStatus,
+    /// The attempt's outcome: `succeeded`, `failed`, `timed_out` or `cancelled`.
+    pub outcome: AttemptOutcome,
+    /// The result, when succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// When to retry (`queued` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Whether the job is done for good.
+    pub finished: bool,
+}
+
+impl Finish {
+    /// This outcome with U+0000 replaced in its result and error (see [`scrub_nul`]).
+    pub fn scrubbed(&self) -> Finish {
+        let mut f = self.clone();
+        if let Some(r) = f.result.as_mut() {
+            scrub_nul(r);
+        }
+        if let Some(e) = f.error.as_mut() {
+            e.code = scrub_str(&e.code);
+            e.message = scrub_str(&e.message);
+        }
+        f
+    }
+}
+
+/// The JSON parameter of a batch of outcomes, with U+0000 scrubbed. The serialized text
+/// names a NUL only as the escape `\u0000`, so the clean (usual) case costs one search.
+fn batch_param(items: &[Finish]) -> CoreResult<DbValue> {
+    let text = json_param(items)?;
+    match &text {
+        DbValue::String(Some(t)) if t.contains("\\u0000") => {
+            let clean: Vec<Finish> = items.iter().map(Finish::scrubbed).collect();
+            json_param(&clean)
+        }
+        _ => Ok(text),
+    }
+}
+
+/// Records how attempts ended, for the attempts whose token still owns the job. Returns
+/// the ids that were written; an id missing means the lease was lost to someone else.
+/// U+0000 in results and errors is stored as U+FFFD (see [`scrub_nul`]).
+pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<Vec<String>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.db_backend();
+    let batch = batch_param(items)?;
+    let running = JobStatus::Running.as_str();
+    let done = match db.backend() {
+        Backend::Postgres => {
+            let sql = format!(
+                "WITH v AS (
+                   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+                     id text, token text, status text, outcome text, result jsonb, error jsonb,
+                     run_at timestamptz, finished boolean)
+                 ),
+                 done AS (
+                   UPDATE jobs j SET status = v.status, result = v.result, error = v.error,
+                     run_at = COALESCE(v.run_at, j.run_at),
+                     finished_at = CASE WHEN v.finished THEN $2::timestamptz ELSE NULL END,
+                     updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                   FROM v WHERE j.id = v.id AND j.lease_token = v.token AND j.status = '{running}'
+                   RETURNING j.id
+                 ),
+                 attempt_rows AS (
+                   UPDATE job_attempts a SET finished_at = $2, outcome = v.outcome, error = v.error
+                   FROM v WHERE a.job_id = v.id AND a.lease_token = v.token AND a.finished_at IS NULL
+                 )
+                 SELECT id FROM done"
+            );
+            // One statement: atomic on its own, one round trip.
+            db.conn()
+                .query_all_raw(stmt(backend, &sql, vec![batch, at.into()]))
+                .await?
+        }
+        Backend::Sqlite => {
+            let tx = db.write_tx().await?;
+            let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
+                       value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
+                       value -> '$.result' AS result, value -> '$.error' AS error,
+                       value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished
+                     FROM json_each($1)) AS v";
+            let jobs_sql = format!(
+                "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
+                   run_at = COALESCE(v.run_at, jobs.run_at),
+                   finished_at = CASE WHEN v.finished THEN $2 ELSE NULL END,
+                   updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                 FROM {v} WHERE jobs.id = v.id AND jobs.lease_token = v.token AND jobs.status = '{running}'
+                 RETURNING jobs.id AS id"
+            );
+            let rows = tx
+                .query_all_raw(stmt(backend, &jobs_sql, vec![batch.clone(), at.into()]))
+                .await?;
+            let attempts_sql = format!(
+                "UPDATE job_attempts SET finished_at = $2, outcome = v.outcome, error = v.error
+                 FROM {v} WHERE job_attempts.job_id = v.id AND job_attempts.lease_token = v.token
+                   AND job_attempts.finished_at IS NULL"
+            );
+            tx.execute_raw(stmt(backend, &attempts_sql, vec![batch, at.into()]))
+                .await?;
+            tx.commit().await?;
+            rows
+        }
+    };
+    done.iter()
+        .map(|r| Ok(r.try_get::<String>("", "id")?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::JobErrorCode;
+
+    fn failed(message: &str) -> Finish {
+        Finish {
+            id: "j".into(),
+            token: "t".into(),
+            status: JobStatus::Failed,
+            outcome: AttemptOutcome::Failed,
+            result: None,
+            error: Some(JobError::new(JobErrorCode::ExitStatus, message)),
+            run_at: None,
+            finished: true,
+        }
+    }
+
+    #[test]
+    fn nul_is_scrubbed_from_errors() {
+        let f = failed("bad\u{0}byte");
+        let DbValue::String(Some(text)) = batch_param(std::slice::from_ref(&f)).unwrap() else {
+            panic!("a text parameter");
+        };
+        assert!(
+            !text.contains("\\u0000") && text.contains("bad\u{FFFD}byte"),
+            "{text}"
+        );
+        // A literal backslash-u-0000 in the text is data, not a NUL: kept.
+        let DbValue::String(Some(text)) = batch_param(&[failed("\\u0000")]).unwrap() else {
+            panic!("a text parameter");
+        };
+        assert!(text.contains(r"\\u0000"), "{text}");
+    }
+
+    #[test]
+    fn finish_omits_absent_fields_so_sql_sees_null() {
+        let f = Finish {
+            id: "j".into(),
+            token: "t".into(),
+            status: JobStatus::Succeeded,
+            outcome: AttemptOutcome::Succeeded,
+            result: Some(serde_json::json!({"ok": true})),
+            error: None,
+            run_at: None,
+            finished: true,
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(
+            !text.contains("error") && !text.contains("run_at"),
+            "{text}"
+        );
+        let expected = format!(
+            r#""status":"{}","outcome":"{}""#,
+            JobStatus::Succeeded.as_str(),
+            AttemptOutcome::Succeeded.as_str()
+        );
+        assert!(text.contains(&expected), "{text}");
+    }
+}

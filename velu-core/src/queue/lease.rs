@@ -1,0 +1,171 @@
+//! Leases after the claim: renewing them (heartbeat), taking back expired ones
+//! (reclaim), handing them back at shutdown (release).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Value as DbValue};
+
+use super::types::{Held, lease_expiry};
+use crate::CoreResult;
+use crate::db::Db;
+use crate::db::sql::{json_array_rows, json_param, stmt};
+use crate::jobs::{AttemptOutcome, JobErrorCode, JobStatus};
+
+/// Renews the leases `worker` holds (by token); returns those it still holds, with their
+/// cancel flags. A job missing from the answer was lost: stop working on it.
+pub async fn heartbeat(
+    db: &Db,
+    worker: &str,
+    tokens: &[String],
+    lease: Duration,
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<Held>> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = lease_expiry(at, lease);
+    let sql = format!(
+        "UPDATE jobs SET lease_expires_at = $1, updated_at = $2
+         WHERE status = '{running}' AND lease_owner = $3 AND lease_token IN ({tokens})
+         RETURNING id, cancel_requested",
+        running = JobStatus::Running.as_str(),
+        tokens = json_array_rows(db.backend(), 4),
+    );
+    // A single statement: atomic without a transaction.
+    let rows = db
+        .conn()
+        .query_all_raw(stmt(
+            db.db_backend(),
+            &sql,
+            vec![
+                expires.into(),
+                at.into(),
+                worker.to_owned().into(),
+                json_param(tokens)?,
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Held {
+                id: r.try_get("", "id")?,
+                cancel_requested: r.try_get("", "cancel_requested")?,
+            })
+        })
+        .collect()
+}
+
+/// The stored form of a job error, as a statement parameter.
+fn error_value(code: JobErrorCode, message: &str) -> DbValue {
+    DbValue::Json(Some(Box::new(
+        serde_json::json!({ "code": code.as_str(), "message": message }),
+    )))
+}
+
+/// Ends the attempts of running jobs matching `filter` as `lost`, then requeues, fails
+/// or cancels the jobs as `jobs_set` says (inside `tx`). `filter` is SQL over `jobs`
+/// using `$1` (now) and `$3..`; `$2` is the error recorded.
+async fn end_attempts(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    filter: &str,
+    jobs_set: &str,
+    mut values: Vec<DbValue>,
+) -> CoreResult<Vec<String>> {
+    let attempts_sql = format!(
+        "UPDATE job_attempts SET finished_at = $1, outcome = '{lost}', error = $2
+         WHERE finished_at IS NULL AND lease_token IN (SELECT lease_token FROM jobs WHERE {filter})",
+        lost = AttemptOutcome::Lost.as_str(),
+    );
+    tx.execute_raw(stmt(backend, &attempts_sql, values.clone()))
+        .await?;
+    let jobs_sql = format!(
+        "UPDATE jobs SET {jobs_set}, error = $2, run_at = $1, lease_owner = NULL,
+           lease_token = NULL, lease_expires_at = NULL, updated_at = $1
+         WHERE {filter} RETURNING id"
+    );
+    let rows = tx
+        .query_all_raw(stmt(backend, &jobs_sql, std::mem::take(&mut values)))
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String>("", "id")?))
+        .collect()
+}
+
+/// Takes back jobs whose lease expired (their worker died or hung): the attempt is
+/// recorded as `lost`, and the job is queued again if it has attempts left, `failed` if
+/// not, `cancelled` if a cancel was asked. Returns the ids reclaimed.
+pub async fn reclaim_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<Vec<String>> {
+    let [queued, running, failed, cancelled] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ]
+    .map(JobStatus::as_str);
+    let tx = db.write_tx().await?;
+    let ids = end_attempts(
+        &tx,
+        db.db_backend(),
+        &format!("status = '{running}' AND lease_expires_at < $1"),
+        &format!(
+            "status = CASE WHEN cancel_requested THEN '{cancelled}'
+                           WHEN attempts < max_attempts THEN '{queued}' ELSE '{failed}' END,
+             finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1 ELSE NULL END"
+        ),
+        vec![
+            at.into(),
+            error_value(
+                JobErrorCode::LeaseExpired,
+                "the worker stopped renewing its lease (it died or hung)",
+            ),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Hands back leases at shutdown: the jobs go back to the queue without using up an
+/// attempt (or end `cancelled` if a cancel was asked).
+pub async fn release(
+    db: &Db,
+    worker: &str,
+    tokens: &[String],
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<String>> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let [queued, running, cancelled] =
+        [JobStatus::Queued, JobStatus::Running, JobStatus::Cancelled].map(JobStatus::as_str);
+    let tokens = json_param(tokens)?;
+    let tx = db.write_tx().await?;
+    let filter = format!(
+        "status = '{running}' AND lease_owner = $3 AND lease_token IN ({})",
+        json_array_rows(db.backend(), 4)
+    );
+    let ids = end_attempts(
+        &tx,
+        db.db_backend(),
+        &filter,
+        &format!(
+            "status = CASE WHEN cancel_requested THEN '{cancelled}' ELSE '{queued}' END,
+             finished_at = CASE WHEN cancel_requested THEN $1 ELSE NULL END,
+             max_attempts = CASE WHEN cancel_requested THEN max_attempts ELSE max_attempts + 1 END"
+        ),
+        vec![
+            at.into(),
+            error_value(
+                JobErrorCode::WorkerShutdown,
+                "the worker shut down and handed the job back",
+            ),
+            worker.to_owned().into(),
+            tokens,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids)
+}

@@ -1,0 +1,32 @@
+//! The execution plane: the durable queue as workers use it (claim, heartbeat, finish,
+//! reclaim, release). The control plane (submit, read, steer: rights and audit) is
+//! [`crate::jobs`]; this wing checks no rights, the database credential being the trust
+//! boundary of a worker.
+//!
+//! Ownership is a lease: claiming a job gives it a fresh random `lease_token` (the fencing
+//! token of that attempt) and an expiry the owner renews by heartbeat. Every write a
+//! worker makes about a job names the token, so a worker whose lease expired and was
+//! reclaimed can never overwrite the new owner's work.
+//!
+//! Claiming respects the org's plan: at most `concurrent_jobs` running per org, and only
+//! task kinds the plan allows. Claims for one org are serialized (an advisory lock inside
+//! the `velu_claim_jobs` function on PostgreSQL, the write lock on SQLite) so two workers
+//! cannot both take the last slot. Rows are picked with `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL; SQLite has one writer.
+//!
+//! Hot-path statements are SQL written per backend, batched through a JSON parameter
+//! (`jsonb_to_recordset` / `json_each`), so a batch of N jobs costs one statement.
+
+mod claim;
+mod finish;
+mod lease;
+mod ready;
+mod scrub;
+mod types;
+
+pub use claim::claim_for_org;
+pub use finish::{Finish, finish};
+pub use lease::{heartbeat, reclaim_expired, release};
+pub use ready::ready_orgs;
+pub use scrub::{NUL_REPLACEMENT, scrub_nul};
+pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};

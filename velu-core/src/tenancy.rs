@@ -1,0 +1,128 @@
+//! The tenancy floor: the one way an operation gets hold of an organization.
+//!
+//! An org-scoped operation calls [`Principal::enter`] with the org the caller named and the
+//! scope it needs, and gets an [`OrgScope`]: the org, found by id or slug, visible to the
+//! principal (another tenant's org is `not_found`, with the same words as a missing one),
+//! and the scope held (`forbidden` otherwise, naming it). Nothing else in velu-core turns a
+//! caller's words into an org row, so "tenancy comes from the principal only" holds by
+//! construction: there is no path from a request to another org's data that skips it.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use crate::entity::organizations;
+use crate::ids::is_uuid;
+use crate::plans::Plan;
+use crate::principal::Principal;
+use crate::scopes::Scope;
+use crate::{CoreError, CoreResult};
+
+/// How a caller names an org: its id or its slug.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRef(pub String);
+
+impl OrgRef {
+    /// Wraps an id or slug.
+    pub fn new(text: impl Into<String>) -> OrgRef {
+        OrgRef(text.into())
+    }
+}
+
+/// An org the principal has entered, with the scope it asked for checked.
+#[derive(Debug, Clone)]
+pub struct OrgScope {
+    org: organizations::Model,
+}
+
+impl OrgScope {
+    /// The org's id.
+    pub fn id(&self) -> &str {
+        &self.org.id
+    }
+
+    /// The org's plan, as stored now.
+    pub fn plan(&self) -> CoreResult<Plan> {
+        Plan::from_stored(&self.org.plan)
+    }
+
+    /// The org's row, by value.
+    pub(crate) fn into_row(self) -> organizations::Model {
+        self.org
+    }
+}
+
+/// Could `text` be a slug at all? (Cheap, so malformed text never reaches a query.)
+fn slug_shaped(text: &str) -> bool {
+    (2..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Principal {
+    /// Enters org `org` to act with `scope`: `not_found` unless the org exists and the
+    /// principal may see it (org keys see only their own org), then `forbidden` unless the
+    /// principal holds `scope`.
+    pub async fn enter<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        org: &OrgRef,
+        scope: Scope,
+    ) -> CoreResult<OrgScope> {
+        let entered = self.enter_visible(conn, org).await?;
+        self.require(scope)?;
+        Ok(entered)
+    }
+
+    /// Enters org `org` to read its own record: an org key may read its own org whatever
+    /// its scopes; the operator and platform keys need `admin:orgs:manage`.
+    pub async fn enter_to_read_org<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        org: &OrgRef,
+    ) -> CoreResult<OrgScope> {
+        let entered = self.enter_visible(conn, org).await?;
+        if self.org_id.is_none() {
+            self.require(Scope::OrgsManage)?;
+        }
+        Ok(entered)
+    }
+
+    async fn enter_visible<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        org: &OrgRef,
+    ) -> CoreResult<OrgScope> {
+        let text = org.0.as_str();
+        let not_found = || CoreError::not_found("organization", text);
+        let column = if is_uuid(text) {
+            organizations::Column::Id
+        } else if slug_shaped(text) {
+            organizations::Column::Slug
+        } else {
+            return Err(not_found());
+        };
+        let model = organizations::Entity::find()
+            .filter(column.eq(text))
+            .one(conn)
+            .await?
+            .ok_or_else(not_found)?;
+        if self.can_see_org(&model.id) {
+            Ok(OrgScope { org: model })
+        } else {
+            Err(not_found())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_slug_shaped_text_is_looked_up() {
+        assert!(slug_shaped("acme-2"));
+        for bad in ["a", "Acme", "ac me", "ac\0me", "acmé", &"a".repeat(64), ""] {
+            assert!(!slug_shaped(bad), "{bad:?}");
+        }
+    }
+}

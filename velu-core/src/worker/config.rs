@@ -1,0 +1,59 @@
+//! How a worker runs: its configuration and identity.
+
+use std::time::Duration;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this worker in leases and attempts.
+    pub id: String,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Most jobs claimed ahead of free handlers. Used only while recent jobs are short
+    /// (under [`SHORT_JOB`] on average), so long jobs are never hoarded by one worker.
+    pub prefetch: usize,
+    /// Only these task kinds (`None`: every kind of the catalog).
+    pub tasks: Option<Vec<String>>,
+    /// Lease length; renewed every `heartbeat`.
+    pub lease: Duration,
+    /// Heartbeat period (also how often expired leases are reclaimed).
+    pub heartbeat: Duration,
+    /// Longest wait for new work without a wake-up notification.
+    pub poll: Duration,
+    /// At shutdown, how long running jobs may take before their leases are handed back.
+    pub grace: Duration,
+    /// How long a job's workspace is kept after it was last touched.
+    pub workspace_retention: Duration,
+    /// Stop once the queue has nothing ready and nothing runs (benches, tests, `--once`).
+    pub exit_when_idle: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: default_worker_id(),
+            concurrency: 4,
+            prefetch: 12,
+            tasks: None,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll: Duration::from_secs(2),
+            grace: Duration::from_secs(10),
+            workspace_retention: Duration::from_secs(24 * 3600),
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// Jobs shorter than this on average make claiming ahead worthwhile.
+pub const SHORT_JOB: Duration = Duration::from_millis(50);
+
+/// `host:pid:random`, unique per process run.
+pub fn default_worker_id() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    let suffix: u32 = rand::random();
+    format!("{host}:{}:{suffix:08x}", std::process::id())
+}

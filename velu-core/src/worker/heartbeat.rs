@@ -1,0 +1,78 @@
+//! The heartbeat task: renews leases, stops cancelled or lost jobs, reclaims expired
+//! leases, cleans old workspaces.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::state::Shared;
+use super::stop::Stop;
+use super::workspace;
+use crate::queue;
+use crate::time::now;
+
+/// Runs every `heartbeat` period until aborted.
+pub(super) async fn heartbeat_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.cfg.heartbeat);
+    let mut last_gc = Instant::now();
+    loop {
+        tick.tick().await;
+        renew(&shared).await;
+        reclaim(&shared).await;
+        if last_gc.elapsed() > Duration::from_secs(3600) {
+            workspace::collect_garbage(&shared.velu, shared.cfg.workspace_retention);
+            last_gc = Instant::now();
+        }
+    }
+}
+
+/// Renews the leases of the running jobs and tells each handler whose job was cancelled
+/// or whose lease was lost to stop.
+async fn renew(shared: &Shared) {
+    let tokens: Vec<(String, String)> = shared
+        .running()
+        .iter()
+        .map(|(id, r)| (id.clone(), r.token.clone()))
+        .collect();
+    let only_tokens: Vec<String> = tokens.iter().map(|(_, t)| t.clone()).collect();
+    match queue::heartbeat(
+        shared.velu.db(),
+        &shared.cfg.id,
+        &only_tokens,
+        shared.cfg.lease,
+        now(),
+    )
+    .await
+    {
+        Ok(held) => {
+            let running = shared.running();
+            for (id, _) in &tokens {
+                let stop = match held.iter().find(|h| &h.id == id) {
+                    None => Some(Stop::LeaseLost),
+                    Some(h) if h.cancel_requested => Some(Stop::Cancel),
+                    Some(_) => None,
+                };
+                if let (Some(stop), Some(r)) = (stop, running.get(id)) {
+                    tracing::info!(job = %id, ?stop, "stopping job");
+                    let _ = r.stop.send(Some(stop));
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+    }
+}
+
+/// Takes back expired leases (any worker may, at start and every heartbeat).
+pub(super) async fn reclaim(shared: &Shared) {
+    match queue::reclaim_expired(shared.velu.db(), now()).await {
+        Ok(ids) if !ids.is_empty() => {
+            tracing::warn!(count = ids.len(), "reclaimed expired leases");
+            shared
+                .counters
+                .reclaimed
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reclaiming expired leases failed"),
+    }
+}
