@@ -4,9 +4,10 @@
 # platform key with every scope, so generated requests get past auth and 404. Exits
 # non-zero on any failure. Used by .ci/run.
 #
-# The server is `velu-http`, the twin of `velu-cli serve` (same app, same flags) that also
-# takes --auth-failures-per-minute: schemathesis probes every operation with a wrong key
-# from one address, which the default budget (30 a minute) answers with 429 after a while.
+# The server is `velu-http`, the twin of `velu-cli serve` (the same `velu_http::serve`, the
+# same flags), run with a larger --auth-failures-per-minute: schemathesis probes every
+# operation with a wrong key from one address, which the default budget (30 a minute)
+# answers with 429 after a while.
 #
 # Knobs: ST_MAX_EXAMPLES (examples per operation, default 100), ST_SEED (fixed by default,
 # for reproducible runs), ST_VENV (where schemathesis is installed when missing; default

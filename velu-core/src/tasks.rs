@@ -1,8 +1,8 @@
 //! The task catalog: which kinds of job exist, what plan each needs, how each runs.
 //!
 //! Built-in kinds are `echo`, `sleep` and `fail` (the standard kinds, from `hero`).
-//! Operators add command kinds from a tasks file (YAML, parsed by the front ends into
-//! [`TasksFile`]): an argv list run without a shell, a minimum plan, a timeout, a retry
+//! Operators add command kinds from a tasks file (YAML: each front end turns the text into
+//! a document, `config::load_tasks_file` reads it as a [`TasksFile`]): an argv list run without a shell, a minimum plan, a timeout, a retry
 //! policy and an environment allow-list.
 
 use std::collections::BTreeMap;

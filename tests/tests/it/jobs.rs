@@ -132,7 +132,14 @@ backend_tests! {
         assert_eq!(done.body["status"], "succeeded");
         assert_eq!(done.body["result"]["i"], 2, "echo returns its payload");
         assert_eq!(done.body["history"].as_array().unwrap().len(), 1);
-        assert_eq!(done.body["history"][0]["worker_id"], "w1");
+        // Org keys do not see which platform host ran it; the operator and platform keys do.
+        assert!(done.body["history"][0]["worker_id"].is_null(), "{}", done.text);
+        assert_eq!(done.body["history"][0]["outcome"], "succeeded");
+        let shown = env.cli_ok(&["job", "show", &ids[2], "--org", "acme"]).await;
+        assert_eq!(shown["history"][0]["worker_id"], "w1");
+        let platform = crate::support::platform_key(&env, "ops", "jobs:read").await;
+        let seen = env.http(Method::GET, &format!("/v1/orgs/acme/jobs/{}", ids[2]), Some(&platform), None).await;
+        assert_eq!(seen.body["history"][0]["worker_id"], "w1");
         let late = env.http(Method::POST, &format!("/v1/orgs/acme/jobs/{}/cancel", ids[2]), Some(&boot.builder), None).await;
         assert_eq!(late.problem_code(), "conflict");
 

@@ -196,7 +196,7 @@ async fn wait_for(velu: &Velu, who: &Principal, org: &OrgRef, id: &str) -> CoreR
             "job {} {}: {} (attempt {}/{})",
             job.task, job.id, job.status, job.attempts, job.max_attempts
         ));
-        if job.status()?.is_terminal() {
+        if job.status.is_terminal() {
             spinner.finish_and_clear();
             return Ok(job);
         }

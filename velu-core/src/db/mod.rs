@@ -28,6 +28,16 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// May a process generate a secret (the pepper) into its local data directory? Only
+    /// where every process shares that directory: on the SQLite default. On PostgreSQL
+    /// processes run on many machines and must be given the same secret.
+    pub fn may_generate_local_secrets(self) -> bool {
+        match self {
+            Backend::Sqlite => true,
+            Backend::Postgres => false,
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn as_str(self) -> &'static str {
         match self {

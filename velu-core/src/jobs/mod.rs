@@ -16,9 +16,9 @@ mod vocabulary;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::CoreResult;
 use crate::entity::{job_attempts, jobs};
 use crate::time::Timestamp;
+use crate::{CoreError, CoreResult};
 
 pub use input::{SubmitJob, parse_batch};
 pub use read::{JobFilter, JobStats, job_stats, list_jobs, show_job};
@@ -45,8 +45,16 @@ impl JobError {
         }
     }
 
-    fn from_json(v: Option<Value>) -> Option<JobError> {
-        v.and_then(|v| serde_json::from_value(v).ok())
+    /// The stored error of a row; one that is not a `JobError` is a corrupt row, an
+    /// `internal` error (logged), never silently dropped.
+    fn from_json(v: Option<Value>) -> CoreResult<Option<JobError>> {
+        v.map(|v| {
+            serde_json::from_value(v).map_err(|e| {
+                tracing::error!(error = %e, "malformed job error stored in the database");
+                CoreError::internal(e)
+            })
+        })
+        .transpose()
     }
 }
 
@@ -59,8 +67,8 @@ pub struct Job {
     pub org_id: String,
     /// Task kind.
     pub task: String,
-    /// A [`JobStatus`] name. Text because the front ends' documents copy it as text.
-    pub status: String,
+    /// Where the job is.
+    pub status: JobStatus,
     /// What the submitter sent (a JSON object).
     pub payload: Value,
     /// The handler's result (a JSON object), once succeeded.
@@ -98,15 +106,15 @@ pub struct Job {
 pub struct JobAttempt {
     /// 1, 2, ...
     pub attempt: i32,
-    /// The worker that ran it.
-    pub worker_id: String,
+    /// The worker that ran it; `null` for org keys (it names a host and a process of the
+    /// platform, `host:pid` by default).
+    pub worker_id: Option<String>,
     /// When it started.
     pub started_at: Timestamp,
     /// When it ended (`null` while running).
     pub finished_at: Option<Timestamp>,
-    /// An [`AttemptOutcome`] name; `null` while running. Text because the front ends'
-    /// documents copy it as text.
-    pub outcome: Option<String>,
+    /// How it ended; `null` while running.
+    pub outcome: Option<AttemptOutcome>,
     /// Why it did not succeed.
     pub error: Option<JobError>,
 }
@@ -129,10 +137,10 @@ impl Job {
             id: m.id,
             org_id: m.org_id,
             task: m.task,
-            status: status.as_str().to_owned(),
+            status,
             payload: m.payload,
             result: m.result,
-            error: JobError::from_json(m.error),
+            error: JobError::from_json(m.error)?,
             priority: m.priority,
             attempts: m.attempts,
             max_attempts: m.max_attempts,
@@ -147,11 +155,6 @@ impl Job {
             finished_at: m.finished_at.map(Timestamp),
         })
     }
-
-    /// The job's status as the vocabulary type (`internal` if the text is not one).
-    pub fn status(&self) -> CoreResult<JobStatus> {
-        JobStatus::from_stored(&self.status)
-    }
 }
 
 impl JobAttempt {
@@ -164,11 +167,11 @@ impl JobAttempt {
             .transpose()?;
         Ok(JobAttempt {
             attempt: m.attempt,
-            worker_id: m.worker_id,
+            worker_id: Some(m.worker_id),
             started_at: m.started_at.into(),
             finished_at: m.finished_at.map(Timestamp),
-            outcome: outcome.map(|o| o.as_str().to_owned()),
-            error: JobError::from_json(m.error),
+            outcome,
+            error: JobError::from_json(m.error)?,
         })
     }
 }

@@ -112,12 +112,15 @@ pub async fn show_job(
     let conn = velu.db().conn();
     let org = who.enter(conn, org, Scope::JobsRead).await?;
     let job = find_job(conn, org.id(), id).await?;
-    job_detail(conn, job).await
+    job_detail(conn, who, job).await
 }
 
-/// The document of a job with its attempts, oldest first.
+/// The document of a job with its attempts, oldest first, as `who` may see it: org keys
+/// do not see `worker_id` (it names a host and a process of the platform, `host:pid` by
+/// default); the operator and platform keys do.
 pub(crate) async fn job_detail<C: ConnectionTrait>(
     conn: &C,
+    who: &Principal,
     job: jobs::Model,
 ) -> CoreResult<JobDetail> {
     let history = job_attempts::Entity::find()
@@ -126,7 +129,13 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
         .all(conn)
         .await?
         .into_iter()
-        .map(JobAttempt::from_model)
+        .map(|m| {
+            let mut attempt = JobAttempt::from_model(m)?;
+            if who.org_id.is_some() {
+                attempt.worker_id = None;
+            }
+            Ok(attempt)
+        })
         .collect::<CoreResult<_>>()?;
     Ok(JobDetail {
         job: Job::from_model(job)?,

@@ -69,7 +69,7 @@ pub async fn cancel_job(
     match from {
         JobStatus::Cancelled => {
             tx.commit().await?;
-            return job_detail(velu.db().conn(), job).await;
+            return job_detail(velu.db().conn(), who, job).await;
         }
         JobStatus::Succeeded | JobStatus::Failed => {
             return Err(CoreError::conflict(format!("job `{id}` already {from}")));
@@ -92,7 +92,7 @@ pub async fn cancel_job(
     let job = active.update(&tx).await?;
     audited(&tx, who, &job, "job.cancel", from).await?;
     tx.commit().await?;
-    job_detail(velu.db().conn(), job).await
+    job_detail(velu.db().conn(), who, job).await
 }
 
 /// Puts a failed or cancelled job back in the queue with a fresh budget of attempts: the
@@ -138,5 +138,5 @@ pub async fn retry_job(
     notify::send(&tx, &change).await?;
     tx.commit().await?;
     velu.changed(change);
-    job_detail(velu.db().conn(), job).await
+    job_detail(velu.db().conn(), who, job).await
 }

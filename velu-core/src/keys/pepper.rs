@@ -51,9 +51,10 @@ pub fn resolve(settings: &Settings, backend: Backend) -> CoreResult<Option<Peppe
         }
         return Ok(Some(Pepper::new(p.as_bytes())));
     }
-    match backend {
-        Backend::Sqlite => load_or_create(&settings.home.join(PEPPER_FILE)).map(Some),
-        Backend::Postgres => Ok(None),
+    if backend.may_generate_local_secrets() {
+        load_or_create(&settings.home.join(PEPPER_FILE)).map(Some)
+    } else {
+        Ok(None)
     }
 }
 

@@ -101,7 +101,9 @@ impl JobsApi {
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<Page<Job>>> {
         let filter = JobFilter {
-            status: status.0.map(|s| s.as_str().to_owned()),
+            status: status
+                .0
+                .map(|s| jobs::JobStatus::from(s).as_str().to_owned()),
             task: task.0,
         };
         let page = PageRequest {

@@ -26,15 +26,32 @@ pub enum JobStatus {
     Cancelled,
 }
 
-impl JobStatus {
-    /// The wire name, as velu-core lists it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
+fn outcome_text(o: Option<jobs::AttemptOutcome>) -> Option<String> {
+    o.map(|o| o.as_str().to_owned())
+}
+
+// Exhaustive both ways, so the wire enum cannot drift from velu-core's vocabulary (and
+// nothing here spells a status).
+impl From<jobs::JobStatus> for JobStatus {
+    fn from(s: jobs::JobStatus) -> Self {
+        match s {
+            jobs::JobStatus::Queued => JobStatus::Queued,
+            jobs::JobStatus::Running => JobStatus::Running,
+            jobs::JobStatus::Succeeded => JobStatus::Succeeded,
+            jobs::JobStatus::Failed => JobStatus::Failed,
+            jobs::JobStatus::Cancelled => JobStatus::Cancelled,
+        }
+    }
+}
+
+impl From<JobStatus> for jobs::JobStatus {
+    fn from(s: JobStatus) -> Self {
+        match s {
+            JobStatus::Queued => jobs::JobStatus::Queued,
+            JobStatus::Running => jobs::JobStatus::Running,
+            JobStatus::Succeeded => jobs::JobStatus::Succeeded,
+            JobStatus::Failed => jobs::JobStatus::Failed,
+            JobStatus::Cancelled => jobs::JobStatus::Cancelled,
         }
     }
 }
@@ -59,8 +76,8 @@ mirror! {
         pub org_id: String,
         /// Task kind.
         pub task: String,
-        /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-        pub status: String,
+        /// Where the job is.
+        pub status: JobStatus,
         /// What the submitter sent.
         pub payload: Any<Value> = |p| Any(p),
         /// The result, once succeeded.
@@ -104,8 +121,10 @@ mirror! {
     pub struct JobAttempt from jobs::JobAttempt {
         /// 1, 2, ...
         pub attempt: i32,
-        /// The worker that ran it.
-        pub worker_id: String,
+        /// The worker that ran it; `null` for org keys (it names a host and a process of
+        /// the platform). The operator and platform keys see it.
+        #[oai(nullable)]
+        pub worker_id: Option<String>,
         /// RFC 3339 UTC.
         pub started_at: String = |t| ts(t),
         /// RFC 3339 UTC, `null` while running.
@@ -113,7 +132,7 @@ mirror! {
         pub finished_at: Option<String> = |t| ts_opt(t),
         /// `succeeded`, `failed`, `timed_out`, `cancelled` or `lost`; `null` while running.
         #[oai(nullable)]
-        pub outcome: Option<String>,
+        pub outcome: Option<String> = |o| outcome_text(o),
         /// Why it did not succeed.
         #[oai(nullable)]
         pub error: Option<JobError> = |e| e.map(Into::into),
