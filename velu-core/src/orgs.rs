@@ -274,7 +274,8 @@ pub async fn show_org(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<
 /// request on every node: cached key verifications of the org are dropped here and,
 /// through a notification, on every other node.
 pub async fn set_plan(velu: &Velu, who: &Principal, org: &OrgRef, plan: &str) -> CoreResult<Org> {
-    who.require(Scope::OrgsManage)?;
+    // Checked on a read first: a refused caller never takes the write lock.
+    who.enter(velu.db().conn(), org, Scope::OrgsManage).await?;
     let plan = Plan::parse_field("plan", plan)?;
     let tx = velu.db().write_tx().await?;
     let model = who.enter(&tx, org, Scope::OrgsManage).await?.into_row();

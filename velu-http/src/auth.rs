@@ -6,7 +6,9 @@
 //! left in a request slot so [`crate::headers`] can add `RateLimit-*` to the response.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use poem::http::header;
 use poem::{Request, RequestBody};
@@ -44,14 +46,40 @@ fn client_ip(req: &Request) -> Option<IpAddr> {
     req.remote_addr().as_socket_addr().map(|a| a.ip())
 }
 
+/// Most answers held back by the tarpit at once; past it, refusals are answered at once
+/// (so the tarpit itself cannot be made to hold unbounded connections).
+const TARPIT_MAX: usize = 1024;
+/// Longest a refusal is held back.
+const TARPIT_DELAY: Duration = Duration::from_secs(1);
+static TARPITTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Holds back the answer to a client whose authentication failure budget is spent, for
+/// up to a second (never past its `Retry-After`). A flooding connection then sends about
+/// one request a second instead of thousands, and each costs a sleeping task instead of
+/// CPU that real requests need: with 500 flooding connections on two cores, the real
+/// keys' latency is what the tarpit protects (docs/reliability.md).
+async fn tarpit(e: &CoreError) {
+    let CoreError::RateLimited { retry_after } = e else {
+        return;
+    };
+    if TARPITTED.fetch_add(1, Ordering::AcqRel) < TARPIT_MAX {
+        tokio::time::sleep((*retry_after).min(TARPIT_DELAY)).await;
+    }
+    TARPITTED.fetch_sub(1, Ordering::AcqRel);
+}
+
 /// Verifies the key the request carries and counts it against the org's budget.
 async fn verify(req: &Request, text: &str) -> poem::Result<Principal> {
     let velu = req
         .data::<Velu>()
         .ok_or_else(|| ApiError(CoreError::internal("Velu handle missing from request data")))?;
-    let principal = authenticate(velu, text, client_ip(req))
-        .await
-        .map_err(ApiError)?;
+    let principal = match authenticate(velu, text, client_ip(req)).await {
+        Ok(p) => p,
+        Err(e) => {
+            tarpit(&e).await;
+            return Err(ApiError(e).into());
+        }
+    };
     let status = check_rate(velu, &principal).map_err(ApiError)?;
     if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
         *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
@@ -140,19 +168,9 @@ impl<'a> ApiExtractor<'a> for Auth {
         _body: &mut RequestBody,
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let velu = req.data::<Velu>().ok_or_else(|| {
-            ApiError(CoreError::internal("Velu handle missing from request data"))
-        })?;
         let Some(text) = presented_key(req) else {
             return Err(ApiError(CoreError::Unauthorized).into());
         };
-        let principal = authenticate(velu, text, client_ip(req))
-            .await
-            .map_err(ApiError)?;
-        let status = check_rate(velu, &principal).map_err(ApiError)?;
-        if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
-            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
-        }
-        Ok(Auth(principal))
+        verify(req, text).await.map(Auth)
     }
 }

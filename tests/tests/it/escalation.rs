@@ -160,3 +160,86 @@ backend_tests! {
         assert_eq!(env.cli_ok(&["key", "show", "--platform", &strong_kid]).await["status"], "active");
     }
 }
+
+/// Every org-scoped route of the API, with `{org}`, `{key}` and `{job}` to fill in.
+const ORG_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/orgs/{org}"),
+    ("PUT", "/v1/orgs/{org}/plan"),
+    ("GET", "/v1/orgs/{org}/keys"),
+    ("POST", "/v1/orgs/{org}/keys"),
+    ("GET", "/v1/orgs/{org}/keys/{key}"),
+    ("POST", "/v1/orgs/{org}/keys/{key}/revoke"),
+    ("POST", "/v1/orgs/{org}/keys/{key}/rotate"),
+    ("GET", "/v1/orgs/{org}/audit"),
+    ("GET", "/v1/orgs/{org}/jobs"),
+    ("POST", "/v1/orgs/{org}/jobs"),
+    ("POST", "/v1/orgs/{org}/jobs/batch"),
+    ("GET", "/v1/orgs/{org}/jobs/stats"),
+    ("GET", "/v1/orgs/{org}/jobs/{job}"),
+    ("POST", "/v1/orgs/{org}/jobs/{job}/cancel"),
+    ("POST", "/v1/orgs/{org}/jobs/{job}/retry"),
+];
+
+fn body_for(method: &str, path: &str) -> Option<Value> {
+    (method != "GET").then(|| {
+        if path.ends_with("/plan") {
+            json!({"plan": "superhero"})
+        } else if path.ends_with("/keys") {
+            json!({"name": "probe", "role": "viewer"})
+        } else if path.ends_with("/jobs") {
+            json!({"task": "echo", "payload": {}})
+        } else if path.ends_with("/batch") {
+            json!({"jobs": [{"task": "echo", "payload": {}}]})
+        } else {
+            json!({})
+        }
+    })
+}
+
+backend_tests! {
+    async fn another_orgs_real_resources_look_missing_to_every_key_type(env) {
+        let a = bootstrap(&env, "alpha", "hero").await;
+        let b = bootstrap(&env, "beta", "hero").await;
+        let b_kid = b.doc["keys"]["viewer"]["key"]["id"].as_str().unwrap().to_owned();
+        let b_job = env.cli_ok(&["job", "submit", "--org", "beta", "--task", "echo", "--payload", "{}"]).await["id"]
+            .as_str().unwrap().to_owned();
+        let (_, narrow) = {
+            let doc = env.cli_ok(&["key", "create", "--org", "alpha", "--name", "narrow", "--scopes", "admin:api_keys:manage"]).await;
+            (doc["key"]["id"].as_str().unwrap().to_owned(), doc["token"].as_str().unwrap().to_owned())
+        };
+        let before = env.cli_ok(&["job", "show", &b_job, "--org", "beta"]).await;
+        for (role, token) in [("viewer", &a.viewer), ("builder", &a.builder), ("admin", &a.admin), ("manage-only", &narrow)] {
+            for (m, template) in ORG_ROUTES {
+                let method = poem::http::Method::from_bytes(m.as_bytes()).unwrap();
+                let fill = |org: &str, key: &str, job: &str| {
+                    template.replace("{org}", org).replace("{key}", key).replace("{job}", job)
+                };
+                // Beta's real org, key and job, named by slug and by id ...
+                for org in ["beta", b.org_id.as_str()] {
+                    let path = fill(org, &b_kid, &b_job);
+                    let foreign = env.http(method.clone(), &path, Some(token), body_for(m, &path)).await;
+                    let missing_path = fill("no-such-org", &b_kid, &b_job);
+                    let missing = env.http(method.clone(), &missing_path, Some(token), body_for(m, &missing_path)).await;
+                    assert_eq!(foreign.status, 404, "{role}: {m} {path}: {}", foreign.text);
+                    assert_eq!(foreign.problem_code(), missing.problem_code(), "{role}: {m} {path}");
+                }
+                // ... and beta's key or job addressed through the caller's own org.
+                if template.contains("{key}") || template.contains("{job}") {
+                    let path = fill("alpha", &b_kid, &b_job);
+                    let r = env.http(method.clone(), &path, Some(token), body_for(m, &path)).await;
+                    assert!(matches!(r.status, 403 | 404), "{role}: {m} {path}: {}", r.text);
+                    if r.status == 403 {
+                        // Only a missing scope may answer first, and it names the scope,
+                        // never beta's resource.
+                        assert!(!r.text.contains(&b_job) && !r.text.contains(&b_kid), "{}", r.text);
+                    }
+                }
+            }
+        }
+        // Nothing of beta's changed.
+        assert_eq!(env.cli_ok(&["job", "show", &b_job, "--org", "beta"]).await, before);
+        assert_eq!(env.cli_ok(&["org", "show", "beta"]).await["plan"], "hero");
+        assert_eq!(env.cli_ok(&["key", "show", &b_kid, "--org", "beta"]).await["status"], "active");
+        assert_eq!(env.http(Method::GET, "/v1/whoami", Some(&b.viewer), None).await.status, 200);
+    }
+}

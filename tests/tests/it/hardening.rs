@@ -54,12 +54,20 @@ backend_tests! {
             throttled += usize::from(e.code() == "rate_limited");
         }
         assert!(throttled > 0, "the attacker's address is throttled");
-        // The real key still works: from another address, and from the attacker's own
-        // address (a NAT shared with the attacker).
+        // The real key still works: from another address, and then from the attacker's
+        // own address (a NAT shared with the attacker), also once its cache entry is gone
+        // (a plan change drops it) and a query is needed again.
         for from in ["10.0.0.7", "10.0.0.66"] {
             let p = authenticate(&node, &boot.builder, ip(from)).await;
             assert!(p.is_ok(), "correct key refused from {from}: {:?}", p.err());
         }
+        env.cli_ok(&["org", "set-plan", "acme", "superhero"]).await;
+        velu_core::orgs::set_plan(&node, &velu_core::Principal::operator(), &velu_core::orgs::OrgRef::new("acme"), "superhero").await.unwrap();
+        let p = authenticate(&node, &boot.builder, ip("10.0.0.66")).await.unwrap();
+        assert_eq!(p.plan, Some(velu_core::plans::Plan::Superhero), "re-read, not stale");
+        // The attacker's forged secrets from that address still cost nothing and wait.
+        let e = authenticate(&node, &forged(&kid), ip("10.0.0.66")).await.unwrap_err();
+        assert_eq!(e.code(), "rate_limited");
     }
 
     async fn malformed_keys_cost_nothing_and_spend_no_budget(env) {

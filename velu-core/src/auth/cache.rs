@@ -54,7 +54,20 @@ pub(crate) struct VerifiedCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Vec<Entry>>>,
     rejected: Mutex<HashMap<String, Vec<Rejected>>>,
+    known_good: Mutex<HashMap<String, KnownGood>>,
 }
+
+/// The last secret verified for a handle, kept past the TTL and past org changes (only a
+/// change of the key itself drops it): it lets a correct key through from an address
+/// whose failure budget others have spent, without letting that address cost a query.
+#[derive(Debug, Clone)]
+struct KnownGood {
+    kid: String,
+    digest: [u8; 32],
+}
+
+/// Most remembered known-good secrets (about 80 bytes each).
+const KNOWN_GOOD_TOTAL: usize = 100_000;
 
 /// A secret that failed against a key whose hashes were `hashes`.
 #[derive(Debug, Clone)]
@@ -73,7 +86,19 @@ impl VerifiedCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
             rejected: Mutex::new(HashMap::new()),
+            known_good: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, KnownGood>> {
+        self.known_good.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Was `digest` the last secret verified for `handle` (and its key unchanged since)?
+    pub fn is_known_good(&self, handle: &str, digest: &[u8; 32]) -> bool {
+        self.known()
+            .get(handle)
+            .is_some_and(|k| bool::from(k.digest.ct_eq(digest)))
     }
 
     /// Remembers that `digest` is wrong for key `kid` while its hashes are `hashes`.
@@ -128,6 +153,17 @@ impl VerifiedCache {
     /// Stores (or replaces) the entry for its digest; at most two per handle (the current
     /// secret and, during a grace period, the previous one).
     pub fn put(&self, handle: String, entry: Entry) {
+        {
+            let mut known = self.known();
+            if known.len() >= KNOWN_GOOD_TOTAL {
+                known.clear();
+            }
+            let good = KnownGood {
+                kid: entry.kid.clone(),
+                digest: entry.digest,
+            };
+            known.insert(handle.clone(), good);
+        }
         let mut map = self.map();
         let list = map.entry(handle).or_default();
         list.retain(|e| !bool::from(e.digest.ct_eq(&entry.digest)));
@@ -146,6 +182,11 @@ impl VerifiedCache {
 
     /// Applies a change: drops the entries it may have made stale.
     pub fn invalidate(&self, change: &Change) {
+        match change {
+            Change::Key(kid) => self.known().retain(|_, k| &k.kid != kid),
+            Change::Resync => self.known().clear(),
+            Change::Org(_) | Change::Jobs(_) => {}
+        }
         let mut map = self.map();
         match change {
             Change::Key(kid) => map.values_mut().for_each(|l| l.retain(|e| &e.kid != kid)),
@@ -239,6 +280,25 @@ mod tests {
             "a rotated key is checked again"
         );
         assert!(!c.is_rejected("other", &[7; 32], "h1"));
+    }
+
+    #[test]
+    fn known_good_secrets_outlive_org_changes_but_not_key_changes() {
+        let c = VerifiedCache::new(Duration::from_secs(60));
+        c.put("k1".into(), entry("k1", "o", 1));
+        assert!(c.is_known_good("k1", &[1; 32]));
+        assert!(!c.is_known_good("k1", &[2; 32]), "only the verified secret");
+        c.invalidate(&Change::Org("o".into()));
+        assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Miss));
+        assert!(
+            c.is_known_good("k1", &[1; 32]),
+            "a plan change leaves the key good"
+        );
+        c.invalidate(&Change::Key("k1".into()));
+        assert!(
+            !c.is_known_good("k1", &[1; 32]),
+            "a rotation or revocation does not"
+        );
     }
 
     #[test]

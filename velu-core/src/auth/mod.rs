@@ -171,9 +171,15 @@ pub async fn authenticate(
         Lookup::Miss => {}
     }
 
-    // A correct key is always checked, whatever others did with its id or from its
-    // address: the check is one indexed read and an HMAC. Budgets decide only how
-    // failures are answered, and gate the expensive (argon2id) checks.
+    // Past the cache every check costs a query. An address whose failure budget is spent
+    // gets none, unless it presents the secret last verified for this key (so a correct
+    // key is not refused for what others behind the same address did, and a flood costs
+    // neither queries nor a place in the connection pool).
+    if let Some(ip) = client
+        && !auth.cache.is_known_good(&cache_key, &digest)
+    {
+        auth.failures.check_client(ip)?;
+    }
     match verify(velu, hasher, &handle, &secret, &digest, client, at).await? {
         Verdict::Valid(entry, p) => {
             auth.cache.put(cache_key, Entry { digest, ..*entry });
