@@ -1,8 +1,26 @@
 //! API keys: the format, hashing, the pepper, and the key operations.
+//!
+//! Org keys are managed by principals holding `admin:api_keys:manage` on that org; platform
+//! keys (no org) by principals holding `admin:orgs:manage`, in practice the CLI operator.
+//! Least privilege on every key operation: a key never grants a scope its creator lacks,
+//! and a principal may show, rotate or revoke a key only when it holds every scope of that
+//! key (otherwise `forbidden`), so a key manager cannot take over a stronger key. Secrets
+//! are returned once, by create and rotate, and stored only as keyed hashes.
 
+mod access;
+mod checks;
+mod create;
+mod documents;
 pub mod hashing;
 pub mod pepper;
-mod service;
+mod read;
+mod steer;
 pub mod token;
 
-pub use service::*;
+pub(crate) use access::ensure_holds_all;
+pub(crate) use create::{NewKey, insert_key};
+pub use create::{create_key, import_key};
+pub use documents::*;
+pub use read::{list_keys, show_key, whoami};
+pub(crate) use steer::apply_rotation;
+pub use steer::{revoke_key, rotate_key};
