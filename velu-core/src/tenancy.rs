@@ -59,6 +59,17 @@ fn slug_shaped(text: &str) -> bool {
 }
 
 impl Principal {
+    /// The org an org key belongs to, for the routes of the earlier system that name none;
+    /// platform keys and the operator have none to imply (`invalid`).
+    pub fn own_org(&self) -> CoreResult<OrgRef> {
+        self.org_id.clone().map(OrgRef::new).ok_or_else(|| {
+            CoreError::invalid(
+                "org",
+                "platform keys have no org: name one, as in /v1/orgs/{org}/jobs",
+            )
+        })
+    }
+
     /// Enters org `org` to act with `scope`: `not_found` unless the org exists and the
     /// principal may see it (org keys see only their own org), then `forbidden` unless the
     /// principal holds `scope`.

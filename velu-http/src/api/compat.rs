@@ -5,8 +5,7 @@ use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use velu_core::orgs::OrgRef;
-use velu_core::{CoreError, Principal, Velu, jobs};
+use velu_core::{CoreError, Velu, jobs};
 
 use super::Tag;
 use crate::auth::Auth;
@@ -15,13 +14,6 @@ use crate::problem::{ApiResult, BodyResult};
 
 /// Compatibility routes (deprecated).
 pub struct CompatApi;
-
-/// The org of an org key; platform keys have none to imply.
-fn own_org(who: &Principal) -> Result<OrgRef, CoreError> {
-    who.org_id.clone().map(OrgRef::new).ok_or_else(|| {
-        CoreError::invalid("org", "platform keys have no org: use /v1/orgs/{org}/jobs")
-    })
-}
 
 #[OpenApi(tag = "Tag::Compat")]
 impl CompatApi {
@@ -39,7 +31,7 @@ impl CompatApi {
         auth: Auth,
         body: Json<LegacyTask>,
     ) -> BodyResult<Json<LegacyAccepted>> {
-        let org = own_org(&auth.0)?;
+        let org = auth.0.own_org()?;
         let input = jobs::SubmitJob {
             task: body.0.task.0,
             payload: body.0.payload.0,
@@ -66,7 +58,7 @@ impl CompatApi {
         auth: Auth,
         job_id: Path<String>,
     ) -> ApiResult<Json<LegacyResult>> {
-        let Ok(org) = own_org(&auth.0) else {
+        let Ok(org) = auth.0.own_org() else {
             return Err(CoreError::not_found("job", job_id.0).into());
         };
         let detail = jobs::show_job(&velu, &auth.0, &org, &job_id).await?;
