@@ -1,6 +1,7 @@
 //! The database handle: one pool, SQLite or PostgreSQL, and the few places where the two
 //! backends differ (write transactions, wake-up notifications).
 
+pub(crate) mod batch;
 mod migrate;
 pub mod notify;
 pub(crate) mod sql;

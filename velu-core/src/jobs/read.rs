@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Asterisk, Expr, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
@@ -151,7 +151,7 @@ pub async fn job_stats(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult
         .select_only()
         .column(jobs::Column::Task)
         .column(jobs::Column::Status)
-        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "n")
         .filter(jobs::Column::OrgId.eq(org.id()))
         .group_by(jobs::Column::Task)
         .group_by(jobs::Column::Status)

@@ -1,7 +1,7 @@
 //! Submitting jobs: every check has its own error code, and tenancy and the actor come
 //! only from the principal.
 
-use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, Query};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::input::SubmitJob;
 use super::{Job, JobStatus};
 use crate::audit::{self, Record};
+use crate::db::batch::{NewJobRow, Stamp, insert_jobs};
 use crate::db::notify::{self, Change};
-use crate::db::sql::{JsonField, json_param, json_records, json_time, stmt};
 use crate::entity::jobs;
 use crate::error::is_unique_violation;
 use crate::ids::new_id;
@@ -28,8 +28,6 @@ pub const MAX_BATCH: usize = 50_000;
 const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -100..=100;
 /// Longest idempotency key.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
-/// Rows per INSERT statement in a batch (one JSON parameter each).
-const INSERT_CHUNK: usize = 5_000;
 
 /// A submitted job, and whether it was created now or found by its idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +148,7 @@ pub(super) async fn queue_room<C: ConnectionTrait>(
         .limit(limit)
         .to_owned();
     let count = Query::select()
-        .expr(Expr::cust("COUNT(*)"))
+        .expr(Func::count(Expr::col(Asterisk)))
         .from_subquery(sub, Alias::new("q"))
         .to_owned();
     let row = conn.query_one(&count).await?;
@@ -279,18 +277,8 @@ pub(super) fn quota(plan: Plan) -> CoreError {
     }
 }
 
-/// The fields of one row of a batch insert, in the column order of the `INSERT`.
-const SUBMITTED_FIELDS: [(&str, JsonField); 6] = [
-    ("id", JsonField::Text),
-    ("task", JsonField::Text),
-    ("payload", JsonField::Json),
-    ("priority", JsonField::Int),
-    ("max_attempts", JsonField::Int),
-    ("run_at", JsonField::Time),
-];
-
-/// Inserts checked jobs in chunks, each one statement with one JSON parameter (the
-/// cost of binding 20 columns per row is what dominates a naive multi-row INSERT).
+/// Inserts checked jobs, queued, for `org_id` and the acting principal (the statement is
+/// `db::batch::insert_jobs`: one JSON parameter per chunk).
 async fn insert_rows<C: ConnectionTrait>(
     conn: &C,
     org_id: &str,
@@ -298,39 +286,26 @@ async fn insert_rows<C: ConnectionTrait>(
     at: chrono::DateTime<chrono::Utc>,
     rows: Vec<Checked>,
 ) -> CoreResult<Vec<String>> {
-    let backend = conn.get_database_backend();
-    let ids: Vec<String> = rows.iter().map(|_| new_id()).collect();
-    for (chunk, chunk_ids) in rows.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
-        let items: Vec<Value> = chunk
-            .iter()
-            .zip(chunk_ids)
-            .map(|(c, id)| {
-                json!({
-                    "id": id, "task": c.task, "payload": c.payload, "priority": c.priority,
-                    "max_attempts": c.max_attempts, "run_at": json_time(c.run_at),
-                })
-            })
-            .collect();
-        let source = json_records(backend, 1, &SUBMITTED_FIELDS);
-        let sql = format!(
-            "INSERT INTO jobs (id, task, payload, priority, max_attempts, run_at, org_id, status,
-               attempts, actor_type, actor_id, cancel_requested, created_at, updated_at)
-             SELECT s.*, $2, '{queued}', 0, $3, $4, false, $5, $5 FROM ({source}) AS s",
-            queued = JobStatus::Queued.as_str(),
-        );
-        conn.execute_raw(stmt(
-            backend,
-            &sql,
-            vec![
-                json_param(&items)?,
-                org_id.to_owned().into(),
-                who.actor.kind.as_str().to_owned().into(),
-                who.actor.id.clone().into(),
-                at.into(),
-            ],
-        ))
-        .await?;
-    }
+    let jobs: Vec<NewJobRow> = rows
+        .into_iter()
+        .map(|c| NewJobRow {
+            id: new_id(),
+            task: c.task,
+            payload: c.payload,
+            priority: c.priority,
+            max_attempts: c.max_attempts,
+            run_at: c.run_at,
+        })
+        .collect();
+    let ids = jobs.iter().map(|j| j.id.clone()).collect();
+    let stamp = Stamp {
+        org_id,
+        status: JobStatus::Queued.as_str(),
+        actor_type: who.actor.kind.as_str(),
+        actor_id: &who.actor.id,
+        at,
+    };
+    insert_jobs(conn, &stamp, &jobs).await?;
     Ok(ids)
 }
 
