@@ -6,13 +6,12 @@ use std::net::IpAddr;
 
 use poem::http::Method;
 use serde_json::json;
+use velu_core::OpenOptions;
 use velu_core::auth::authenticate;
 use velu_core::keys::token;
-use velu_core::sea_orm::{ConnectionTrait, Statement};
-use velu_core::{OpenOptions, Velu};
 use velu_tests::backend_tests;
 
-use crate::support::{bootstrap, drain_queue, fast_worker};
+use crate::support::{bootstrap, drain_queue, exec, fast_worker, scalar};
 
 fn ip(text: &str) -> Option<IpAddr> {
     Some(text.parse().unwrap())
@@ -21,23 +20,6 @@ fn ip(text: &str) -> Option<IpAddr> {
 /// A checksum-valid key text for `kid` with a random (wrong) secret.
 fn forged(kid: &str) -> String {
     token::format(kid, &token::new_secret())
-}
-
-async fn exec(velu: &Velu, sql: &str) {
-    let conn = velu.db().conn();
-    conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .unwrap();
-}
-
-async fn scalar_text(velu: &Velu, sql: &str) -> String {
-    let conn = velu.db().conn();
-    let row = conn
-        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index(0).unwrap()
 }
 
 backend_tests! {
@@ -118,7 +100,7 @@ backend_tests! {
         // stored hash to the HMAC form: no argon2 for this key ever again.
         let fresh = env.another_node(OpenOptions::default()).await;
         assert!(authenticate(&fresh, &boot.admin, ip("10.2.0.1")).await.is_ok());
-        let stored = scalar_text(env.velu(), &format!("SELECT secret_hash FROM api_keys WHERE kid = '{kid}'")).await;
+        let stored = scalar::<String>(env.velu(), &format!("SELECT secret_hash FROM api_keys WHERE kid = '{kid}'")).await;
         assert!(stored.starts_with("hmac-sha256$"), "{stored}");
         // And now even the attacked node lets the correct key through at once.
         assert!(authenticate(&node, &boot.admin, ip("10.1.0.1")).await.is_ok());

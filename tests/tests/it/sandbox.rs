@@ -8,26 +8,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use velu_tests::{Backend, TestEnv, backend_tests, on_backend, runtime};
 
-use crate::support::{bootstrap, drain_queue, eventually, fast_worker, spawn_worker};
+use crate::support::{bootstrap, drain_queue, eventually, fast_worker, spawn_worker, submit};
 
 async fn job(env: &TestEnv, id: &str) -> Value {
     env.cli_ok(&["job", "show", id, "--org", "acme"]).await
-}
-
-async fn submit(env: &TestEnv, task: &str, payload: Value) -> String {
-    let j = env
-        .cli_ok(&[
-            "job",
-            "submit",
-            "--org",
-            "acme",
-            "--task",
-            task,
-            "--payload",
-            &payload.to_string(),
-        ])
-        .await;
-    j["id"].as_str().unwrap().to_owned()
 }
 
 /// Waits until the job is in one of `statuses` and returns it.
@@ -105,19 +89,19 @@ fn every_process_of_a_job_ends_with_it() {
         let boot = bootstrap(&env, "acme", "hero").await;
         let w = spawn_worker(env.velu(), fast_worker("w"));
 
-        let exits = submit(&env, "escaper", json!({"then": "exit"})).await;
+        let exits = submit(&env, "acme", "escaper", json!({"then": "exit"})).await;
         let pids = escaped_pids(workspace(&env, &boot.org_id, &exits)).await;
         let j = wait_for(&env, &exits, &["succeeded", "failed"], 10).await;
         assert_eq!(j["status"], "succeeded", "{j}");
         all_gone(&pids, "after a normal exit").await;
 
-        let hangs = submit(&env, "escaper", json!({"then": "hang"})).await;
+        let hangs = submit(&env, "acme", "escaper", json!({"then": "hang"})).await;
         let pids = escaped_pids(workspace(&env, &boot.org_id, &hangs)).await;
         let j = wait_for(&env, &hangs, &["succeeded", "failed"], 10).await;
         assert_eq!(j["error"]["code"], "timed_out", "{j}");
         all_gone(&pids, "after a timeout").await;
 
-        let cancelled = submit(&env, "escaper-slow", json!({"then": "hang"})).await;
+        let cancelled = submit(&env, "acme", "escaper-slow", json!({"then": "hang"})).await;
         let pids = escaped_pids(workspace(&env, &boot.org_id, &cancelled)).await;
         env.cli_ok(&["job", "cancel", &cancelled, "--org", "acme"])
             .await;
@@ -142,7 +126,7 @@ backend_tests! {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(outside.join("dir").join("keep.txt"), "keep").unwrap();
 
-        let id = submit(&env, "planter", json!({"file": file, "dir": outside.join("dir")})).await;
+        let id = submit(&env, "acme", "planter", json!({"file": file, "dir": outside.join("dir")})).await;
         let w = spawn_worker(env.velu(), fast_worker("w"));
         let j = wait_for(&env, &id, &["failed", "succeeded"], 20).await;
         w.stop().await;
@@ -165,12 +149,12 @@ backend_tests! {
     /// the jobs finishing alongside it are recorded.
     async fn nul_in_job_output_is_stored_safely(env) {
         bootstrap(&env, "acme", "hero").await;
-        let json_out = submit(&env, "nul", json!({"mode": "json"})).await;
-        let raw_out = submit(&env, "nul", json!({"mode": "raw"})).await;
-        let stderr = submit(&env, "nul", json!({"mode": "fail"})).await;
+        let json_out = submit(&env, "acme", "nul", json!({"mode": "json"})).await;
+        let raw_out = submit(&env, "acme", "nul", json!({"mode": "raw"})).await;
+        let stderr = submit(&env, "acme", "nul", json!({"mode": "fail"})).await;
         let mut others = Vec::new();
         for n in 0..6 {
-            others.push((n, submit(&env, "echo", json!({"n": n})).await));
+            others.push((n, submit(&env, "acme", "echo", json!({"n": n})).await));
         }
         let w = spawn_worker(env.velu(), velu_core::worker::WorkerConfig { concurrency: 8, ..fast_worker("w") });
         let mut done = Vec::new();
@@ -207,7 +191,7 @@ fn inherited_descriptors_are_closed() {
         // SAFETY: duplicates a descriptor this test owns; F_DUPFD leaves close-on-exec off.
         let leaked = unsafe { nix::libc::fcntl(file.as_raw_fd(), nix::libc::F_DUPFD, 20) };
         assert!(leaked >= 20, "dup failed");
-        let id = submit(&env, "fds", json!({})).await;
+        let id = submit(&env, "acme", "fds", json!({})).await;
         drain_queue(env.velu(), fast_worker("w")).await;
         // SAFETY: closes the duplicate made above.
         unsafe { nix::libc::close(leaked) };
@@ -242,13 +226,14 @@ fn jobs_cannot_read_secrets_or_write_outside() {
         let outside = env.home().join("escaped.txt");
         let probe = submit(
             &env,
+            "acme",
             "probe",
             json!({"read": env.home().join("secret.txt"), "write": outside}),
         )
         .await;
-        let plan = submit(&env, "plan", json!({"goal": "ship"})).await;
-        let chat = submit(&env, "assistant-chat", json!({"message": "hello"})).await;
-        let exec = submit(&env, "execute", json!({"note": "n"})).await;
+        let plan = submit(&env, "acme", "plan", json!({"goal": "ship"})).await;
+        let chat = submit(&env, "acme", "assistant-chat", json!({"message": "hello"})).await;
+        let exec = submit(&env, "acme", "execute", json!({"note": "n"})).await;
         drain_queue(env.velu(), fast_worker("w")).await;
 
         let j = job(&env, &probe).await;

@@ -146,3 +146,41 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Submits a job through the CLI and returns its id.
+pub async fn submit(env: &TestEnv, org: &str, task: &str, payload: Value) -> String {
+    let j = env
+        .cli_ok(&[
+            "job",
+            "submit",
+            "--org",
+            org,
+            "--task",
+            task,
+            "--payload",
+            &payload.to_string(),
+        ])
+        .await;
+    j["id"].as_str().expect("job id").to_owned()
+}
+
+/// Runs one statement of raw SQL on the test's database.
+pub async fn exec(velu: &velu_core::Velu, sql: &str) {
+    use velu_core::sea_orm::{ConnectionTrait, Statement};
+    let conn = velu.db().conn();
+    conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("statement runs");
+}
+
+/// The first column of the first row of a query.
+pub async fn scalar<T: velu_core::sea_orm::TryGetable>(velu: &velu_core::Velu, sql: &str) -> T {
+    use velu_core::sea_orm::{ConnectionTrait, Statement};
+    let conn = velu.db().conn();
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("query runs")
+        .expect("one row");
+    row.try_get_by_index(0).expect("a value of that type")
+}

@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use poem::http::Method;
 use serde_json::{Value, json};
+use velu_core::OpenOptions;
 use velu_core::jobs::{AttemptOutcome, JobStatus};
 use velu_core::plans::Plan;
 use velu_core::queue::{self, Finish, ReadyOrg};
 use velu_core::sea_orm::{ConnectionTrait, Statement};
-use velu_core::{OpenOptions, Velu};
 use velu_tests::{TestEnv, backend_tests};
 
-use crate::support::{bootstrap, drain_queue, eventually, fast_worker, spawn_worker};
+use crate::support::{
+    bootstrap, drain_queue, eventually, fast_worker, scalar, spawn_worker, submit,
+};
 
 async fn job(env: &TestEnv, org: &str, id: &str) -> Value {
     env.cli_ok(&["job", "show", id, "--org", org]).await
@@ -28,32 +30,6 @@ async fn wait_status(env: &TestEnv, org: &str, id: &str, status: &str, secs: u64
         }
     })
     .await
-}
-
-async fn submit(env: &TestEnv, org: &str, task: &str, payload: Value) -> String {
-    let j = env
-        .cli_ok(&[
-            "job",
-            "submit",
-            "--org",
-            org,
-            "--task",
-            task,
-            "--payload",
-            &payload.to_string(),
-        ])
-        .await;
-    j["id"].as_str().unwrap().to_owned()
-}
-
-async fn scalar(velu: &Velu, sql: &str) -> i64 {
-    let conn = velu.db().conn();
-    let row = conn
-        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index(0).unwrap()
 }
 
 backend_tests! {
@@ -143,9 +119,9 @@ backend_tests! {
             node.shutdown().await;
         }
         assert_eq!(claimed, 300, "no job was claimed twice");
-        assert_eq!(scalar(env.velu(), "SELECT COUNT(*) FROM job_attempts").await, 300);
-        assert_eq!(scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE attempts <> 1").await, 0);
-        let workers_used = scalar(env.velu(), "SELECT COUNT(DISTINCT worker_id) FROM job_attempts").await;
+        assert_eq!(scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM job_attempts").await, 300);
+        assert_eq!(scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM jobs WHERE attempts <> 1").await, 0);
+        let workers_used = scalar::<i64>(env.velu(), "SELECT COUNT(DISTINCT worker_id) FROM job_attempts").await;
         assert!(workers_used >= 2, "the work was shared ({workers_used} workers)");
     }
 
@@ -157,9 +133,9 @@ backend_tests! {
         let w = spawn_worker(env.velu(), velu_core::worker::WorkerConfig { concurrency: 25, ..fast_worker("wide") });
         let mut peak = 0;
         for _ in 0..200 {
-            let running = scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'running'").await;
+            let running = scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'running'").await;
             peak = peak.max(running);
-            if scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await == 25 {
+            if scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await == 25 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
