@@ -25,7 +25,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Regenerate the committed references (docs/openapi.json, docs/cli.md).
+# Regenerate the committed references (docs/openapi.json, docs/cli.md, docs/man/).
 docs:
     VELU_UPDATE_DOCS=1 cargo test -p velu-tests --test it generated
 

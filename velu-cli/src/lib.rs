@@ -8,6 +8,7 @@ pub mod context;
 pub mod exit_codes;
 pub mod output;
 pub mod reference;
+pub mod values;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -17,6 +18,7 @@ use velu_core::CoreResult;
 use velu_http::ServeOptions;
 
 use commands::audit::AuditCommand;
+use commands::completions::CompletionsArgs;
 use commands::docs::DocsCommand;
 use commands::job::JobCommand;
 use commands::key::KeyCommand;
@@ -74,6 +76,9 @@ pub enum Command {
     /// Generated references (OpenAPI spec, CLI reference).
     #[command(subcommand)]
     Docs(DocsCommand),
+    /// Print the shell completion script, e.g. `velu-cli completions bash >
+    /// /etc/bash_completion.d/velu-cli`.
+    Completions(CompletionsArgs),
 }
 
 impl Command {
@@ -90,6 +95,7 @@ impl Command {
             Command::Serve(args) => commands::serve::run(args, g).await,
             Command::Worker(c) => c.run(g).await,
             Command::Docs(c) => c.run(),
+            Command::Completions(c) => c.run(),
         }
     }
 }

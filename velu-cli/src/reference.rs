@@ -1,4 +1,5 @@
-//! The CLI reference in Markdown, generated from the clap command tree.
+//! The references generated from the clap command tree: the CLI reference in Markdown
+//! (docs/cli.md) and the man pages (docs/man/).
 
 use std::fmt::Write;
 
@@ -49,6 +50,15 @@ fn walk(out: &mut String, cmd: &Command, path: &str) {
                 .get_help()
                 .map(|h| h.to_string().replace('\n', " "))
                 .unwrap_or_default();
+            let values: Vec<_> = a
+                .get_possible_values()
+                .into_iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| format!("`{}`", v.get_name()))
+                .collect();
+            if !values.is_empty() && a.get_action().takes_values() {
+                let _ = write!(help, " (values: {})", values.join(", "));
+            }
             if let Some(env) = a.get_env() {
                 let _ = write!(help, " (env: `{}`)", env.to_string_lossy());
             }
@@ -70,4 +80,33 @@ fn walk(out: &mut String, cmd: &Command, path: &str) {
         }
         walk(out, sub, &format!("{path} {}", sub.get_name()));
     }
+}
+
+/// One man page per visible command, as `(file name, roff text)`, the root first:
+/// `velu-cli.1`, `velu-cli-org.1`, `velu-cli-org-bootstrap.1`, ... (what
+/// `clap_mangen::generate_to` writes, rendered in memory so tests can compare).
+pub fn man_pages(root: &Command) -> Vec<(String, String)> {
+    fn walk(cmd: Command, out: &mut Vec<(String, String)>) {
+        let subs: Vec<_> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .cloned()
+            .collect();
+        let man = clap_mangen::Man::new(cmd);
+        let mut page = Vec::new();
+        // Rendering into a Vec cannot fail.
+        let _ = man.render(&mut page);
+        out.push((
+            man.get_filename(),
+            String::from_utf8_lossy(&page).into_owned(),
+        ));
+        for sub in subs {
+            walk(sub, out);
+        }
+    }
+    let mut cmd = root.clone().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(cmd, &mut out);
+    out
 }

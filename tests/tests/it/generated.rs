@@ -33,6 +33,66 @@ fn cli_reference_is_committed() {
     );
 }
 
+/// docs/man/ holds exactly the pages clap_mangen makes, one per command; each renders.
+#[test]
+fn man_pages_are_committed() {
+    use clap::CommandFactory;
+    let pages = velu_cli::reference::man_pages(&velu_cli::Cli::command());
+    assert!(
+        pages
+            .iter()
+            .any(|(name, _)| name == "velu-cli-org-bootstrap.1")
+    );
+    let dir = workspace_root().join("docs/man");
+    let names: std::collections::BTreeSet<_> = pages.iter().map(|(n, _)| n.clone()).collect();
+    if std::env::var_os("VELU_UPDATE_DOCS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".1") && !names.contains(&name) {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    for (name, page) in &pages {
+        check(&format!("docs/man/{name}"), page);
+    }
+    let committed: std::collections::BTreeSet<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".1"))
+        .collect();
+    assert_eq!(
+        committed, names,
+        "docs/man/ has pages of no command; regenerate with `just docs`"
+    );
+    let man = std::process::Command::new("man").arg("--version").output();
+    if !man.is_ok_and(|o| o.status.success()) {
+        eprintln!("note: man is not installed; the pages were not rendered");
+        return;
+    }
+    for name in [
+        "velu-cli.1",
+        "velu-cli-org-bootstrap.1",
+        "velu-cli-key-create.1",
+    ] {
+        let out = std::process::Command::new("man")
+            .arg("-l")
+            .arg(dir.join(name))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !text.trim().is_empty(),
+            "man -l {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// docs/errors.md lists every code with the status and exit code the tables give it.
 #[test]
 fn error_tables_are_documented() {

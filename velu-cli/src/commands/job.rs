@@ -11,6 +11,7 @@ use velu_core::{CoreError, CoreResult, Principal, Velu};
 
 use super::PageArgs;
 use crate::context::Global;
+use crate::values::{StatusArg, offer};
 
 /// Jobs.
 #[derive(Debug, Subcommand)]
@@ -32,8 +33,8 @@ pub enum JobCommand {
         /// Org id or slug.
         #[arg(long)]
         org: String,
-        /// Only this status: queued, running, succeeded, failed, cancelled.
-        #[arg(long)]
+        /// Only jobs with this status.
+        #[arg(long, value_parser = offer::<StatusArg>())]
         status: Option<String>,
         /// Only this task kind.
         #[arg(long)]

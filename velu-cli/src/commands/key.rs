@@ -7,6 +7,7 @@ use velu_core::{CoreResult, Principal};
 
 use super::{PageArgs, split_list};
 use crate::context::Global;
+use crate::values::{RoleArg, ScopeArg, offer};
 
 /// Whose keys: an org's, or the platform's.
 #[derive(Debug, Clone, Args)]
@@ -39,11 +40,11 @@ pub enum KeyCommand {
         /// Name, unique among the owner's active keys.
         #[arg(long)]
         name: String,
-        /// viewer, builder or admin.
-        #[arg(long, conflicts_with = "scopes")]
+        /// A role: the set of scopes it stands for.
+        #[arg(long, conflicts_with = "scopes", value_parser = offer::<RoleArg>())]
         role: Option<String>,
         /// Comma-separated scopes, e.g. jobs:read,jobs:submit.
-        #[arg(long)]
+        #[arg(long, value_parser = offer::<ScopeArg>())]
         scopes: Option<String>,
         /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
         #[arg(long)]
@@ -88,7 +89,7 @@ pub enum KeyCommand {
         #[arg(long)]
         name: String,
         /// Comma-separated scopes.
-        #[arg(long)]
+        #[arg(long, value_parser = offer::<ScopeArg>())]
         scopes: String,
         /// base64url(sha256(pepper + raw key)) as the earlier system stored it.
         #[arg(long)]

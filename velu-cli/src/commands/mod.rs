@@ -2,6 +2,7 @@
 //! rendered document.
 
 pub mod audit;
+pub mod completions;
 pub mod docs;
 pub mod job;
 pub mod key;
@@ -65,7 +66,7 @@ impl PageArgs {
     }
 }
 
-/// Splits `a,b c` into scope names.
+/// Splits `a,b c` into names.
 pub fn split_list(text: &str) -> Vec<String> {
     text.split([',', ' '])
         .filter(|s| !s.is_empty())

@@ -10,6 +10,7 @@ use velu_core::{CoreError, CoreResult, Principal};
 
 use super::PageArgs;
 use crate::context::Global;
+use crate::values::{PlanArg, offer};
 
 /// Organizations.
 #[derive(Debug, Subcommand)]
@@ -22,8 +23,8 @@ pub enum OrgCommand {
         /// Unique slug: ^[a-z0-9][a-z0-9-]{1,62}$ (refused, never rewritten).
         #[arg(long)]
         slug: String,
-        /// Plan: base, hero or superhero [default: base].
-        #[arg(long)]
+        /// Plan [default: base].
+        #[arg(long, value_parser = offer::<PlanArg>())]
         plan: Option<String>,
     },
     /// Create an organization with its viewer, builder and admin keys (printed once).
@@ -45,7 +46,8 @@ pub enum OrgCommand {
     SetPlan {
         /// Org id or slug.
         org: String,
-        /// base, hero or superhero.
+        /// The new plan.
+        #[arg(value_parser = offer::<PlanArg>())]
         plan: String,
     },
 }
@@ -60,7 +62,7 @@ pub struct BootstrapArgs {
     #[arg(long)]
     slug: String,
     /// Plan [default: base].
-    #[arg(long)]
+    #[arg(long, value_parser = offer::<PlanArg>())]
     plan: Option<String>,
     /// Also write VELU_ORG_SLUG and the three keys to this new file (0600). The file is
     /// checked before anything is created and written after the commit; if writing it

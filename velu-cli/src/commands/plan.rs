@@ -5,6 +5,7 @@ use velu_core::CoreResult;
 use velu_core::plans::{list_plans, show_plan};
 
 use crate::context::Global;
+use crate::values::{PlanArg, offer};
 
 /// Plan tiers and their limits.
 #[derive(Debug, Subcommand)]
@@ -13,7 +14,8 @@ pub enum PlanCommand {
     List,
     /// Show one plan.
     Show {
-        /// base, hero or superhero.
+        /// The plan.
+        #[arg(value_parser = offer::<PlanArg>())]
         plan: String,
     },
 }
