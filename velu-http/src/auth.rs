@@ -17,6 +17,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use velu_core::auth::{RateStatus, authenticate, check_rate};
 use velu_core::{CoreError, Principal, Velu};
 
+use crate::access::{Caller, CallerSlot};
 use crate::problem::ApiError;
 
 /// Name of the `X-API-Key` scheme in the spec.
@@ -80,6 +81,9 @@ async fn verify(req: &Request, text: &str) -> poem::Result<Principal> {
             return Err(ApiError(e).into());
         }
     };
+    if let Some(slot) = req.extensions().get::<CallerSlot>() {
+        slot.set(Caller::of(&principal));
+    }
     let status = check_rate(velu, &principal).map_err(ApiError)?;
     if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
         *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);

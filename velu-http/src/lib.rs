@@ -6,6 +6,7 @@
 //! and by the `velu-http` binary, which parse the same flags ([`ServeOptions`],
 //! [`flags::ConfigArgs`]).
 
+pub mod access;
 pub mod api;
 pub mod auth;
 mod docs_csp;

@@ -73,6 +73,10 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// For quota and size errors: the limit.
     pub limit: Option<u64>,
+    /// The request's id, as in the `X-Request-Id` response header: the client's own when
+    /// it sent a sane one (1 to 128 printable ASCII characters, no spaces), else a UUIDv7.
+    /// Quote it when reporting a problem; the server's log lines of the request carry it.
+    pub request_id: String,
 }
 
 /// Builds a problem response for `code` with `detail` and extension members.

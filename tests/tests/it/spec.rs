@@ -583,3 +583,33 @@ fn forged_cursor() -> String {
     let body = json!({"l": "jobs", "f": "x", "k": ["\u{0}"]});
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
 }
+
+/// Every answer carries `X-Request-Id`, and every problem its `request_id`.
+#[test]
+fn every_response_declares_the_request_id() {
+    let spec = spec();
+    let problem = schema(&spec, "Problem");
+    assert_eq!(problem["properties"]["request_id"]["type"], "string");
+    assert!(
+        problem["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("request_id")),
+        "request_id is always there"
+    );
+    let mut seen = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let header = &response["headers"]["X-Request-Id"];
+                assert_eq!(header["required"], true, "{method} {path} {status}");
+                assert_eq!(
+                    header["schema"]["type"], "string",
+                    "{method} {path} {status}"
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 100, "{seen} responses");
+}

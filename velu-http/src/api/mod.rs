@@ -46,7 +46,8 @@ pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
 
 /// The spec as served and committed: poem-openapi's document plus what it cannot say
 /// itself. Every request body refuses unknown fields (`deny_unknown_fields`), so each
-/// object schema a request body uses gets `additionalProperties: false`.
+/// object schema a request body uses gets `additionalProperties: false`; every response
+/// carries `X-Request-Id` (added by `headers.rs`, outside the operations).
 pub fn finished_spec() -> String {
     finish_spec(&service().spec())
 }
@@ -65,6 +66,7 @@ fn finish_spec(json: &str) -> String {
             refs_in(&op["requestBody"], &mut todo);
         }
     }
+    add_request_id_header(&mut doc);
     let mut seen = BTreeSet::new();
     while let Some(name) = todo.pop() {
         if !seen.insert(name.clone()) {
@@ -79,6 +81,41 @@ fn finish_spec(json: &str) -> String {
         }
     }
     serde_json::to_string_pretty(&doc).expect("a YAML value of JSON serializes as JSON")
+}
+
+/// Declares the `X-Request-Id` header on every response of every operation.
+fn add_request_id_header(doc: &mut serde_yaml::Value) {
+    use serde_yaml::Value as Y;
+    let header: Y = serde_yaml::from_str(
+        r#"{"description": "The request's id: the client's `X-Request-Id` when it is 1 to 128 printable ASCII characters without spaces, else a generated UUIDv7. Also in problem bodies (`request_id`) and in the server's log lines of the request.", "required": true, "schema": {"type": "string"}}"#,
+    )
+    .expect("the header is YAML");
+    let ops = doc["paths"]
+        .as_mapping_mut()
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+        .flat_map(|ops| {
+            ops.as_mapping_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+        });
+    for op in ops {
+        for response in op["responses"]
+            .as_mapping_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            let Some(map) = response.as_mapping_mut() else {
+                continue;
+            };
+            let headers = map
+                .entry("headers".into())
+                .or_insert_with(|| Y::Mapping(Default::default()));
+            if let Some(headers) = headers.as_mapping_mut() {
+                headers.insert("X-Request-Id".into(), header.clone());
+            }
+        }
+    }
 }
 
 /// Names of the component schemas `value` refers to, at any depth.
