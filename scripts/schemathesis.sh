@@ -21,7 +21,13 @@ venv=${ST_VENV:-$root/target/schemathesis-venv}
 st=$venv/bin/schemathesis
 if ! "$st" --version 2>/dev/null | grep -q 'version 4\.'; then
   echo "installing schemathesis 4 into $venv" >&2
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian splits venv out of python3; CI runs as root on a Debian machine.
+    echo "python3 -m venv failed; installing python3-venv" >&2
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5'
 fi
 
