@@ -23,7 +23,7 @@ if [ -d "$peers/graphile-worker" ]; then
 else
   echo "## graphile-worker: $peers not found, skipped"
 fi
-echo "## velu, defaults (1 worker x 10, claims ahead while jobs are short)"
-CONCURRENCY=10 BACKENDS=postgres,sqlite "$bench" 2>&1 | grep '^velu'
+echo "## velu, defaults (1 worker x 10, claims ahead while jobs are short); local and remote (worker --server) workers"
+CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local,remote "$bench" 2>&1 | grep '^velu'
 echo "## velu, no claiming ahead (prefetch 0)"
 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres "$bench" 2>&1 | grep '^velu'

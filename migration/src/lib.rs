@@ -12,6 +12,9 @@ mod m20261125_000003_create_audit_events;
 mod m20261125_000004_create_jobs;
 mod m20261125_000005_create_job_attempts;
 mod m20261125_000006_create_claim_function;
+mod m20261201_000007_create_queue_pauses;
+mod m20261201_000008_create_workers;
+mod m20261201_000009_create_schedules;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -26,6 +29,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_jobs::Migration),
             Box::new(m20261125_000005_create_job_attempts::Migration),
             Box::new(m20261125_000006_create_claim_function::Migration),
+            Box::new(m20261201_000007_create_queue_pauses::Migration),
+            Box::new(m20261201_000008_create_workers::Migration),
+            Box::new(m20261201_000009_create_schedules::Migration),
         ]
     }
 }

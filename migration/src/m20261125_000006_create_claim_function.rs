@@ -9,7 +9,8 @@ use sea_orm_migration::sea_orm::DbBackend;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const CREATE: &str = r#"
+/// The function as this step creates it (m20261201_000007 restores it on its way down).
+pub(crate) const CREATE: &str = r#"
 CREATE FUNCTION velu_claim_jobs(
     p_org text, p_now timestamptz, p_kinds jsonb, p_want bigint, p_limit bigint,
     p_worker text, p_expires timestamptz

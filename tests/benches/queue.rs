@@ -5,15 +5,19 @@
 //! attempt history; graphile-worker deletes finished jobs.
 //!
 //! `cargo bench -p velu-tests --bench queue` (see docs/benchmarks.md). Knobs (env):
-//! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite
+//! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite MODES=local,remote
 //! PGURL=postgres://postgres@127.0.0.1:5432/postgres
-//! Prints one line per backend: `velu-<backend> jobs_per_s=<n> enqueue_per_s=<n>`.
+//! Prints one line per backend and mode: `velu-<backend> jobs_per_s=<n> enqueue_per_s=<n>`
+//! for the local worker (on the database), `velu-<backend>-remote ...` for a remote worker
+//! (`velu-cli worker --server`'s loop) draining through a server on 127.0.0.1 in the same
+//! process, over the worker protocol with a platform `jobs:work` key.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use velu_core::db::SchemaPolicy;
 use velu_core::jobs::{SubmitJob, submit_batch};
+use velu_core::keys::{CreateKey, KeyOwner, create_key};
 use velu_core::orgs::{CreateOrg, OrgRef, create_org};
 use velu_core::sea_orm::{ConnectionTrait, Database};
 use velu_core::settings::Settings;
@@ -82,6 +86,7 @@ async fn one_run(
     n: usize,
     concurrency: usize,
     prefetch: usize,
+    remote: bool,
 ) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let velu = fresh_velu(backend, pg_admin, dir.path()).await;
@@ -116,12 +121,16 @@ async fn one_run(
         workspace_retention: Duration::from_secs(3600),
         ..WorkerConfig::default()
     };
-    let t1 = Instant::now();
-    let report = Worker::new(velu.clone(), cfg)
-        .run(std::future::pending())
-        .await
-        .unwrap();
-    let drain = t1.elapsed();
+    let (report, drain) = if remote {
+        remote_drain(&velu, dir.path(), cfg).await
+    } else {
+        let t1 = Instant::now();
+        let report = Worker::new(velu.clone(), cfg)
+            .run(std::future::pending())
+            .await
+            .unwrap();
+        (report, t1.elapsed())
+    };
     assert_eq!(
         report.succeeded as usize, n,
         "every job succeeded: {report:?}"
@@ -153,6 +162,53 @@ async fn one_run(
     run
 }
 
+/// Drains the queue with a remote worker through a server on 127.0.0.1 (same process);
+/// the clock starts when the worker starts (the server and key are ready before).
+async fn remote_drain(
+    velu: &Velu,
+    dir: &std::path::Path,
+    cfg: WorkerConfig,
+) -> (velu_core::worker::WorkerReport, Duration) {
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    let key = CreateKey {
+        name: "bench-worker".into(),
+        scopes: vec!["jobs:work".into()],
+        ..CreateKey::default()
+    };
+    let key = create_key(velu, &Principal::operator(), &KeyOwner::Platform, &key)
+        .await
+        .unwrap()
+        .token;
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = velu_http::app(velu.clone());
+    let server = tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async {
+                    let _ = stopped.await;
+                },
+                None,
+            )
+            .await
+    });
+    let client = velu_cli::remote::Client::new(&format!("http://{addr}"), &key).unwrap();
+    let t1 = Instant::now();
+    let report =
+        velu_cli::remote::run_worker(client, &dir.join("remote"), cfg, std::future::pending())
+            .await
+            .unwrap();
+    let drain = t1.elapsed();
+    let _ = stop.send(());
+    let _ = server.await;
+    (report, drain)
+}
+
 fn main() {
     let n: usize = env_or("N", 20_000);
     let runs: usize = env_or("RUNS", 3);
@@ -162,18 +218,36 @@ fn main() {
     let pg_admin = std::env::var("PGURL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
+    let modes = std::env::var("MODES").unwrap_or_else(|_| "local".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-        let results: Vec<Run> = (0..runs)
-            .map(|_| rt.block_on(one_run(backend, &pg_admin, n, concurrency, prefetch)))
-            .collect();
-        println!(
-            "velu-{backend} jobs_per_s={:.0} enqueue_per_s={:.0} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
-            median(results.iter().map(|r| r.jobs_per_s).collect()),
-            median(results.iter().map(|r| r.enqueue_per_s).collect()),
-        );
+        for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let remote = mode == "remote";
+            let results: Vec<Run> = (0..runs)
+                .map(|_| {
+                    rt.block_on(one_run(
+                        backend,
+                        &pg_admin,
+                        n,
+                        concurrency,
+                        prefetch,
+                        remote,
+                    ))
+                })
+                .collect();
+            let label = if remote {
+                format!("{backend}-remote")
+            } else {
+                backend.to_owned()
+            };
+            println!(
+                "velu-{label} jobs_per_s={:.0} enqueue_per_s={:.0} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
+                median(results.iter().map(|r| r.jobs_per_s).collect()),
+                median(results.iter().map(|r| r.enqueue_per_s).collect()),
+            );
+        }
     }
 }

@@ -49,6 +49,24 @@ struct PgDatabase {
     name: String,
 }
 
+/// An HTTP app served on a TCP port ([`TestEnv::serve_tcp`]).
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Stops serving and waits for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.handle).await;
+    }
+}
+
 /// The outcome of one CLI run.
 #[derive(Debug, Clone)]
 pub struct CliRun {
@@ -295,6 +313,9 @@ impl TestEnv {
     pub fn cli_prefix(&self) -> Vec<String> {
         let mut args = vec![
             "velu-cli".to_owned(),
+            // Hermetic: never the user's own contexts.
+            "--config".to_owned(),
+            self.home().join("config.yaml").display().to_string(),
             "--home".to_owned(),
             self.home().display().to_string(),
             "--tasks-file".to_owned(),
@@ -370,6 +391,39 @@ impl TestEnv {
             headers,
             body,
             text,
+        }
+    }
+
+    /// Serves this world's HTTP app on a real TCP port of 127.0.0.1 (for clients that are
+    /// not in-process: the CLI's remote mode, remote workers), until `stop()`.
+    pub async fn serve_tcp(&self) -> Served {
+        use poem::listener::{Acceptor, Listener, TcpListener};
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = acceptor
+            .local_addr()
+            .into_iter()
+            .find_map(|a| a.as_socket_addr().copied())
+            .expect("a TCP address");
+        let app = velu_http::app(self.velu().clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    Some(std::time::Duration::from_secs(2)),
+                )
+                .await;
+        });
+        Served {
+            url: format!("http://{addr}"),
+            stop: Some(stop),
+            handle,
         }
     }
 

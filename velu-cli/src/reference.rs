@@ -74,6 +74,12 @@ fn walk(out: &mut String, cmd: &Command, path: &str) {
         }
         let _ = writeln!(out);
     }
+    if let Some(after) = cmd.get_after_help() {
+        let text = after.to_string();
+        let lines = text.strip_prefix("Examples:\n").unwrap_or(&text);
+        let lines: Vec<_> = lines.lines().map(str::trim).collect();
+        let _ = writeln!(out, "Examples:\n\n```sh\n{}\n```\n", lines.join("\n"));
+    }
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {
             continue;

@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 use clap::ValueEnum;
 use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
+use velu_core::fleet::WorkerState;
 use velu_core::jobs::JobStatus;
 use velu_core::plans::Plan;
 use velu_core::scopes::{Role, Scope};
@@ -41,7 +42,9 @@ impl Described for Role {
     fn help(self) -> String {
         // Exhaustive on purpose: a new role must be looked at here.
         match self {
-            Role::Viewer | Role::Builder | Role::Admin => self.scopes().names().join(", "),
+            Role::Viewer | Role::Builder | Role::Admin | Role::Worker => {
+                self.scopes().names().join(", ")
+            }
         }
     }
 }
@@ -57,7 +60,8 @@ impl Described for Scope {
             Scope::ApiKeysManage => "manage the org's API keys",
             Scope::AuditRead => "read the org's audit log",
             Scope::OrgsManage => "create orgs and change plans (platform keys only)",
-            Scope::JobsWork => "run jobs as a worker (platform keys only)",
+            Scope::JobsWork => "run jobs as a worker (org keys: the org's own jobs only)",
+            Scope::QueueManage => "pause, resume and show the org's queue",
         }
         .into()
     }
@@ -74,6 +78,20 @@ impl Described for JobStatus {
             JobStatus::Succeeded => "done: the result is stored",
             JobStatus::Failed => "done: the last attempt failed",
             JobStatus::Cancelled => "done: a cancel was asked",
+        }
+        .into()
+    }
+}
+
+impl Described for WorkerState {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+    fn help(self) -> String {
+        match self {
+            WorkerState::Live => "heartbeating",
+            WorkerState::Stale => "missed three heartbeats without saying it stopped",
+            WorkerState::Stopped => "shut down cleanly",
         }
         .into()
     }
@@ -131,6 +149,10 @@ value_enum!(
     /// A job status (`velu_core::jobs::JobStatus`).
     StatusArg(JobStatus)
 );
+value_enum!(
+    /// A worker state (`velu_core::fleet::WorkerState`).
+    WorkerStateArg(WorkerState)
+);
 
 /// A value parser that offers `E`'s values to `--help` and to completion but takes any
 /// text, so velu-core decides (and refuses) exactly as for the HTTP twin.
@@ -183,9 +205,13 @@ mod tests {
     #[test]
     fn every_core_value_is_offered() {
         assert_eq!(names::<PlanArg>(), ["base", "hero", "superhero"]);
-        assert_eq!(names::<RoleArg>(), ["viewer", "builder", "admin"]);
+        let roles: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names::<RoleArg>(), roles);
+        assert!(roles.contains(&"worker"), "the worker role is offered");
         let statuses: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(names::<StatusArg>(), statuses);
+        let states: Vec<_> = WorkerState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names::<WorkerStateArg>(), states);
         let scopes: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(names::<ScopeArg>(), scopes);
         assert_eq!(

@@ -23,9 +23,9 @@ pub struct AuditEvent {
     pub id: String,
     /// The org concerned, if any.
     pub org_id: Option<String>,
-    /// `cli` or `api_key`.
+    /// `cli`, `api_key` or `schedule`.
     pub actor_type: String,
-    /// OS user or key id.
+    /// OS user, key id or schedule id.
     pub actor_id: String,
     /// What happened, e.g. `key.revoke`.
     pub action: String,

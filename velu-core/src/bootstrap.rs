@@ -40,7 +40,7 @@ pub struct BootstrapKeys {
     pub viewer: IssuedKey,
     /// `jobs:read`, `jobs:submit`.
     pub builder: IssuedKey,
-    /// Builder plus `admin:api_keys:manage`, `audit:read`.
+    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`.
     pub admin: IssuedKey,
 }
 
@@ -73,7 +73,7 @@ pub async fn bootstrap_org(
     }
     // Hash the three secrets before taking the write lock.
     let mut fresh = Vec::with_capacity(3);
-    for role in Role::ALL {
+    for role in Role::BOOTSTRAP {
         let secret = token::new_secret();
         let hash = velu.hash_secret(&secret)?;
         fresh.push((role, secret, hash));

@@ -3,7 +3,7 @@
 //! same inputs and print the same output structs.
 //!
 //! Operations are plain async functions grouped by noun ([`orgs`], [`keys`], [`jobs`],
-//! [`plans`], [`tasks`], [`audit`]); each takes the [`Velu`] handle and the acting
+//! [`plans`], [`tasks`], [`audit`], [`pause`]); each takes the [`Velu`] handle and the acting
 //! [`Principal`] first and checks its rights itself.
 
 pub mod audit;
@@ -13,15 +13,19 @@ pub mod config;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod orgs;
 pub mod pagination;
+pub mod pause;
 pub mod plans;
 pub mod principal;
 mod private_fs;
 pub mod queue;
+pub mod schedules;
 pub mod scopes;
 pub mod settings;
 pub mod signals;

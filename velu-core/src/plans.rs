@@ -43,6 +43,8 @@ pub struct PlanLimits {
     pub payload_bytes: u64,
     /// Active (not revoked) API keys.
     pub api_keys: u32,
+    /// Schedules (paused ones count too); see `crate::schedules`.
+    pub schedules: u32,
 }
 
 /// A plan as `plan list` and `plan show` print it.
@@ -94,6 +96,8 @@ impl Plan {
                 queued_jobs: 0,
                 payload_bytes: 16 * KIB,
                 api_keys: 5,
+                // Base runs no task kind, so it has nothing to schedule.
+                schedules: 0,
             },
             Plan::Hero => PlanLimits {
                 requests_per_minute: 600,
@@ -101,6 +105,7 @@ impl Plan {
                 queued_jobs: 10_000,
                 payload_bytes: 256 * KIB,
                 api_keys: 50,
+                schedules: 20,
             },
             Plan::Superhero => PlanLimits {
                 requests_per_minute: 6_000,
@@ -108,6 +113,7 @@ impl Plan {
                 queued_jobs: 1_000_000,
                 payload_bytes: 1024 * KIB,
                 api_keys: 500,
+                schedules: 200,
             },
         }
     }
@@ -198,6 +204,7 @@ mod tests {
             assert!(lo.queued_jobs < hi.queued_jobs);
             assert!(lo.payload_bytes < hi.payload_bytes);
             assert!(lo.api_keys < hi.api_keys);
+            assert!(lo.schedules < hi.schedules);
         }
     }
 

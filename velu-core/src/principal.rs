@@ -18,24 +18,28 @@ pub enum ActorType {
     Cli,
     /// An API key over HTTP.
     ApiKey,
+    /// A schedule enqueuing its periodic job (the id is the schedule's).
+    Schedule,
 }
 
 impl ActorType {
-    /// `cli` or `api_key`.
+    /// `cli`, `api_key` or `schedule`.
     pub fn as_str(self) -> &'static str {
         match self {
             ActorType::Cli => "cli",
             ActorType::ApiKey => "api_key",
+            ActorType::Schedule => "schedule",
         }
     }
 }
 
-/// An actor: its type and id (the OS user for `cli`, the key id for `api_key`).
+/// An actor: its type and id (the OS user for `cli`, the key id for `api_key`, the
+/// schedule id for `schedule`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// `cli` or `api_key`.
+    /// `cli`, `api_key` or `schedule`.
     pub kind: ActorType,
-    /// OS user name or key id.
+    /// OS user name, key id or schedule id.
     pub id: String,
 }
 
@@ -86,7 +90,7 @@ impl Principal {
     pub fn kid(&self) -> Option<&str> {
         match self.actor.kind {
             ActorType::ApiKey => Some(&self.actor.id),
-            ActorType::Cli => None,
+            ActorType::Cli | ActorType::Schedule => None,
         }
     }
 }

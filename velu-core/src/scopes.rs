@@ -20,19 +20,23 @@ pub enum Scope {
     AuditRead,
     /// Create organizations and change plans (platform keys only).
     OrgsManage,
-    /// Run jobs as a worker (platform keys only).
+    /// Run jobs as a worker: a platform key for every org, an org key (role `worker`)
+    /// for its own org only.
     JobsWork,
+    /// Pause, resume and show the org's queue.
+    QueueManage,
 }
 
 impl Scope {
     /// Every scope, in a stable order.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::JobsRead,
         Scope::JobsSubmit,
         Scope::ApiKeysManage,
         Scope::AuditRead,
         Scope::OrgsManage,
         Scope::JobsWork,
+        Scope::QueueManage,
     ];
 
     /// The wire name, e.g. `jobs:read`.
@@ -44,12 +48,13 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::OrgsManage => "admin:orgs:manage",
             Scope::JobsWork => "jobs:work",
+            Scope::QueueManage => "admin:queue:manage",
         }
     }
 
     /// True for scopes that only platform keys (keys with no org) may hold.
     pub fn platform_only(self) -> bool {
-        matches!(self, Scope::OrgsManage | Scope::JobsWork)
+        matches!(self, Scope::OrgsManage)
     }
 
     /// Parses a wire name; unknown names are `invalid` on field `scopes`.
@@ -80,20 +85,28 @@ pub enum Role {
     Viewer,
     /// Viewer plus `jobs:submit`.
     Builder,
-    /// Builder plus `admin:api_keys:manage` and `audit:read`.
+    /// Builder plus `admin:api_keys:manage`, `audit:read` and `admin:queue:manage`.
     Admin,
+    /// `jobs:work` only: a remote worker of the org's own (bring your own compute). Not
+    /// part of the others: an admin mints one only if it holds `jobs:work` itself.
+    Worker,
 }
 
 impl Role {
-    /// The three roles, in bootstrap order.
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Builder, Role::Admin];
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Builder, Role::Admin, Role::Worker];
 
-    /// `viewer`, `builder` or `admin` (also the bootstrap key names).
+    /// The roles `org bootstrap` issues a key for, in order (never `worker`: an org gets
+    /// a worker key only when someone holding `jobs:work` makes one).
+    pub const BOOTSTRAP: [Role; 3] = [Role::Viewer, Role::Builder, Role::Admin];
+
+    /// `viewer`, `builder`, `admin` (also the bootstrap key names) or `worker`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Builder => "builder",
             Role::Admin => "admin",
+            Role::Worker => "worker",
         }
     }
 
@@ -107,7 +120,9 @@ impl Role {
                 Scope::JobsSubmit,
                 Scope::ApiKeysManage,
                 Scope::AuditRead,
+                Scope::QueueManage,
             ],
+            Role::Worker => &[Scope::JobsWork],
         };
         ScopeSet(list.iter().copied().collect())
     }
@@ -120,7 +135,7 @@ impl Role {
             .ok_or_else(|| {
                 CoreError::invalid(
                     "role",
-                    format!("unknown role `{text}`; expected viewer, builder or admin"),
+                    format!("unknown role `{text}`; expected viewer, builder, admin or worker"),
                 )
             })
     }
@@ -206,7 +221,15 @@ mod tests {
     fn roles_nest() {
         assert!(Role::Viewer.scopes().is_subset(&Role::Builder.scopes()));
         assert!(Role::Builder.scopes().is_subset(&Role::Admin.scopes()));
-        assert!(Role::Admin.scopes().iter().all(|s| !s.platform_only()));
+        assert!(
+            Role::ALL
+                .iter()
+                .all(|r| r.scopes().iter().all(|s| !s.platform_only()))
+        );
+        assert!(
+            !Role::Admin.scopes().contains(Scope::JobsWork),
+            "an org admin is no worker unless given jobs:work"
+        );
     }
 
     #[test]

@@ -231,6 +231,14 @@ impl TaskCatalog {
         Ok(catalog)
     }
 
+    /// A catalog of exactly `kinds` (a remote worker's, from its server's
+    /// `worker.tasks`); a later kind of the same name replaces an earlier one.
+    pub fn from_kinds(kinds: impl IntoIterator<Item = TaskKind>) -> TaskCatalog {
+        TaskCatalog {
+            kinds: kinds.into_iter().map(|k| (k.name.clone(), k)).collect(),
+        }
+    }
+
     /// Looks up a kind.
     pub fn get(&self, name: &str) -> Option<&TaskKind> {
         self.kinds.get(name)

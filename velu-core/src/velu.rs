@@ -9,6 +9,7 @@ use crate::db::notify::{self, Change};
 use crate::db::{Db, SchemaPolicy};
 use crate::keys::hashing::KeyHasher;
 use crate::keys::pepper;
+use crate::metrics::Metrics;
 use crate::private_fs::{ensure_private_dir, ensure_private_file};
 use crate::settings::Settings;
 use crate::tasks::TaskCatalog;
@@ -41,8 +42,20 @@ struct Inner {
     tasks: TaskCatalog,
     hasher: Option<KeyHasher>,
     auth: Authenticator,
+    metrics: Arc<Metrics>,
     jobs_ready: tokio::sync::watch::Sender<u64>,
     tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A [`Velu`] that a background task holds without keeping it alive.
+#[derive(Clone)]
+pub(crate) struct WeakVelu(std::sync::Weak<Inner>);
+
+impl WeakVelu {
+    /// The handle, while some [`Velu`] still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Velu> {
+        self.0.upgrade().map(|inner| Velu { inner })
+    }
 }
 
 impl Drop for Inner {
@@ -85,6 +98,7 @@ impl Velu {
         opts: OpenOptions,
     ) -> CoreResult<Velu> {
         let hasher = pepper::resolve(&settings, db.backend())?.map(KeyHasher::new);
+        let metrics = Arc::new(Metrics::new());
         let velu = Velu {
             inner: Arc::new(Inner {
                 db,
@@ -92,6 +106,7 @@ impl Velu {
                 tasks,
                 hasher,
                 auth: Authenticator::new(opts.auth),
+                metrics,
                 jobs_ready: tokio::sync::watch::Sender::new(0),
                 tasks_running: std::sync::Mutex::new(Vec::new()),
             }),
@@ -170,6 +185,11 @@ impl Velu {
         &self.inner.auth
     }
 
+    /// This process's metrics (`metrics::scrape` renders them).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// The key hasher, or a configuration error when no pepper is set (PostgreSQL).
     pub fn hasher(&self) -> CoreResult<&KeyHasher> {
         self.inner.hasher.as_ref().ok_or_else(pepper::missing)
@@ -193,6 +213,21 @@ impl Velu {
                 .jobs_ready
                 .send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// A handle that does not keep this one alive, for a background task.
+    pub(crate) fn downgrade(&self) -> WeakVelu {
+        WeakVelu(Arc::downgrade(&self.inner))
+    }
+
+    /// Keeps a background task with this handle: aborted by [`Velu::shutdown`] or when the
+    /// last handle is dropped.
+    pub(crate) fn keep_background(&self, task: tokio::task::JoinHandle<()>) {
+        self.inner
+            .tasks_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
     }
 
     /// Changes whenever jobs may have become ready (submitted here, or announced by

@@ -2,7 +2,8 @@
 //!
 //! The key comes from `X-API-Key` or `Authorization: Bearer`; both are declared in the
 //! spec as alternatives. Verification, failure budgets and the org's request budget live
-//! in velu-core; this file only moves headers in and problems out. The org's budget is
+//! in velu-core (which also counts refusals in the metrics; a missing key is counted
+//! here); this file only moves headers in and problems out. The org's budget is
 //! left in a request slot so [`crate::headers`] can add `RateLimit-*` to the response.
 
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use velu_core::auth::{RateStatus, authenticate, check_rate};
+use velu_core::metrics::AuthFailure;
 use velu_core::{CoreError, Principal, Velu};
 
 use crate::access::{Caller, CallerSlot};
@@ -173,6 +175,9 @@ impl<'a> ApiExtractor<'a> for Auth {
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let Some(text) = presented_key(req) else {
+            if let Some(velu) = req.data::<Velu>() {
+                velu.metrics().auth().failure(AuthFailure::Missing);
+            }
             return Err(ApiError(CoreError::Unauthorized).into());
         };
         verify(req, text).await.map(Auth)

@@ -1,5 +1,5 @@
 //! Middleware around every route: request id (header, problem bodies, log span), access
-//! log, body size cap, security headers, rate-limit headers, `Allow` on 405 and
+//! log, request metrics, body size cap, security headers, rate-limit headers, `Allow` on 405 and
 //! `WWW-Authenticate` on 401. Applied outermost, so errors (401, 404, 405, 413, 429) carry
 //! the headers too.
 
@@ -9,6 +9,7 @@ use poem::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use serde_json::{Map, Value};
 use tracing::Instrument;
+use velu_core::metrics::Metrics;
 
 use crate::access::{self, CallerSlot};
 use crate::auth::RateSlot;
@@ -104,12 +105,14 @@ impl Routes {
 }
 
 /// Runs `ep` with every cross-cutting concern: it never returns `Err`. The whole request
-/// runs inside a `request` span carrying its id, and ends with its access line.
+/// runs inside a `request` span carrying its id, and ends with its access line and its
+/// count in `metrics` (by route template: a path that matched none is `unmatched`).
 pub async fn around<E: Endpoint>(
     ep: std::sync::Arc<E>,
     req: Request,
     docs_csp: &str,
     routes: &Routes,
+    metrics: &Metrics,
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let id = access::request_id(&req);
@@ -121,12 +124,15 @@ pub async fn around<E: Endpoint>(
         let path = req.uri().path().to_owned();
         let caller = CallerSlot::default();
         let resp = handle(ep, req, docs_csp, routes, &caller, &id).await;
-        let route = access::route_label(routes.template(&path), &path);
+        let template = routes.template(&path);
+        let route = access::route_label(template, &path);
+        let (status, duration) = (resp.status().as_u16(), started.elapsed());
+        metrics.http().observe(&method, template, status, duration);
         access::log_access(&access::Access {
             method: &method,
             route: &route,
-            status: resp.status().as_u16(),
-            duration: started.elapsed(),
+            status,
+            duration,
             caller: caller.get().as_ref(),
         });
         Ok(resp)

@@ -35,6 +35,20 @@ pub struct ServeOptions {
         default_value_t = AuthConfig::default().client_failures_per_minute
     )]
     pub auth_failures_per_minute: u32,
+    /// Also serve `GET /metrics` on this address, without a key (for a scraper on a
+    /// private network: anyone who reaches it reads the metrics). Off by default; the API
+    /// serves `/metrics` to platform keys either way.
+    #[arg(long, env = "VELU_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// How often this process runs the schedule ticker, in seconds (0: never). Any number
+    /// of `serve` and `worker` processes may run it: each tick still queues one job.
+    #[arg(
+        long,
+        env = "VELU_SCHEDULE_TICK",
+        value_name = "SECONDS",
+        default_value_t = 1
+    )]
+    pub schedule_tick: u64,
 }
 
 impl ServeOptions {
@@ -52,11 +66,19 @@ impl ServeOptions {
     }
 }
 
-/// Serves `velu` (opened with [`ServeOptions::open_options`]) on `opts.addr` until SIGINT
-/// or SIGTERM, drains requests in flight for up to 10 s, then shuts `velu` down.
+/// Serves `velu` (opened with [`ServeOptions::open_options`]) on `opts.addr` (and its
+/// metrics on `opts.metrics_addr`, when set) until SIGINT or SIGTERM, drains requests in
+/// flight for up to 10 s, then shuts `velu` down.
 pub async fn serve(velu: Velu, opts: &ServeOptions) -> CoreResult<()> {
     // Fail closed at startup, not on the first request.
     velu.hasher()?;
+    let _metrics = match &opts.metrics_addr {
+        Some(addr) => Some(crate::listen_metrics(velu.clone(), addr).await?),
+        None => None,
+    };
+    if opts.schedule_tick > 0 {
+        velu_core::schedules::start_ticker(&velu, Duration::from_secs(opts.schedule_tick));
+    }
     tracing::info!(addr = %opts.addr, "serving; docs at /docs");
     Server::new(TcpListener::bind(opts.addr.as_str()))
         .run_with_graceful_shutdown(

@@ -20,14 +20,25 @@ const ACTORS: &[&[&str]] = &[
         "jobs:read",
         "jobs:submit",
     ],
+    &[
+        "admin:api_keys:manage",
+        "admin:queue:manage",
+        "audit:read",
+        "jobs:read",
+        "jobs:submit",
+    ],
+    // A key manager that is also a worker may mint worker keys (and only then).
+    &["admin:api_keys:manage", "jobs:work"],
 ];
 
 fn role_scopes(role: &str) -> &'static [&'static str] {
     match role {
         "viewer" => &["jobs:read"],
         "builder" => &["jobs:read", "jobs:submit"],
+        "worker" => &["jobs:work"],
         _ => &[
             "admin:api_keys:manage",
+            "admin:queue:manage",
             "audit:read",
             "jobs:read",
             "jobs:submit",
@@ -67,7 +78,7 @@ backend_tests! {
         bootstrap(&env, "acme", "superhero").await;
         for (a, actor) in ACTORS.iter().enumerate() {
             let (_, token) = make_key(&env, &format!("actor-{a}"), actor).await;
-            for target_role in ["viewer", "builder", "admin"] {
+            for target_role in ["viewer", "builder", "admin", "worker"] {
                 let target = role_scopes(target_role);
                 let allowed = holds_all(actor, target);
                 let case = format!("actor {actor:?} on a {target_role} key");
@@ -136,7 +147,7 @@ backend_tests! {
         }
         assert_eq!(env.cli(&["org", "show", "fresh"]).await.error_code(), "not_found", "nothing was created");
         // A platform key holding every scope an org admin holds may bootstrap.
-        let full = platform_key(&env, "full", "admin:orgs:manage,admin:api_keys:manage,audit:read,jobs:read,jobs:submit").await;
+        let full = platform_key(&env, "full", "admin:orgs:manage,admin:api_keys:manage,admin:queue:manage,audit:read,jobs:read,jobs:submit").await;
         let r = env
             .http(Method::POST, "/v1/orgs/bootstrap", Some(&full), Some(json!({"name": "Y", "slug": "fresh", "plan": "hero"})))
             .await;
@@ -178,6 +189,11 @@ const ORG_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/orgs/{org}/jobs/{job}"),
     ("POST", "/v1/orgs/{org}/jobs/{job}/cancel"),
     ("POST", "/v1/orgs/{org}/jobs/{job}/retry"),
+    ("GET", "/v1/orgs/{org}/schedules"),
+    ("POST", "/v1/orgs/{org}/schedules"),
+    ("GET", "/v1/orgs/{org}/queue"),
+    ("POST", "/v1/orgs/{org}/queue/pause"),
+    ("POST", "/v1/orgs/{org}/queue/resume"),
 ];
 
 fn body_for(method: &str, path: &str) -> Option<Value> {
@@ -188,6 +204,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"name": "probe", "role": "viewer"})
         } else if path.ends_with("/jobs") {
             json!({"task": "echo", "payload": {}})
+        } else if path.ends_with("/schedules") {
+            json!({"task": "echo", "cron": "* * * * *"})
         } else if path.ends_with("/batch") {
             json!({"jobs": [{"task": "echo", "payload": {}}]})
         } else {

@@ -26,18 +26,16 @@ fn openapi_spec_is_committed() {
 
 #[test]
 fn cli_reference_is_committed() {
-    use clap::CommandFactory;
     check(
         "docs/cli.md",
-        &velu_cli::reference::markdown(&velu_cli::Cli::command()),
+        &velu_cli::reference::markdown(&velu_cli::command()),
     );
 }
 
 /// docs/man/ holds exactly the pages clap_mangen makes, one per command; each renders.
 #[test]
 fn man_pages_are_committed() {
-    use clap::CommandFactory;
-    let pages = velu_cli::reference::man_pages(&velu_cli::Cli::command());
+    let pages = velu_cli::reference::man_pages(&velu_cli::command());
     assert!(
         pages
             .iter()
@@ -105,6 +103,13 @@ fn error_tables_are_documented() {
             .unwrap_or_else(|| "-".into());
         let row = format!("| `{code}` | {status} | {exit} |");
         assert!(text.contains(&row), "docs/errors.md lacks the row `{row}`");
+    }
+    for (_, name, exit) in velu_cli::exit_codes::WAIT_EXIT_CODES {
+        let row = format!("| `{name}` | {exit} |");
+        assert!(
+            text.contains(&row),
+            "docs/errors.md lacks the --wait row `{row}`"
+        );
     }
 }
 

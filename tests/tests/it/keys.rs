@@ -10,7 +10,7 @@ use crate::support::{bootstrap, platform_key};
 backend_tests! {
     async fn bootstrap_issues_three_working_keys_once(env) {
         let boot = bootstrap(&env, "acme", "hero").await;
-        for (role, token, scope_count) in [("viewer", &boot.viewer, 1), ("builder", &boot.builder, 2), ("admin", &boot.admin, 4)] {
+        for (role, token, scope_count) in [("viewer", &boot.viewer, 1), ("builder", &boot.builder, 2), ("admin", &boot.admin, 5)] {
             assert!(token.starts_with("velu_k1_"), "{role}");
             let me = env.http(Method::GET, "/v1/whoami", Some(token), None).await;
             assert_eq!(me.status, 200, "{role}: {}", me.text);
@@ -50,7 +50,7 @@ backend_tests! {
         assert_eq!(mode, 0o600);
         let text = std::fs::read_to_string(&path).unwrap();
         for (var, value) in [
-            ("VELU_ORG_SLUG", "acme"),
+            ("VELU_ORG", "acme"),
             ("VELU_VIEWER_KEY", doc["keys"]["viewer"]["token"].as_str().unwrap()),
             ("VELU_BUILDER_KEY", doc["keys"]["builder"]["token"].as_str().unwrap()),
             ("VELU_ADMIN_KEY", doc["keys"]["admin"]["token"].as_str().unwrap()),
@@ -206,7 +206,7 @@ backend_tests! {
     async fn platform_keys_manage_orgs_over_http(env) {
         // Bootstrap issues an admin key, so it needs every admin scope besides orgs:manage
         // (tests/it/escalation.rs tries it with less).
-        let key = platform_key(&env, "ops", "admin:orgs:manage,admin:api_keys:manage,audit:read,jobs:read,jobs:submit").await;
+        let key = platform_key(&env, "ops", "admin:orgs:manage,admin:api_keys:manage,admin:queue:manage,audit:read,jobs:read,jobs:submit").await;
         let made = env.http(Method::POST, "/v1/orgs/bootstrap", Some(&key), Some(json!({"name": "Beta", "slug": "beta", "plan": "hero"}))).await;
         assert_eq!(made.status, 201, "{}", made.text);
         assert_eq!(made.body["org"]["plan"], "hero");

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use clap::CommandFactory;
 use poem::http::Method;
 use serde_json::{Value, json};
 use velu_tests::{TestEnv, backend_tests, workspace_root};
@@ -11,7 +10,19 @@ use velu_tests::{TestEnv, backend_tests, workspace_root};
 use crate::support::{ALL_SCOPES, platform_key};
 
 /// Operations of the spec that have no CLI twin, on purpose (see docs/parity.md).
-const HTTP_ONLY: &[&str] = &["health", "ready"];
+const HTTP_ONLY: &[&str] = &[
+    "health",
+    "ready",
+    "metrics",
+    // The worker protocol: its CLI twin is the `velu-cli worker --server` process.
+    "worker.tasks",
+    "worker.register",
+    "worker.claim",
+    "worker.heartbeat",
+    "worker.finish",
+    "worker.release",
+    "worker.stopped",
+];
 
 /// A row of the table: CLI command words, HTTP method and path, operation id.
 #[derive(Debug, Clone)]
@@ -93,12 +104,15 @@ fn normalize(v: &Value) -> Value {
 
 /// The world of a parity run: an all-scopes platform key for HTTP (the operator's rights)
 /// and twin orgs so a mutation can run once per front end.
-struct World {
+pub(crate) struct World {
     env: TestEnv,
     ops: String,
     /// Every CLI command line and HTTP request a case made, to check them against the
     /// table's CLI and HTTP columns.
     calls: std::sync::Mutex<Calls>,
+    /// Remote mode: the flags that send every CLI command to a real server as the
+    /// platform key (`--server URL --key-file FILE`); empty for local mode.
+    remote: Vec<String>,
 }
 
 #[derive(Default)]
@@ -118,6 +132,11 @@ fn route_matches(template: &str, path: &str) -> bool {
 }
 
 impl World {
+    /// The test environment (database, CLI, HTTP app).
+    pub(crate) fn env(&self) -> &TestEnv {
+        &self.env
+    }
+
     fn record_cli(&self, args: &[&str]) {
         let words = args.iter().map(|a| (*a).to_owned()).collect();
         self.calls.lock().unwrap().cli.push(words);
@@ -128,17 +147,26 @@ impl World {
         self.calls.lock().unwrap().http.push(call);
     }
 
-    async fn cli(&self, args: &[&str]) -> Value {
-        self.record_cli(args);
-        self.env.cli_ok(args).await
+    /// The command line as this world runs it (remote mode adds its flags).
+    fn cli_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        self.remote
+            .iter()
+            .map(String::as_str)
+            .chain(args.iter().copied())
+            .collect()
     }
 
-    async fn cli_err(&self, args: &[&str]) -> String {
+    pub(crate) async fn cli(&self, args: &[&str]) -> Value {
         self.record_cli(args);
-        self.env.cli(args).await.error_code()
+        self.env.cli_ok(&self.cli_args(args)).await
     }
 
-    async fn http(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn cli_err(&self, args: &[&str]) -> String {
+        self.record_cli(args);
+        self.env.cli(&self.cli_args(args)).await.error_code()
+    }
+
+    pub(crate) async fn http(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         self.record_http(&method, path);
         let r = self
             .env
@@ -148,7 +176,7 @@ impl World {
         r.body
     }
 
-    async fn http_err(&self, method: Method, path: &str, body: Option<Value>) -> String {
+    pub(crate) async fn http_err(&self, method: Method, path: &str, body: Option<Value>) -> String {
         self.record_http(&method, path);
         self.env
             .http(method, path, Some(&self.ops), body)
@@ -158,7 +186,7 @@ impl World {
 }
 
 /// What one case compares.
-enum Check {
+pub(crate) enum Check {
     /// Both documents must be equal as they are (reads of the same data).
     Same(Value, Value),
     /// Equal once ids, times and actors are masked (each front end made its own).
@@ -486,6 +514,13 @@ async fn run_case(w: &World, op: &str) -> Vec<Check> {
             ),
         ],
         op if op.starts_with("jobs.") => Box::pin(run_job_case(w, op)).await,
+        op if op.starts_with("workers.") => Box::pin(crate::parity_workers::cases(w, op)).await,
+        op if op.starts_with("queue.") || op == "tasks.pause" || op == "tasks.resume" => {
+            Box::pin(crate::parity_queue::cases(w, op)).await
+        }
+        op if op.starts_with("schedules.") => Box::pin(crate::parity_schedules::cases(w, op)).await,
+        // Each further noun keeps its cases in its own file, `parity_<noun>.rs`:
+        // `pub(crate) async fn cases(w: &World, op: &str) -> Vec<Check>`.
         other => panic!("docs/parity.md lists `{other}` but the parity test has no case for it"),
     }
 }
@@ -712,42 +747,102 @@ async fn run_job_case(w: &World, op: &str) -> Vec<Check> {
     }
 }
 
-backend_tests! {
-    async fn every_operation_prints_the_same_document_on_both_front_ends(env) {
-        let rows = table();
-        assert!(rows.len() >= 15, "the table was read");
-        for twin in ["twin-a", "twin-b"] {
-            env.cli_ok(&["org", "bootstrap", "--name", "Twin", "--slug", twin, "--plan", "hero"]).await;
+/// Walks the table: every case's CLI run (locally, or in remote mode through a real
+/// server) against its HTTP twin.
+async fn walk(env: &TestEnv, remote: bool) {
+    let rows = table();
+    assert!(rows.len() >= 15, "the table was read");
+    for twin in ["twin-a", "twin-b"] {
+        env.cli_ok(&[
+            "org",
+            "bootstrap",
+            "--name",
+            "Twin",
+            "--slug",
+            twin,
+            "--plan",
+            "hero",
+        ])
+        .await;
+    }
+    let ops = platform_key(env, "parity", ALL_SCOPES).await;
+    let server = if remote {
+        Some(env.serve_tcp().await)
+    } else {
+        None
+    };
+    let remote = match &server {
+        Some(server) => {
+            let key_file = env.home().join("parity.key");
+            std::fs::write(&key_file, format!("{ops}\n")).unwrap();
+            vec![
+                "--server".to_owned(),
+                server.url.clone(),
+                "--key-file".to_owned(),
+                key_file.display().to_string(),
+            ]
         }
-        let ops = platform_key(&env, "parity", ALL_SCOPES).await;
-        let world = World { env: env.clone(), ops, calls: Default::default() };
-        for row in &rows {
-            // Boxed: the case futures are large for a debug build's stack.
-            let checks = Box::pin(run_case(&world, &row.op)).await;
-            assert!(!checks.is_empty(), "{}: no checks", row.op);
-            // The case exercised the table's own CLI command and HTTP route.
-            let calls = std::mem::take(&mut *world.calls.lock().unwrap());
-            assert!(
-                calls.cli.iter().any(|args| args.starts_with(&row.cli)),
-                "{}: the case never ran `velu-cli {}` (the table's CLI column)", row.op, row.cli.join(" ")
-            );
-            assert!(
-                calls.http.iter().any(|(m, p)| m.eq_ignore_ascii_case(&row.method) && route_matches(&row.path, p)),
-                "{}: the case never sent `{} {}` (the table's HTTP column); it sent {:?}", row.op, row.method, row.path, calls.http
-            );
-            for (i, check) in checks.into_iter().enumerate() {
-                match check {
-                    Check::Same(cli, http) => assert_eq!(cli, http, "{} #{i}: CLI and HTTP differ", row.op),
-                    Check::SameShape(cli, http) => {
-                        assert_eq!(normalize(&cli), normalize(&http), "{} #{i}: CLI and HTTP differ", row.op)
-                    }
-                    Check::Error(cli, http) => {
-                        assert_eq!(cli, http, "{} #{i}: error codes differ", row.op);
-                        assert!(!cli.is_empty());
-                    }
+        None => Vec::new(),
+    };
+    let world = World {
+        env: env.clone(),
+        ops,
+        calls: Default::default(),
+        remote,
+    };
+    for row in &rows {
+        // Boxed: the case futures are large for a debug build's stack.
+        let checks = Box::pin(run_case(&world, &row.op)).await;
+        assert!(!checks.is_empty(), "{}: no checks", row.op);
+        // The case exercised the table's own CLI command and HTTP route.
+        let calls = std::mem::take(&mut *world.calls.lock().unwrap());
+        assert!(
+            calls.cli.iter().any(|args| args.starts_with(&row.cli)),
+            "{}: the case never ran `velu-cli {}` (the table's CLI column)",
+            row.op,
+            row.cli.join(" ")
+        );
+        assert!(
+            calls
+                .http
+                .iter()
+                .any(|(m, p)| m.eq_ignore_ascii_case(&row.method) && route_matches(&row.path, p)),
+            "{}: the case never sent `{} {}` (the table's HTTP column); it sent {:?}",
+            row.op,
+            row.method,
+            row.path,
+            calls.http
+        );
+        for (i, check) in checks.into_iter().enumerate() {
+            match check {
+                Check::Same(cli, http) => {
+                    assert_eq!(cli, http, "{} #{i}: CLI and HTTP differ", row.op)
+                }
+                Check::SameShape(cli, http) => assert_eq!(
+                    normalize(&cli),
+                    normalize(&http),
+                    "{} #{i}: CLI and HTTP differ",
+                    row.op
+                ),
+                Check::Error(cli, http) => {
+                    assert_eq!(cli, http, "{} #{i}: error codes differ", row.op);
+                    assert!(!cli.is_empty());
                 }
             }
         }
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+}
+
+backend_tests! {
+    async fn every_operation_prints_the_same_document_on_both_front_ends(env) {
+        walk(&env, false).await;
+    }
+
+    async fn every_operation_prints_the_same_document_in_remote_mode(env) {
+        walk(&env, true).await;
     }
 }
 
@@ -797,7 +892,7 @@ fn the_table_matches_the_spec_and_the_cli() {
         "docs/parity.md lists operations the spec does not have"
     );
 
-    let root = velu_cli::Cli::command();
+    let root = velu_cli::command();
     for row in &rows {
         let mut cmd = &root;
         for word in &row.cli {

@@ -59,8 +59,7 @@ pub async fn platform_key(env: &TestEnv, name: &str, scopes: &str) -> String {
 }
 
 /// Every scope, for a platform key with the operator's rights.
-pub const ALL_SCOPES: &str =
-    "jobs:read,jobs:submit,admin:api_keys:manage,audit:read,admin:orgs:manage,jobs:work";
+pub const ALL_SCOPES: &str = "jobs:read,jobs:submit,admin:api_keys:manage,audit:read,admin:orgs:manage,jobs:work,admin:queue:manage";
 
 /// A worker running in the background on `velu` until `stop()` or until idle.
 pub struct BackgroundWorker {

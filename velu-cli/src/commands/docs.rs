@@ -1,6 +1,6 @@
 //! `velu-cli docs ...`: the generated references that are committed under docs/.
 
-use clap::{CommandFactory, Subcommand};
+use clap::Subcommand;
 use velu_core::CoreResult;
 
 /// Generated references (committed; a test fails when they drift).
@@ -16,7 +16,7 @@ impl DocsCommand {
     pub fn run(self) -> CoreResult<String> {
         Ok(match self {
             DocsCommand::Openapi => velu_http::openapi_json() + "\n",
-            DocsCommand::Cli => crate::reference::markdown(&crate::Cli::command()),
+            DocsCommand::Cli => crate::reference::markdown(&crate::command()),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! `velu-cli job ...`
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -7,10 +8,12 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 use velu_core::jobs::{self, JobFilter, SubmitJob};
 use velu_core::orgs::OrgRef;
-use velu_core::{CoreError, CoreResult, Principal, Velu};
+use velu_core::{CoreError, CoreResult, Principal};
 
-use super::PageArgs;
+use super::{PageArgs, wait};
 use crate::context::Global;
+use crate::exit_codes::WaitEnd;
+use crate::twin::{HttpCall, Remote, RemoteFailure};
 use crate::values::{StatusArg, offer};
 
 /// Jobs.
@@ -21,8 +24,8 @@ pub enum JobCommand {
     /// Submit many jobs from a file: a JSON array of {task, payload, ...} objects, or one
     /// object per line.
     SubmitBatch {
-        /// Org id or slug.
-        #[arg(long)]
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
         /// The file (`-` for stdin).
         #[arg(long)]
@@ -30,8 +33,8 @@ pub enum JobCommand {
     },
     /// List jobs, newest first.
     List {
-        /// Org id or slug.
-        #[arg(long)]
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
         /// Only jobs with this status.
         #[arg(long, value_parser = offer::<StatusArg>())]
@@ -46,30 +49,30 @@ pub enum JobCommand {
     Show {
         /// Job id.
         job: String,
-        /// Org id or slug.
-        #[arg(long)]
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
     },
     /// Cancel a job (a running one stops within a heartbeat).
     Cancel {
         /// Job id.
         job: String,
-        /// Org id or slug.
-        #[arg(long)]
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
     },
     /// Put a failed or cancelled job back in the queue.
     Retry {
         /// Job id.
         job: String,
-        /// Org id or slug.
-        #[arg(long)]
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
     },
     /// Count an org's jobs by status and task.
     Stats {
-        /// Org id or slug.
-        #[arg(long)]
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
     },
 }
@@ -77,8 +80,8 @@ pub enum JobCommand {
 /// Flags of `job submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// Org id or slug.
-    #[arg(long)]
+    /// Org id or slug [env: VELU_ORG].
+    #[arg(long, env = "VELU_ORG", hide_env = true)]
     org: String,
     /// Task kind (see `velu-cli task list`).
     #[arg(long)]
@@ -98,9 +101,28 @@ pub struct SubmitArgs {
     /// Submitting the same key again returns the existing job.
     #[arg(long)]
     idempotency_key: Option<String>,
-    /// Wait until the job ends (status on stderr), then print it.
+    /// Wait until the job ends, then print it. The job id goes to stderr at once, then
+    /// progress (a spinner on a terminal, a line per change elsewhere). Exits 20 if the
+    /// job failed, 21 if cancelled, 22 if it timed out, 23 if `--timeout` passed first.
     #[arg(long)]
     wait: bool,
+    /// With `--wait`: stop waiting after this long (`90s`, `15m`, `2h`); the job goes on.
+    #[arg(long, requires = "wait", value_parser = super::key::parse_duration_secs)]
+    timeout: Option<u64>,
+}
+
+impl SubmitArgs {
+    /// The submission the flags describe (the payload read from its file or stdin).
+    fn input(&self) -> CoreResult<SubmitJob> {
+        Ok(SubmitJob {
+            task: self.task.clone(),
+            payload: parse_json("payload", &read_source(&self.payload)?)?,
+            priority: self.priority,
+            run_at: self.run_at.clone(),
+            max_attempts: self.max_attempts,
+            idempotency_key: self.idempotency_key.clone(),
+        })
+    }
 }
 
 fn read_source(source: &str) -> CoreResult<String> {
@@ -122,6 +144,76 @@ fn parse_json(field: &str, text: &str) -> CoreResult<Value> {
     serde_json::from_str(text).map_err(|e| CoreError::invalid(field, format!("not JSON: {e}")))
 }
 
+/// `submit --wait` in remote mode: `submitted` is the server's answer to `submit` (its
+/// `call`); follows the job through `jobs.show` until it ends.
+pub async fn wait_remote(
+    g: &Global,
+    remote: &Remote,
+    submit: &HttpCall,
+    submitted: Value,
+    timeout: Option<Duration>,
+) -> Result<String, RemoteFailure> {
+    let id = submitted["id"].as_str().unwrap_or_default().to_owned();
+    eprintln!(
+        "submitted job {id} ({})",
+        submitted["task"].as_str().unwrap_or_default()
+    );
+    let mut show = HttpCall::get(submit.segments.clone());
+    show.segments.push(id);
+    // The remote's own failure (a problem body) is kept to report it as it came.
+    let problem = std::sync::Mutex::new(None);
+    let fetch = || {
+        let (show, problem) = (&show, &problem);
+        async move {
+            match remote.send(show).await {
+                Ok(detail) => Ok(detail),
+                Err(RemoteFailure::Core(e)) => Err(e),
+                Err(other) => {
+                    *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(other);
+                    Err(CoreError::internal("the server refused jobs.show"))
+                }
+            }
+        }
+    };
+    let mut stderr = std::io::stderr();
+    let progress = wait::Progress {
+        spinner: stderr.is_terminal(),
+        sink: &mut stderr,
+    };
+    let (job, end) = match wait::follow(fetch, timeout, progress).await {
+        Ok(done) => done,
+        Err(e) => {
+            let kept = problem.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return Err(kept.unwrap_or(RemoteFailure::Core(e)));
+        }
+    };
+    let doc = g.render(&job)?;
+    if end != WaitEnd::Succeeded {
+        g.end_after_output(end.exit_code(), String::new());
+    }
+    Ok(doc)
+}
+
+/// A submission as the HTTP API takes it (fields left unset are left out).
+fn submit_body(job: &SubmitJob) -> Value {
+    let mut body = serde_json::json!({"task": job.task, "payload": job.payload});
+    let optional = [
+        ("priority", job.priority.map(Value::from)),
+        ("run_at", job.run_at.clone().map(Value::from)),
+        ("max_attempts", job.max_attempts.map(Value::from)),
+        (
+            "idempotency_key",
+            job.idempotency_key.clone().map(Value::from),
+        ),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            body[name] = value;
+        }
+    }
+    body
+}
+
 /// Reads a batch file: a JSON array, or JSON objects one per line (parsed by velu-core,
 /// exactly as the HTTP twin's body is checked).
 fn read_batch(path: &str) -> CoreResult<Vec<SubmitJob>> {
@@ -129,26 +221,107 @@ fn read_batch(path: &str) -> CoreResult<Vec<SubmitJob>> {
 }
 
 impl JobCommand {
+    /// The HTTP twin (remote mode, `--print-http`). `submit --wait` is followed by
+    /// polling `jobs.show` in remote mode.
+    pub fn http_twin(&self) -> CoreResult<HttpCall> {
+        let jobs = |org: &str| vec!["v1".to_owned(), "orgs".into(), org.into(), "jobs".into()];
+        let one = |org: &str, job: &str| {
+            let mut path = jobs(org);
+            path.push(job.to_owned());
+            path
+        };
+        Ok(match self {
+            JobCommand::Submit(args) => {
+                HttpCall::post(jobs(&args.org), Some(submit_body(&args.input()?)))
+            }
+            JobCommand::SubmitBatch { org, file } => {
+                let list: Vec<Value> = read_batch(file)?.iter().map(submit_body).collect();
+                let mut path = jobs(org);
+                path.push("batch".into());
+                HttpCall::post(path, Some(serde_json::json!({ "jobs": list })))
+            }
+            JobCommand::List {
+                org,
+                status,
+                task,
+                page,
+            } => page.twin(
+                HttpCall::get(jobs(org))
+                    .query("status", status.clone())
+                    .query("task", task.clone()),
+            ),
+            JobCommand::Show { job, org } => HttpCall::get(one(org, job)),
+            JobCommand::Cancel { job, org } => {
+                let mut path = one(org, job);
+                path.push("cancel".into());
+                HttpCall::post(path, None)
+            }
+            JobCommand::Retry { job, org } => {
+                let mut path = one(org, job);
+                path.push("retry".into());
+                HttpCall::post(path, None)
+            }
+            JobCommand::Stats { org } => {
+                let mut path = jobs(org);
+                path.push("stats".into());
+                HttpCall::get(path)
+            }
+        })
+    }
+
+    /// `Some(timeout)` for `submit --wait` (the wait's `--timeout`, if any).
+    pub fn waits(&self) -> Option<Option<Duration>> {
+        match self {
+            JobCommand::Submit(args) if args.wait => Some(args.timeout.map(Duration::from_secs)),
+            _ => None,
+        }
+    }
+
+    /// Whether the command reads the task catalog (submits check the kind and its plan,
+    /// a retry the kind's attempts); the others run without the tasks file.
+    fn needs_tasks(&self) -> bool {
+        matches!(
+            self,
+            JobCommand::Submit(_) | JobCommand::SubmitBatch { .. } | JobCommand::Retry { .. }
+        )
+    }
+
     pub async fn run(self, g: &Global) -> CoreResult<String> {
-        let velu = g.open().await?;
+        let velu = if self.needs_tasks() {
+            g.open().await?
+        } else {
+            g.open_without_tasks().await?
+        };
         let who = Principal::operator();
         match self {
             JobCommand::Submit(args) => {
                 let org = OrgRef::new(args.org.clone());
-                let input = SubmitJob {
-                    task: args.task.clone(),
-                    payload: parse_json("payload", &read_source(&args.payload)?)?,
-                    priority: args.priority,
-                    run_at: args.run_at.clone(),
-                    max_attempts: args.max_attempts,
-                    idempotency_key: args.idempotency_key.clone(),
-                };
+                let input = args.input()?;
                 let done = jobs::submit_job(&velu, &who, &org, &input).await?;
                 if args.wait {
-                    let job = wait_for(&velu, &who, &org, &done.job.id).await?;
-                    return g.render(&job);
+                    eprintln!("submitted job {} ({})", done.job.id, done.job.task);
+                    let id = done.job.id.clone();
+                    let fetch = || {
+                        let (velu, who, org, id) = (&velu, &who, &org, &id);
+                        async move {
+                            let job = jobs::show_job(velu, who, org, id).await?.job;
+                            serde_json::to_value(job).map_err(CoreError::internal)
+                        }
+                    };
+                    let mut stderr = std::io::stderr();
+                    let progress = wait::Progress {
+                        spinner: stderr.is_terminal(),
+                        sink: &mut stderr,
+                    };
+                    let timeout = args.timeout.map(Duration::from_secs);
+                    let (job, end) = wait::follow(fetch, timeout, progress).await?;
+                    let doc = g.render(&job)?;
+                    if end != WaitEnd::Succeeded {
+                        g.end_after_output(end.exit_code(), String::new());
+                    }
+                    return Ok(doc);
                 }
-                g.render(&done.job)
+                g.render(&done.document())
             }
             JobCommand::SubmitBatch { org, file } => {
                 let inputs = read_batch(&file)?;
@@ -182,26 +355,6 @@ impl JobCommand {
                 g.render(&jobs::job_stats(&velu, &who, &OrgRef::new(org)).await?)
             }
         }
-    }
-}
-
-/// Polls a job until it ends, with a spinner and its status on stderr (drawn only on a
-/// terminal).
-async fn wait_for(velu: &Velu, who: &Principal, org: &OrgRef, id: &str) -> CoreResult<jobs::Job> {
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    loop {
-        let detail = jobs::show_job(velu, who, org, id).await?;
-        let job = detail.job;
-        spinner.set_message(format!(
-            "job {} {}: {} (attempt {}/{})",
-            job.task, job.id, job.status, job.attempts, job.max_attempts
-        ));
-        if job.status.is_terminal() {
-            spinner.finish_and_clear();
-            return Ok(job);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

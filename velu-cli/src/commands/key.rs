@@ -1,32 +1,48 @@
 //! `velu-cli key ...`
 
 use clap::{Args, Subcommand};
+use serde_json::json;
 use velu_core::keys::{self, CreateKey, ImportKey, KeyOwner, RotateKey};
 use velu_core::orgs::OrgRef;
-use velu_core::{CoreResult, Principal};
+use velu_core::{CoreError, CoreResult, Principal};
 
 use super::{PageArgs, split_list};
 use crate::context::Global;
+use crate::twin::HttpCall;
 use crate::values::{RoleArg, ScopeArg, offer};
 
 /// Whose keys: an org's, or the platform's.
 #[derive(Debug, Clone, Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct OwnerArgs {
-    /// Org id or slug.
+    /// Org id or slug [default: $VELU_ORG, or the context's org].
     #[arg(long)]
     org: Option<String>,
-    /// Platform keys (no org): may hold admin:orgs:manage and jobs:work.
+    /// Platform keys (no org): may hold admin:orgs:manage (and jobs:work, for every org).
     #[arg(long)]
     platform: bool,
 }
 
 impl OwnerArgs {
-    fn owner(&self) -> KeyOwner {
-        match &self.org {
-            Some(org) => KeyOwner::Org(OrgRef::new(org.clone())),
-            None => KeyOwner::Platform,
+    /// `--org`, else `--platform`, else `VELU_ORG`; one of them is needed.
+    fn org(&self) -> CoreResult<Option<String>> {
+        if self.platform {
+            return Ok(None);
         }
+        match self.org.clone().or_else(|| std::env::var("VELU_ORG").ok()) {
+            Some(org) if !org.is_empty() => Ok(Some(org)),
+            _ => Err(CoreError::invalid(
+                "org",
+                "whose keys? give --org ORG (or set VELU_ORG) or --platform",
+            )),
+        }
+    }
+
+    fn owner(&self) -> CoreResult<KeyOwner> {
+        Ok(match self.org()? {
+            Some(org) => KeyOwner::Org(OrgRef::new(org)),
+            None => KeyOwner::Platform,
+        })
     }
 }
 
@@ -98,8 +114,57 @@ pub enum KeyCommand {
 }
 
 impl KeyCommand {
+    /// The HTTP twin (remote mode, `--print-http`). Platform keys and imports are the
+    /// operator's alone: no HTTP route can mint platform powers.
+    pub fn http_twin(&self) -> CoreResult<HttpCall> {
+        let keys = |owner: &OwnerArgs| match owner.org()? {
+            Some(org) => Ok(vec!["v1".to_owned(), "orgs".into(), org, "keys".into()]),
+            None => Err(super::local_only(
+                "key ... --platform",
+                "platform keys are made and managed by the operator only",
+            )),
+        };
+        let one = |owner: &OwnerArgs, key: &str, then: Option<&str>| {
+            let mut path = keys(owner)?;
+            path.push(key.to_owned());
+            path.extend(then.map(str::to_owned));
+            Ok::<_, velu_core::CoreError>(path)
+        };
+        Ok(match self {
+            KeyCommand::Create {
+                owner,
+                name,
+                role,
+                scopes,
+                expires_at,
+            } => {
+                let scopes = scopes.as_deref().map(split_list).unwrap_or_default();
+                let mut body = json!({"name": name, "role": role, "expires_at": expires_at});
+                if !scopes.is_empty() {
+                    body["scopes"] = json!(scopes);
+                }
+                HttpCall::post(keys(owner)?, Some(body))
+            }
+            KeyCommand::List { owner, page } => page.twin(HttpCall::get(keys(owner)?)),
+            KeyCommand::Show { key, owner } => HttpCall::get(one(owner, key, None)?),
+            KeyCommand::Revoke { key, owner } => {
+                HttpCall::post(one(owner, key, Some("revoke"))?, None)
+            }
+            KeyCommand::Rotate { key, owner, grace } => {
+                HttpCall::post(one(owner, key, Some("rotate"))?, None)
+                    .query("grace_secs", grace.map(|g| g.to_string()))
+            }
+            KeyCommand::Import { .. } => {
+                return Err(super::local_only(
+                    "key import",
+                    "a one-time migration the operator runs on the database",
+                ));
+            }
+        })
+    }
+
     pub async fn run(self, g: &Global) -> CoreResult<String> {
-        let velu = g.open().await?;
+        let velu = g.open_without_tasks().await?;
         let who = Principal::operator();
         match self {
             KeyCommand::Create {
@@ -115,10 +180,10 @@ impl KeyCommand {
                     scopes: scopes.as_deref().map(split_list).unwrap_or_default(),
                     expires_at,
                 };
-                g.render(&keys::create_key(&velu, &who, &owner.owner(), &input).await?)
+                g.render(&keys::create_key(&velu, &who, &owner.owner()?, &input).await?)
             }
             KeyCommand::List { owner, page } => {
-                let owner = owner.owner();
+                let owner = owner.owner()?;
                 let list = page
                     .collect(|p| {
                         let (velu, who, owner) = (&velu, &who, &owner);
@@ -128,14 +193,14 @@ impl KeyCommand {
                 g.render(&list)
             }
             KeyCommand::Show { key, owner } => {
-                g.render(&keys::show_key(&velu, &who, &owner.owner(), &key).await?)
+                g.render(&keys::show_key(&velu, &who, &owner.owner()?, &key).await?)
             }
             KeyCommand::Revoke { key, owner } => {
-                g.render(&keys::revoke_key(&velu, &who, &owner.owner(), &key).await?)
+                g.render(&keys::revoke_key(&velu, &who, &owner.owner()?, &key).await?)
             }
             KeyCommand::Rotate { key, owner, grace } => {
                 let input = RotateKey { grace_secs: grace };
-                g.render(&keys::rotate_key(&velu, &who, &owner.owner(), &key, &input).await?)
+                g.render(&keys::rotate_key(&velu, &who, &owner.owner()?, &key, &input).await?)
             }
             KeyCommand::Import {
                 owner,
@@ -148,7 +213,7 @@ impl KeyCommand {
                     scopes: split_list(&scopes),
                     hash,
                 };
-                g.render(&keys::import_key(&velu, &who, &owner.owner(), &input).await?)
+                g.render(&keys::import_key(&velu, &who, &owner.owner()?, &input).await?)
             }
         }
     }

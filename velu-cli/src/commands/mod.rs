@@ -3,14 +3,19 @@
 
 pub mod audit;
 pub mod completions;
+pub mod context;
 pub mod docs;
+pub mod fleet;
 pub mod job;
 pub mod key;
 pub mod migrate;
 pub mod org;
 pub mod plan;
+pub mod queue;
+pub mod schedule;
 pub mod serve;
 pub mod task;
+pub mod wait;
 pub mod whoami;
 pub mod worker;
 
@@ -40,6 +45,15 @@ impl PageArgs {
         }
     }
 
+    /// `call` with this page's query (`limit`, `cursor`), following every page for `--all`.
+    pub fn twin(&self, call: crate::twin::HttpCall) -> crate::twin::HttpCall {
+        let mut call = call
+            .query("limit", Some(self.limit.to_string()))
+            .query("cursor", self.cursor.clone());
+        call.all_pages = self.all;
+        call
+    }
+
     /// Runs a list operation for one page, or for every page with `--all`.
     pub async fn collect<T, F, Fut>(&self, mut fetch: F) -> CoreResult<Page<T>>
     where
@@ -64,6 +78,17 @@ impl PageArgs {
             next_cursor: None,
         })
     }
+}
+
+/// The error of a command that has no HTTP twin, in remote mode or with `--print-http`.
+pub fn local_only(command: &str, why: &str) -> velu_core::CoreError {
+    velu_core::CoreError::invalid(
+        "server",
+        format!(
+            "`velu-cli {command}` works only in local mode ({why}); \
+             drop --server (and VELU_SERVER) and --print-http"
+        ),
+    )
 }
 
 /// Splits `a,b c` into names.

@@ -4,12 +4,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use serde_json::json;
 use velu_core::bootstrap::{Bootstrap, BootstrapOrg, bootstrap_org};
 use velu_core::orgs::{self, CreateOrg, OrgFilter, OrgRef};
 use velu_core::{CoreError, CoreResult, Principal};
 
 use super::PageArgs;
 use crate::context::Global;
+use crate::twin::{HttpCall, Verb};
 use crate::values::{PlanArg, offer};
 
 /// Organizations.
@@ -64,8 +66,8 @@ pub struct BootstrapArgs {
     /// Plan [default: base].
     #[arg(long, value_parser = offer::<PlanArg>())]
     plan: Option<String>,
-    /// Also write VELU_ORG_SLUG and the three keys to this new file (0600). The file is
-    /// checked before anything is created and written after the commit; if writing it
+    /// Also write VELU_ORG (the slug, which `--org` defaults to) and the three keys to
+    /// this new file (0600). The file is checked before anything is created and written after the commit; if writing it
     /// fails then, the keys are still printed (and the exit code says it failed).
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
@@ -78,8 +80,41 @@ pub struct BootstrapArgs {
 }
 
 impl OrgCommand {
+    /// The HTTP twin (remote mode, `--print-http`).
+    pub fn http_twin(&self) -> CoreResult<HttpCall> {
+        Ok(match self {
+            OrgCommand::Create { name, slug, plan } => HttpCall::post(
+                ["v1", "orgs"],
+                Some(json!({"name": name, "slug": slug, "plan": plan})),
+            ),
+            OrgCommand::Bootstrap(args) => {
+                if args.env_file.is_some() {
+                    return Err(super::local_only(
+                        "org bootstrap --env-file",
+                        "it writes a local file; save the printed keys instead",
+                    ));
+                }
+                HttpCall::post(
+                    ["v1", "orgs", "bootstrap"],
+                    Some(
+                        json!({"name": args.name, "slug": args.slug, "plan": args.plan,
+                                "rotate": args.rotate}),
+                    ),
+                )
+            }
+            OrgCommand::List { q, page } => {
+                page.twin(HttpCall::get(["v1", "orgs"]).query("q", q.clone()))
+            }
+            OrgCommand::Show { org } => HttpCall::get(["v1", "orgs", org]),
+            OrgCommand::SetPlan { org, plan } => HttpCall {
+                body: Some(json!({ "plan": plan })),
+                ..HttpCall::new(Verb::Put, ["v1", "orgs", org, "plan"])
+            },
+        })
+    }
+
     pub async fn run(self, g: &Global) -> CoreResult<String> {
-        let velu = g.open().await?;
+        let velu = g.open_without_tasks().await?;
         let who = Principal::operator();
         match self {
             OrgCommand::Create { name, slug, plan } => {
@@ -164,7 +199,7 @@ impl EnvFile {
     fn finish(mut self, done: &Bootstrap) -> CoreResult<()> {
         let fail = Self::fail(&self.path);
         let body = format!(
-            "VELU_ORG_SLUG=\"{}\"\nVELU_VIEWER_KEY=\"{}\"\nVELU_BUILDER_KEY=\"{}\"\nVELU_ADMIN_KEY=\"{}\"\n",
+            "VELU_ORG=\"{}\"\nVELU_VIEWER_KEY=\"{}\"\nVELU_BUILDER_KEY=\"{}\"\nVELU_ADMIN_KEY=\"{}\"\n",
             done.org.slug, done.keys.viewer.token, done.keys.builder.token, done.keys.admin.token
         );
         self.tmp.write_all(body.as_bytes()).map_err(&fail)?;

@@ -5,6 +5,7 @@ use velu_core::CoreResult;
 use velu_core::plans::{list_plans, show_plan};
 
 use crate::context::Global;
+use crate::twin::HttpCall;
 use crate::values::{PlanArg, offer};
 
 /// Plan tiers and their limits.
@@ -21,6 +22,14 @@ pub enum PlanCommand {
 }
 
 impl PlanCommand {
+    /// The HTTP twin (remote mode, `--print-http`).
+    pub fn http_twin(&self) -> CoreResult<HttpCall> {
+        Ok(match self {
+            PlanCommand::List => HttpCall::get(["v1", "plans"]),
+            PlanCommand::Show { plan } => HttpCall::get(["v1", "plans", plan]),
+        })
+    }
+
     pub async fn run(self, g: &Global) -> CoreResult<String> {
         // Plans need no database: only the task catalog.
         let tasks = g.tasks()?;

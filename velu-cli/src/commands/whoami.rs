@@ -5,6 +5,7 @@ use velu_core::keys::whoami;
 use velu_core::{CoreResult, Principal, auth};
 
 use crate::context::Global;
+use crate::twin::HttpCall;
 
 /// Who am I: the operator, or the key given in VELU_API_KEY.
 #[derive(Debug, Args)]
@@ -16,8 +17,13 @@ pub struct WhoamiArgs {
 }
 
 impl WhoamiArgs {
+    /// The HTTP twin (remote mode, `--print-http`): the key remote mode calls with.
+    pub fn http_twin(&self) -> CoreResult<HttpCall> {
+        Ok(HttpCall::get(["v1", "whoami"]))
+    }
+
     pub async fn run(self, g: &Global) -> CoreResult<String> {
-        let velu = g.open().await?;
+        let velu = g.open_without_tasks().await?;
         let who = match &self.key {
             Some(key) => auth::authenticate(&velu, key, None).await?,
             None => Principal::operator(),

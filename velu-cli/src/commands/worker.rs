@@ -1,5 +1,7 @@
 //! `velu-cli worker`: runs jobs until SIGINT/SIGTERM (or, with `--once`, until nothing is
-//! ready), then prints what it did.
+//! ready), then prints what it did. With `--server URL` (or `VELU_SERVER`) it works that
+//! server's queue over the worker protocol with the key of `VELU_API_KEY`, opening no
+//! database (`crate::remote`).
 
 use std::time::Duration;
 
@@ -43,19 +45,70 @@ pub struct WorkerArgs {
     /// Stop when nothing is ready and nothing runs.
     #[arg(long)]
     once: bool,
+    /// How often this process runs the schedule ticker, in seconds (0: never; not with
+    /// `--once` or `--server`). Any number of `serve` and `worker` processes may run it:
+    /// each tick still queues one job.
+    #[arg(
+        long,
+        env = "VELU_SCHEDULE_TICK",
+        value_name = "SECONDS",
+        default_value_t = 1
+    )]
+    schedule_tick: u64,
+    /// Serve this process's metrics (`GET /metrics`, no key) on this address, for a
+    /// scraper on a private network: anyone who reaches it reads them.
+    #[arg(long, env = "VELU_WORKER_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<String>,
 }
 
 impl WorkerArgs {
     pub async fn run(self, g: &Global) -> CoreResult<String> {
+        if let Some(server) = g.server.clone() {
+            return self.run_remote(g, &server).await;
+        }
         let velu = g
             .open_with(OpenOptions {
                 background: true,
                 ..OpenOptions::default()
             })
             .await?;
+        if self.schedule_tick > 0 && !self.once {
+            velu_core::schedules::start_ticker(&velu, Duration::from_secs(self.schedule_tick));
+        }
+        let _metrics = match &self.metrics_addr {
+            Some(addr) => Some(velu_http::listen_metrics(velu.clone(), addr).await?),
+            None => None,
+        };
+        let cfg = self.config();
+        let report = Worker::new(velu.clone(), cfg)
+            .run(velu_core::signals::shutdown())
+            .await?;
+        velu.shutdown().await;
+        g.render(&report)
+    }
+
+    /// `worker --server URL`: the same loop over the worker protocol, with the key of
+    /// `VELU_API_KEY` (or `--key-file`); no database is opened.
+    async fn run_remote(self, g: &Global, server: &str) -> CoreResult<String> {
+        // No database here: this process's worker families only (`velu_worker_*`); the
+        // server's /metrics covers the queue and the fleet.
+        let _metrics = match &self.metrics_addr {
+            Some(addr) => Some(velu_http::listen_worker_metrics(addr).await?),
+            None => None,
+        };
+        let client = crate::remote::Client::new(server, &g.remote_key()?)?;
+        let home = g.settings()?.home;
+        let report =
+            crate::remote::run_worker(client, &home, self.config(), velu_core::signals::shutdown())
+                .await?;
+        g.render(&report)
+    }
+
+    /// The worker's configuration from the flags.
+    fn config(&self) -> WorkerConfig {
         let lease = Duration::from_secs(self.lease.max(3));
-        let cfg = WorkerConfig {
-            id: self.id.unwrap_or_else(default_worker_id),
+        WorkerConfig {
+            id: self.id.clone().unwrap_or_else(default_worker_id),
             concurrency: self.concurrency.max(1),
             prefetch: self.prefetch.unwrap_or(3 * self.concurrency),
             tasks: self.tasks.as_deref().map(split_list),
@@ -65,11 +118,6 @@ impl WorkerArgs {
             grace: Duration::from_secs(self.grace),
             workspace_retention: Duration::from_secs(self.workspace_retention),
             exit_when_idle: self.once,
-        };
-        let report = Worker::new(velu.clone(), cfg)
-            .run(velu_core::signals::shutdown())
-            .await?;
-        velu.shutdown().await;
-        g.render(&report)
+        }
     }
 }

@@ -119,8 +119,21 @@ impl Handle {
 }
 
 /// Authenticates `text` (from `X-API-Key` or `Authorization: Bearer`) for a request from
-/// `client`.
+/// `client`. A refusal is counted in the metrics (`velu_auth_failures_total`,
+/// `velu_rate_limited_total`).
 pub async fn authenticate(
+    velu: &Velu,
+    text: &str,
+    client: Option<IpAddr>,
+) -> CoreResult<Principal> {
+    let verdict = authenticate_key(velu, text, client).await;
+    if let Err(e) = &verdict {
+        velu.metrics().auth().key_refused(e);
+    }
+    verdict
+}
+
+async fn authenticate_key(
     velu: &Velu,
     text: &str,
     client: Option<IpAddr>,
@@ -210,10 +223,16 @@ pub async fn authenticate(
 /// Counts one request against the principal's org budget. Platform principals and the
 /// operator have no org budget.
 pub fn check_rate(velu: &Velu, who: &Principal) -> CoreResult<Option<RateStatus>> {
-    match (&who.org_id, who.plan) {
+    let status = match (&who.org_id, who.plan) {
         (Some(org), Some(plan)) => velu.auth().rates.check(org, plan).map(Some),
         _ => Ok(None),
+    };
+    if status.is_err() {
+        velu.metrics()
+            .auth()
+            .limited(crate::metrics::RateLimit::OrgRequests);
     }
+    status
 }
 
 async fn find_row<C: ConnectionTrait>(

@@ -6,3 +6,7 @@ pub mod audit_events;
 pub mod job_attempts;
 pub mod jobs;
 pub mod organizations;
+pub mod queue_pauses;
+pub mod schedule_ticks;
+pub mod schedules;
+pub mod workers;

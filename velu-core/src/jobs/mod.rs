@@ -23,7 +23,8 @@ use crate::{CoreError, CoreResult};
 pub use input::{SubmitJob, parse_batch};
 pub use read::{JobFilter, JobStats, job_stats, list_jobs, show_job};
 pub use steer::{cancel_job, retry_job};
-pub use submit::{BatchSubmitted, MAX_BATCH, Submitted, submit_batch, submit_job};
+pub use submit::{BatchSubmitted, MAX_BATCH, Submitted, SubmittedJob, submit_batch, submit_job};
+pub(crate) use submit::{submit_in_tx, validate_submission};
 pub use vocabulary::{AttemptOutcome, JobErrorCode, JobStatus, STATUSES};
 
 /// Why a job or an attempt failed.
@@ -83,9 +84,9 @@ pub struct Job {
     pub max_attempts: i32,
     /// Not before this time.
     pub run_at: Timestamp,
-    /// `cli` or `api_key`.
+    /// `cli`, `api_key` or `schedule`.
     pub actor_type: String,
-    /// OS user or key id of the submitter.
+    /// OS user, key id or schedule id of the submitter.
     pub actor_id: String,
     /// The submitter's deduplication key.
     pub idempotency_key: Option<String>,

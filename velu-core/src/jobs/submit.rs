@@ -16,6 +16,7 @@ use crate::error::is_unique_violation;
 use crate::ids::new_id;
 use crate::plans::Plan;
 use crate::principal::Principal;
+use crate::queue;
 use crate::scopes::Scope;
 use crate::tasks::{MAX_ATTEMPTS_LIMIT, TaskKind};
 use crate::tenancy::OrgRef;
@@ -36,6 +37,31 @@ pub struct Submitted {
     pub job: Job,
     /// False when an earlier job with the same idempotency key was returned.
     pub created: bool,
+    /// True when a pause holds the new job (its org's queue or its task kind is paused:
+    /// it waits for a resume). Not looked up for an earlier job.
+    pub queue_paused: bool,
+}
+
+/// What a single submit prints: the job, plus `queue_paused: true` when a pause holds it
+/// (the field is left out otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubmittedJob {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// `true` when a pause holds the job; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_paused: Option<bool>,
+}
+
+impl Submitted {
+    /// The document a submit prints.
+    pub fn document(self) -> SubmittedJob {
+        SubmittedJob {
+            job: self.job,
+            queue_paused: self.queue_paused.then_some(true),
+        }
+    }
 }
 
 /// What a batch submit prints.
@@ -45,6 +71,10 @@ pub struct BatchSubmitted {
     pub count: usize,
     /// Their ids, in input order.
     pub ids: Vec<String>,
+    /// `true` when a pause holds some of them (the org's queue, or one of their task
+    /// kinds, is paused); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_paused: Option<bool>,
 }
 
 /// A submission that passed every check, ready to insert.
@@ -220,6 +250,7 @@ pub async fn submit_job(
         return Ok(Submitted {
             job: Job::from_model(existing)?,
             created: false,
+            queue_paused: false,
         });
     }
     if queue_room(&tx, &org.id, plan).await? == 0 {
@@ -244,6 +275,7 @@ pub async fn submit_job(
             return Ok(Submitted {
                 job: Job::from_model(existing)?,
                 created: false,
+                queue_paused: false,
             });
         }
         Err(e) => return Err(e.into()),
@@ -260,6 +292,8 @@ pub async fn submit_job(
         },
     )
     .await?;
+    // Accepted all the same: a pause holds jobs, it does not refuse them.
+    let queue_paused = queue::is_held(&tx, &org.id, &[model.task.as_str()]).await?;
     let change = Change::Jobs(org.id.clone());
     notify::send(&tx, &change).await?;
     tx.commit().await?;
@@ -267,7 +301,57 @@ pub async fn submit_job(
     Ok(Submitted {
         job: Job::from_model(model)?,
         created: true,
+        queue_paused,
     })
+}
+
+/// Checks a submission as [`submit_job`] would for an org on `plan` (task, plan gate,
+/// payload rules and size), without queuing anything: what a schedule is held to when it
+/// is created.
+pub(crate) fn validate_submission(
+    velu: &Velu,
+    plan: Plan,
+    input: &SubmitJob,
+    at: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<()> {
+    check(velu, plan, input, at).map(|_| ())
+}
+
+/// Queues one job inside the caller's write transaction `tx`, for `who` (already entered
+/// into `org_id` with `jobs:submit`, on `plan` as stored now): the checks of
+/// [`submit_job`], the queued-jobs quota, the audit event and the wake-up notification.
+/// The caller commits, then calls `velu.changed(Change::Jobs(..))`.
+/// The schedule ticker's path, so a scheduled job passes exactly the gates of a submit.
+pub(crate) async fn submit_in_tx<C: ConnectionTrait>(
+    velu: &Velu,
+    tx: &C,
+    who: &Principal,
+    org_id: &str,
+    plan: Plan,
+    input: &SubmitJob,
+    at: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<jobs::Model> {
+    let checked = check(velu, plan, input, at)?;
+    if queue_room(tx, org_id, plan).await? == 0 {
+        return Err(quota(plan));
+    }
+    let model = jobs::Entity::insert(row(checked, org_id, who, at))
+        .exec_with_returning(tx)
+        .await?;
+    audit::record(
+        tx,
+        &who.actor,
+        Record {
+            org_id: Some(org_id),
+            action: "job.submit",
+            target_type: "job",
+            target_id: &model.id,
+            details: json!({ "task": model.task }),
+        },
+    )
+    .await?;
+    notify::send(tx, &Change::Jobs(org_id.to_owned())).await?;
+    Ok(model)
 }
 
 pub(super) fn quota(plan: Plan) -> CoreError {
@@ -348,6 +432,10 @@ pub async fn submit_batch(
     if queue_room(&tx, &org.id, plan).await? < rows.len() as u64 {
         return Err(quota(plan));
     }
+    let mut kinds: Vec<&str> = rows.iter().map(|c| c.task.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let queue_paused = queue::is_held(&tx, &org.id, &kinds).await?;
     let ids = insert_rows(&tx, &org.id, who, at, rows).await?;
     audit::record(
         &tx,
@@ -368,5 +456,6 @@ pub async fn submit_batch(
     Ok(BatchSubmitted {
         count: ids.len(),
         ids,
+        queue_paused: queue_paused.then_some(true),
     })
 }

@@ -85,7 +85,7 @@ pub struct IssuedKey {
 pub struct CreateKey {
     /// Name, unique among the owner's active keys.
     pub name: String,
-    /// `viewer`, `builder` or `admin`; or give `scopes`.
+    /// `viewer`, `builder`, `admin` or `worker`; or give `scopes`.
     pub role: Option<String>,
     /// Explicit scopes; or give `role`.
     pub scopes: Vec<String>,

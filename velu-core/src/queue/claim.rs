@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
+use super::pause::{org_paused_sql, paused_tasks_sql};
 use super::types::{ClaimedJob, ReadyOrg, lease_expiry};
 use crate::db::sql::{json_array_rows, json_param, stmt};
 use crate::db::{Backend, Db};
@@ -13,7 +14,8 @@ use crate::jobs::JobStatus;
 use crate::{CoreError, CoreResult};
 
 /// Claims up to `want` ready jobs of `org` whose kind is in `kinds`, within the org's
-/// concurrency limit, for `worker` with a lease of `lease`.
+/// concurrency limit, for `worker` with a lease of `lease`. Nothing of a paused org, and
+/// no job of a paused kind, is claimed (checked inside the claim: see `pause.rs`).
 pub async fn claim_for_org(
     db: &Db,
     worker: &str,
@@ -40,8 +42,8 @@ pub async fn claim_for_org(
     ];
     let models = match db.backend() {
         Backend::Postgres => {
-            // One round trip: lock the org, count exactly, claim, record the attempts
-            // (migration m20261125_000006).
+            // One round trip: lock the org, check pauses, count exactly, claim, record
+            // the attempts (migrations m20261125_000006, m20261201_000007).
             let sql = "SELECT * FROM velu_claim_jobs($1, $2, $3::jsonb, $4, $5, $6, $7)";
             let rows = db.conn().query_all_raw(stmt(backend, sql, values)).await?;
             rows.iter()
@@ -61,12 +63,15 @@ pub async fn claim_for_org(
                  WHERE id IN (
                    SELECT id FROM jobs
                    WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
-                     AND task IN ({kinds})
+                     AND NOT {org_paused}
+                     AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
                    ORDER BY priority DESC, run_at, id
                    LIMIT max(0, min($4, $5 - {running_count}))
                  )
                  RETURNING *",
                 kinds = json_array_rows(Backend::Sqlite, 3),
+                org_paused = org_paused_sql("$1"),
+                paused_tasks = paused_tasks_sql(),
             );
             let rows = tx.query_all_raw(stmt(backend, &sql, values)).await?;
             let models = rows

@@ -1,7 +1,9 @@
 //! The execution plane: the durable queue as workers use it (claim, heartbeat, finish,
 //! reclaim, release). The control plane (submit, read, steer: rights and audit) is
 //! [`crate::jobs`]; this wing checks no rights, the database credential being the trust
-//! boundary of a worker.
+//! boundary of a worker. A remote worker has no credential: the worker protocol
+//! ([`crate::worker::protocol`]) checks its key's rights and tenancy, then calls these
+//! same functions.
 //!
 //! Ownership is a lease: claiming a job gives it a fresh random `lease_token` (the fencing
 //! token of that attempt) and an expiry the owner renews by heartbeat. Every write a
@@ -12,21 +14,27 @@
 //! task kinds the plan allows. Claims for one org are serialized (an advisory lock inside
 //! the `velu_claim_jobs` function on PostgreSQL, the write lock on SQLite) so two workers
 //! cannot both take the last slot. Rows are picked with `FOR UPDATE SKIP LOCKED` on
-//! PostgreSQL; SQLite has one writer.
+//! PostgreSQL; SQLite has one writer. Nothing of a paused org, and no job of a paused task
+//! kind, is claimed (`pause.rs`); the check is inside the claim, not in a worker's cache.
 //!
 //! Hot-path statements are SQL written per backend, batched through a JSON parameter
 //! (`jsonb_to_recordset` / `json_each`), so a batch of N jobs costs one statement.
 
 mod claim;
+mod depth;
 mod finish;
 mod lease;
+mod pause;
 mod ready;
 mod scrub;
 mod types;
 
 pub use claim::claim_for_org;
+pub use depth::{DEPTH_STATUSES, depth};
 pub use finish::{Finish, finish};
 pub use lease::{heartbeat, reclaim_expired, release};
+pub use pause::PauseScope;
+pub(crate) use pause::{hold_claims, is_held};
 pub use ready::ready_orgs;
 pub use scrub::{NUL_REPLACEMENT, scrub_nul};
 pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};

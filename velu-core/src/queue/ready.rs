@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
+use super::pause::{org_paused_sql, paused_tasks_sql};
 use super::types::{KindsByPlan, ReadyOrg};
 use crate::db::sql::stmt;
 use crate::db::{Backend, Db};
@@ -10,10 +11,10 @@ use crate::jobs::JobStatus;
 use crate::plans::Plan;
 use crate::{CoreError, CoreResult};
 
-/// Orgs that can run something now, at most `limit`: a job ready now of a kind the
-/// worker serves and the org's plan allows (`kinds`, by plan), and room under the plan's
-/// concurrency limit. Orgs that cannot run (downgraded, at their cap, only kinds nobody
-/// here serves) take no places. The scan goes in id order from just after `after`,
+/// Orgs that can run something now, at most `limit`: not paused, a job ready now of a kind
+/// the worker serves, the org's plan allows (`kinds`, by plan) and no pause holds, and room
+/// under the plan's concurrency limit. Orgs that cannot run (paused, downgraded, at their
+/// cap, only kinds nobody here serves or that are paused) take no places. The scan goes in id order from just after `after`,
 /// wrapping around to the start, so successive calls rotate through every org however
 /// many there are. Each step is a loose index scan: its cost grows with the number of
 /// orgs passed over, not with the number of jobs.
@@ -58,6 +59,8 @@ async fn scan_ready_orgs(
         ""
     };
     let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
+    // Paused orgs and kinds take no places (`pause.rs`); the claim checks again.
+    let (org_paused, paused_tasks) = (org_paused_sql("o.org_id"), paused_tasks_sql());
     let sql = format!(
         "WITH RECURSIVE o(org_id) AS (
           SELECT * FROM (SELECT org_id FROM jobs WHERE status = '{queued}' AND run_at <= $1
@@ -68,10 +71,12 @@ async fn scan_ready_orgs(
           FROM o WHERE o.org_id IS NOT NULL
         )
         SELECT o.org_id, g.plan FROM o JOIN organizations g ON g.id = o.org_id
-        WHERE (CASE g.plan {cap} ELSE 0 END)
+        WHERE NOT {org_paused}
+          AND (CASE g.plan {cap} ELSE 0 END)
                 > (SELECT count(*) FROM jobs r WHERE r.org_id = o.org_id AND r.status = '{running}')
           AND EXISTS (SELECT 1 FROM jobs k WHERE k.org_id = o.org_id AND k.status = '{queued}'
-                      AND k.run_at <= $1 AND k.task IN ({plan_kinds}))
+                      AND k.run_at <= $1 AND k.task IN ({plan_kinds})
+                      AND k.task NOT IN ({paused_tasks}))
           {upper}
         LIMIT $2"
     );

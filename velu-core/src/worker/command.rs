@@ -16,7 +16,6 @@ use super::contain::{Containment, JobScope};
 use super::outcome::{Outcome, as_object};
 use super::stop::{Stop, stopped};
 use super::{cgroup, sandbox, workspace};
-use crate::Velu;
 use crate::jobs::{JobError, JobErrorCode};
 use crate::queue::ClaimedJob;
 use crate::tasks::{CommandSpec, NEVER_PASSED, TaskKind};
@@ -89,7 +88,7 @@ fn environment(spec: &CommandSpec, job: &ClaimedJob, ws: &Path) -> Vec<(String, 
 
 /// Runs one attempt of a command kind.
 pub async fn run(
-    velu: &Velu,
+    workspaces: &Path,
     spec: &CommandSpec,
     kind: &TaskKind,
     job: &ClaimedJob,
@@ -97,7 +96,7 @@ pub async fn run(
     retention: Duration,
     contain: &Containment,
 ) -> Outcome {
-    let ws = match workspace::create(velu, &job.org_id, &job.id) {
+    let ws = match workspace::create(workspaces, &job.org_id, &job.id) {
         Ok(ws) => ws,
         Err(e) => {
             return fail(

@@ -16,8 +16,7 @@ use tokio::sync::mpsc;
 
 use super::state::Shared;
 use crate::jobs::{AttemptOutcome, JobError, JobErrorCode, JobStatus};
-use crate::queue::{self, Finish};
-use crate::time::now;
+use crate::queue::Finish;
 use crate::{CoreError, CoreResult};
 
 /// Most outcomes written in one batch.
@@ -51,10 +50,10 @@ pub(super) async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRe
 
 /// Writes one batch through [`store`] and counts what happened.
 async fn write_outcomes(shared: &Shared, batch: &[Finish]) {
-    let db = shared.velu.db().clone();
+    let access = shared.access.clone();
     let write = writer(move |rows| {
-        let db = db.clone();
-        Box::pin(async move { queue::finish(&db, rows, now()).await })
+        let access = access.clone();
+        Box::pin(async move { access.finish(rows).await })
     });
     let stored = store(batch, Instant::now() + shared.cfg.lease, &write).await;
     if stored.fenced > 0 {

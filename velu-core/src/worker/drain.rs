@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use super::state::Shared;
 use super::stop::Stop;
-use crate::queue;
-use crate::time::now;
 
 /// Waits up to the grace period for running jobs, then stops them; each handler hands
 /// its own lease back once it has stopped (waited for up to 10 s more).
@@ -37,7 +35,7 @@ pub(super) async fn drain(shared: &Arc<Shared>) {
 
 /// Hands the leases of `tokens` back to the queue; a failure leaves them to expire.
 pub(super) async fn release(shared: &Shared, tokens: &[String]) {
-    match queue::release(shared.velu.db(), &shared.cfg.id, tokens, now()).await {
+    match shared.access.release(&shared.cfg.id, tokens).await {
         Ok(ids) => {
             shared
                 .counters

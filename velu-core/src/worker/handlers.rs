@@ -1,5 +1,6 @@
 //! Running one claimed job: the built-in kinds here, command kinds in `command.rs`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -9,20 +10,21 @@ use super::command;
 use super::contain::Containment;
 use super::outcome::{Outcome, as_object};
 use super::stop::{Stop, stopped};
-use crate::Velu;
 use crate::jobs::{JobError, JobErrorCode};
 use crate::queue::ClaimedJob;
-use crate::tasks::{MAX_SLEEP_SECS, Runner};
+use crate::tasks::{MAX_SLEEP_SECS, Runner, TaskCatalog};
 
-/// Runs `job` with its kind's handler and timeout, stopping early when told to.
+/// Runs `job` with its kind's handler (from `tasks`; command kinds in a workspace under
+/// `workspaces`) and timeout, stopping early when told to.
 pub async fn execute(
-    velu: &Velu,
+    tasks: &TaskCatalog,
+    workspaces: &Path,
     job: &ClaimedJob,
     stop: watch::Receiver<Option<Stop>>,
     retention: Duration,
     contain: &Containment,
 ) -> Outcome {
-    let Some(kind) = velu.tasks().get(&job.task) else {
+    let Some(kind) = tasks.get(&job.task) else {
         return Outcome::Failed(JobError::new(
             JobErrorCode::UnknownTask,
             format!("no task kind `{}` in this worker's catalog", job.task),
@@ -30,7 +32,7 @@ pub async fn execute(
     };
     let timeout = kind.timeout;
     if let Runner::Command(spec) = &kind.runner {
-        return command::run(velu, spec, kind, job, stop, retention, contain).await;
+        return command::run(workspaces, spec, kind, job, stop, retention, contain).await;
     }
     let work = async {
         match kind.runner {

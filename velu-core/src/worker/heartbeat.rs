@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use super::state::Shared;
 use super::stop::Stop;
 use super::workspace;
-use crate::queue;
-use crate::time::now;
 
 /// Runs every `heartbeat` period until aborted.
 pub(super) async fn heartbeat_loop(shared: Arc<Shared>) {
@@ -18,9 +16,10 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         renew(&shared).await;
+        super::presence::beat(&shared).await;
         reclaim(&shared).await;
         if last_gc.elapsed() > Duration::from_secs(3600) {
-            workspace::collect_garbage(&shared.velu, shared.cfg.workspace_retention);
+            workspace::collect_garbage_in(&shared.workspaces, shared.cfg.workspace_retention);
             last_gc = Instant::now();
         }
     }
@@ -35,14 +34,10 @@ async fn renew(shared: &Shared) {
         .map(|(id, r)| (id.clone(), r.token.clone()))
         .collect();
     let only_tokens: Vec<String> = tokens.iter().map(|(_, t)| t.clone()).collect();
-    match queue::heartbeat(
-        shared.velu.db(),
-        &shared.cfg.id,
-        &only_tokens,
-        shared.cfg.lease,
-        now(),
-    )
-    .await
+    match shared
+        .access
+        .heartbeat(&shared.cfg.id, &only_tokens, shared.cfg.lease)
+        .await
     {
         Ok(held) => {
             let running = shared.running();
@@ -64,7 +59,7 @@ async fn renew(shared: &Shared) {
 
 /// Takes back expired leases (any worker may, at start and every heartbeat).
 pub(super) async fn reclaim(shared: &Shared) {
-    match queue::reclaim_expired(shared.velu.db(), now()).await {
+    match shared.access.reclaim().await {
         Ok(ids) if !ids.is_empty() => {
             tracing::warn!(count = ids.len(), "reclaimed expired leases");
             shared

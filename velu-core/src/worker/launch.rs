@@ -27,10 +27,12 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
     );
     let shared = shared.clone();
     tokio::spawn(async move {
+        let _running = crate::metrics::worker().job_running();
         let permit = shared.permits.acquire().await;
         let started = Instant::now();
         let outcome = handlers::execute(
-            &shared.velu,
+            &shared.tasks,
+            &shared.workspaces,
             &job,
             stop_rx.clone(),
             shared.cfg.workspace_retention,
@@ -40,6 +42,7 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
         shared.record_run(started.elapsed());
         drop(permit);
         let stopped = *stop_rx.borrow();
+        crate::metrics::worker().attempt_ended(&job.task, stopped, &outcome, started.elapsed());
         shared.running().remove(&job.id);
         shared.slot_freed.notify_one();
         match (stopped, outcome) {

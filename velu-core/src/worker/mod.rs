@@ -8,8 +8,13 @@
 //! batches, fenced by each attempt's lease token (`complete.rs`). Any worker also
 //! reclaims leases that expired (their owner died). On shutdown it stops claiming, lets
 //! running jobs finish within a grace period, then hands the rest back (`drain.rs`).
-//! The SQL of all this is the queue wing, [`crate::queue`].
+//! The SQL of all this is the queue wing, [`crate::queue`], reached only through
+//! [`QueueAccess`] (`access.rs`): [`LocalAccess`] on this process's database, or a remote
+//! worker's client of the worker protocol ([`protocol`], the server's half), so the same
+//! loop runs with or without database credentials. The fair claim across orgs is
+//! `fair.rs`.
 
+mod access;
 mod cgroup;
 mod claim;
 mod command;
@@ -17,10 +22,13 @@ mod complete;
 mod config;
 pub mod contain;
 mod drain;
+mod fair;
 mod handlers;
 mod heartbeat;
 mod launch;
 mod outcome;
+mod presence;
+pub mod protocol;
 mod reaper;
 mod report;
 mod retry;
@@ -29,12 +37,16 @@ mod state;
 mod stop;
 pub mod workspace;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::queue::Finish;
+use crate::tasks::TaskCatalog;
 use crate::{CoreResult, Velu};
+
+pub use access::{AccessFuture, LocalAccess, QueueAccess};
 
 pub use config::{SHORT_JOB, WorkerConfig, default_worker_id};
 pub use outcome::Outcome;
@@ -47,10 +59,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker with `cfg`.
+    /// A worker with `cfg` on `velu`'s database, catalog and data directory.
     pub fn new(velu: Velu, cfg: WorkerConfig) -> Worker {
+        let tasks = velu.tasks().clone();
+        let workspaces = workspace::root(&velu);
+        Worker::with_access(Arc::new(LocalAccess::new(velu)), tasks, workspaces, cfg)
+    }
+
+    /// A worker with `cfg` on any queue `access` (a remote worker's client), running the
+    /// kinds of `tasks` with job workspaces under `workspaces`.
+    pub fn with_access(
+        access: Arc<dyn QueueAccess>,
+        tasks: TaskCatalog,
+        workspaces: PathBuf,
+        cfg: WorkerConfig,
+    ) -> Worker {
         Worker {
-            shared: Arc::new(state::Shared::new(velu, cfg)),
+            shared: Arc::new(state::Shared::new(access, tasks, workspaces, cfg)),
         }
     }
 
@@ -61,8 +86,11 @@ impl Worker {
         tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
         sandbox::log_support();
         shared.contain.log();
-        workspace::collect_garbage(&shared.velu, cfg.workspace_retention);
+        let _live =
+            crate::metrics::worker().worker_started(shared.tasks.iter().map(|k| k.name.as_str()));
+        workspace::collect_garbage_in(&shared.workspaces, cfg.workspace_retention);
 
+        presence::register(&shared).await;
         heartbeat::reclaim(&shared).await;
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finish>();
         let completer = tokio::spawn(complete::complete_loop(shared.clone(), done_rx));
@@ -74,6 +102,7 @@ impl Worker {
         drop(done_tx);
         let _ = completer.await;
         beat.abort();
+        presence::stopped(&shared).await;
         let report = shared.counters.report(&shared.cfg.id);
         tracing::info!(?report, "worker stopped");
         Ok(report)

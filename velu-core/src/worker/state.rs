@@ -2,17 +2,19 @@
 //! switches, handler permits, counters.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 
+use super::access::QueueAccess;
 use super::config::{SHORT_JOB, WorkerConfig};
 use super::contain::Containment;
 use super::report::Counters;
 use super::stop::Stop;
-use crate::Velu;
+use crate::tasks::TaskCatalog;
 
 /// A job whose handler runs here: its lease token and its stop switch.
 pub(super) struct Running {
@@ -22,7 +24,12 @@ pub(super) struct Running {
 
 /// State shared by the worker's tasks.
 pub(super) struct Shared {
-    pub velu: Velu,
+    /// The queue: this process's database, or a server over the worker protocol.
+    pub access: Arc<dyn QueueAccess>,
+    /// The task kinds this worker can run.
+    pub tasks: TaskCatalog,
+    /// Where job workspaces live (`<home>/workspaces`).
+    pub workspaces: PathBuf,
     pub cfg: WorkerConfig,
     /// Jobs claimed and not yet done here, by id.
     pub running: Mutex<HashMap<String, Running>>,
@@ -43,10 +50,17 @@ pub(super) struct Shared {
 
 impl Shared {
     /// Fresh state for a worker with `cfg`.
-    pub fn new(velu: Velu, cfg: WorkerConfig) -> Shared {
+    pub fn new(
+        access: Arc<dyn QueueAccess>,
+        tasks: TaskCatalog,
+        workspaces: PathBuf,
+        cfg: WorkerConfig,
+    ) -> Shared {
         let permits = Semaphore::new(cfg.concurrency.max(1));
         Shared {
-            velu,
+            access,
+            tasks,
+            workspaces,
             cfg,
             running: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),

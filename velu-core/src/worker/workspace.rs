@@ -15,19 +15,25 @@ use crate::{CoreError, CoreResult, Velu};
 
 /// The root of every workspace.
 pub fn root(velu: &Velu) -> PathBuf {
-    velu.settings().home.join("workspaces")
+    root_in(&velu.settings().home)
 }
 
-/// Creates (0700, parents too) and returns the workspace of a job.
-pub fn create(velu: &Velu, org_id: &str, job_id: &str) -> CoreResult<PathBuf> {
-    // Ids are UUIDs we made; refuse anything else rather than join it into a path.
+/// The root of every workspace under data directory `home`.
+pub fn root_in(home: &Path) -> PathBuf {
+    home.join("workspaces")
+}
+
+/// Creates (0700, parents too) and returns the workspace of a job under `root`.
+pub fn create(root: &Path, org_id: &str, job_id: &str) -> CoreResult<PathBuf> {
+    // Ids are UUIDs we made; refuse anything else rather than join it into a path (a
+    // remote worker's server is trusted with this no more than any other input).
     if !crate::ids::is_uuid(org_id) || !crate::ids::is_uuid(job_id) {
         return Err(CoreError::internal("workspace ids must be UUIDs"));
     }
-    let dir = root(velu).join(org_id).join(job_id);
+    let dir = root.join(org_id).join(job_id);
     // The root and the org folder are the operator's (no job can write there): either may
     // be a link the operator made. The job's folder and its `tmp` are the job's.
-    for d in [root(velu), root(velu).join(org_id)] {
+    for d in [root.to_owned(), root.join(org_id)] {
         operator_dir(&d)?;
     }
     for d in [dir.clone(), dir.join("tmp")] {
@@ -97,7 +103,12 @@ pub fn remove(dir: &Path) {
 
 /// Removes workspaces untouched for longer than `retention`; returns how many.
 pub fn collect_garbage(velu: &Velu, retention: Duration) -> usize {
-    let Ok(orgs) = std::fs::read_dir(root(velu)) else {
+    collect_garbage_in(&root(velu), retention)
+}
+
+/// [`collect_garbage`] of the workspaces under `root`.
+pub fn collect_garbage_in(root: &Path, retention: Duration) -> usize {
+    let Ok(orgs) = std::fs::read_dir(root) else {
         return 0;
     };
     let cutoff = SystemTime::now() - retention;

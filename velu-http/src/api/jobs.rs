@@ -13,7 +13,7 @@ use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
 use crate::model::jobs::{
-    BatchSubmitted, Job, JobDetail, JobStats, JobStatus, SubmitBatch, SubmitJob,
+    BatchSubmitted, Job, JobDetail, JobStats, JobStatus, SubmitBatch, SubmitJob, SubmittedJob,
 };
 use crate::problem::{ApiResult, BodyResult};
 
@@ -23,12 +23,12 @@ pub struct JobsApi;
 /// Answer of a submit.
 #[derive(ApiResponse)]
 pub enum Submitted {
-    /// Queued.
+    /// Queued (with `queue_paused: true` when a pause holds it).
     #[oai(status = 201)]
-    Created(Json<Job>),
+    Created(Json<SubmittedJob>),
     /// An earlier job with the same idempotency key.
     #[oai(status = 200)]
-    Existing(Json<Job>),
+    Existing(Json<SubmittedJob>),
 }
 
 #[OpenApi(tag = "Tag::Jobs")]
@@ -36,7 +36,8 @@ impl JobsApi {
     /// Submit a job. The org and the actor come from the API key, never from the body.
     /// Refused: unknown task (`invalid`), task above the plan (`upgrade_required`),
     /// payload not an object or with `_` keys (`invalid`), payload over the plan's size
-    /// (413), queue full for the plan (`quota_exceeded`). Scope: `jobs:submit`.
+    /// (413), queue full for the plan (`quota_exceeded`). A paused queue still accepts the
+    /// job and says so (`queue_paused: true`). Scope: `jobs:submit`.
     #[oai(
         path = "/v1/orgs/:org/jobs",
         method = "post",
@@ -50,8 +51,9 @@ impl JobsApi {
         body: Json<SubmitJob>,
     ) -> BodyResult<Submitted> {
         let done = jobs::submit_job(&velu, &auth.0, &OrgRef::new(org.0), &body.0.into()).await?;
-        let job = Json(done.job.into());
-        Ok(if done.created {
+        let created = done.created;
+        let job = Json(done.document().into());
+        Ok(if created {
             Submitted::Created(job)
         } else {
             Submitted::Existing(job)

@@ -7,33 +7,71 @@ mod compat;
 mod health;
 mod jobs;
 mod keys;
+mod metrics;
 mod orgs;
 mod plans;
+mod queue;
+mod schedules;
 mod whoami;
+mod worker;
+mod workers;
 
 use std::collections::BTreeSet;
 
 use poem_openapi::payload::Json;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
-use poem_openapi::{ApiResponse, OpenApiService, Tags};
+use poem_openapi::{ApiResponse, OpenApiService, ServerObject, Tags};
 
-/// Groups of operations in the docs.
+/// Groups of operations in the docs, declared in the order the docs show them (what users
+/// do first comes first, the earlier system's routes last; [`Tag::ORDER`]).
 #[derive(Tags)]
 pub enum Tag {
-    /// Liveness and readiness.
-    Health,
+    /// Jobs: submit one or a batch, list, show, count, cancel and retry (`jobs:submit`,
+    /// `jobs:read`).
+    Jobs,
+    /// An org's API keys: create, list, show, rotate, revoke (`admin:api_keys:manage`); and
+    /// `whoami`, what the calling key is.
+    Keys,
+    /// Organizations: create, bootstrap with their keys, list, show, change plan (platform
+    /// keys with `admin:orgs:manage`).
+    Orgs,
     /// Plan tiers and the task catalog (public).
     Plans,
-    /// Organizations (platform keys with `admin:orgs:manage`).
-    Orgs,
-    /// An org's API keys (`admin:api_keys:manage`).
-    Keys,
-    /// Jobs: submit, read and steer.
-    Jobs,
+    /// Schedules, per-org periodic jobs: create, list, show, pause, resume, delete
+    /// (`jobs:submit`, `jobs:read`).
+    Schedules,
+    /// Pausing and resuming an org's queue or a task kind.
+    Queue,
     /// The audit log (`audit:read`).
     Audit,
+    /// The fleet of workers.
+    Workers,
+    /// The worker protocol: remote workers claim, renew and finish jobs (`jobs:work`).
+    WorkerProtocol,
+    /// Prometheus metrics (platform keys).
+    Metrics,
+    /// Liveness and readiness.
+    Health,
     /// Routes of the earlier system, kept for its clients.
     Compat,
+}
+
+impl Tag {
+    /// The order of the tags in the spec, which Swagger UI follows.
+    pub const ORDER: [Tag; 12] = [
+        Tag::Jobs,
+        Tag::Keys,
+        Tag::Orgs,
+        Tag::Plans,
+        Tag::Schedules,
+        Tag::Queue,
+        Tag::Audit,
+        Tag::Workers,
+        Tag::WorkerProtocol,
+        Tag::Metrics,
+        Tag::Health,
+        Tag::Compat,
+    ];
 }
 
 /// A `201 Created` answer with the new resource.
@@ -47,7 +85,9 @@ pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
 /// The spec as served and committed: poem-openapi's document plus what it cannot say
 /// itself. Every request body refuses unknown fields (`deny_unknown_fields`), so each
 /// object schema a request body uses gets `additionalProperties: false`; every response
-/// carries `X-Request-Id` (added by `headers.rs`, outside the operations).
+/// carries `X-Request-Id` (added by `headers.rs`, outside the operations); the tags follow
+/// [`Tag::ORDER`] (poem-openapi sorts them by name); summaries are plain text
+/// ([`plain_summaries`]).
 pub fn finished_spec() -> String {
     finish_spec(&service().spec())
 }
@@ -67,6 +107,8 @@ fn finish_spec(json: &str) -> String {
         }
     }
     add_request_id_header(&mut doc);
+    order_tags(&mut doc);
+    plain_summaries(&mut doc);
     let mut seen = BTreeSet::new();
     while let Some(name) = todo.pop() {
         if !seen.insert(name.clone()) {
@@ -118,6 +160,93 @@ fn add_request_id_header(doc: &mut serde_yaml::Value) {
     }
 }
 
+/// Sorts the document's tags by [`Tag::ORDER`] (a tag missing there would go last).
+fn order_tags(doc: &mut serde_yaml::Value) {
+    let rank = |tag: &serde_yaml::Value| {
+        Tag::ORDER
+            .iter()
+            .position(|t| Some(t.name()) == tag["name"].as_str())
+            .unwrap_or(usize::MAX)
+    };
+    if let Some(tags) = doc.get_mut("tags").and_then(|t| t.as_sequence_mut()) {
+        tags.sort_by_key(rank);
+    }
+}
+
+/// Swagger UI shows an operation's summary as plain text (on its collapsed line) and its
+/// description as Markdown. poem-openapi makes the first paragraph of a doc comment the
+/// summary; this keeps its first sentence there, on one line and without backticks, and
+/// moves the rest (all of it, if the first sentence had code spans) to the front of the
+/// description, where code spans render.
+fn plain_summaries(doc: &mut serde_yaml::Value) {
+    use serde_yaml::Value as Y;
+    let ops = doc["paths"]
+        .as_mapping_mut()
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+        .flat_map(|ops| {
+            ops.as_mapping_mut()
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+        });
+    for op in ops {
+        let Some(map) = op.as_mapping_mut() else {
+            continue;
+        };
+        let Some(summary) = map.get("summary").and_then(Y::as_str) else {
+            continue;
+        };
+        let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (first, rest) = first_sentence(&summary);
+        // A first sentence with code spans moves whole too, so they render below.
+        let moved = if first.contains('`') { &summary } else { rest };
+        let description = [
+            moved,
+            map.get("description").and_then(Y::as_str).unwrap_or(""),
+        ]
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+        let first = first.replace('`', "");
+        let mut out = serde_yaml::Mapping::new();
+        for (k, v) in std::mem::take(map) {
+            match k.as_str() {
+                Some("summary") => {
+                    out.insert(k, Y::from(first.as_str()));
+                    if !description.is_empty() {
+                        out.insert("description".into(), Y::from(description.as_str()));
+                    }
+                }
+                Some("description") => {}
+                _ => {
+                    out.insert(k, v);
+                }
+            }
+        }
+        *map = out;
+    }
+}
+
+/// `text` split after its first sentence: at the first `. ` outside a code span that does
+/// not end `e.g.` or `i.e.`.
+fn first_sentence(text: &str) -> (&str, &str) {
+    let mut in_code = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '`' => in_code = !in_code,
+            '.' if !in_code && text[i + 1..].starts_with(' ') => {
+                let head = &text[..=i];
+                if !(head.ends_with("e.g.") || head.ends_with("i.e.")) {
+                    return (head, text[i + 1..].trim_start());
+                }
+            }
+            _ => {}
+        }
+    }
+    (text, "")
+}
+
 /// Names of the component schemas `value` refers to, at any depth.
 fn refs_in(value: &serde_yaml::Value, out: &mut Vec<String>) {
     use serde_yaml::Value as Y;
@@ -150,14 +279,45 @@ pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             whoami::WhoamiApi,
             audit::AuditApi,
             jobs::JobsApi,
+            schedules::SchedulesApi,
+            queue::QueueApi,
+            workers::WorkersApi,
+            worker::WorkerApi,
             compat::CompatApi,
+            metrics::MetricsApi,
         ),
         "Velu",
         env!("CARGO_PKG_VERSION"),
     )
+    // Relative: "this server", wherever it is served (and the spec stays the same).
+    .server(ServerObject::new("/").description("The server that serves this document."))
     .description(
         "Control plane of a multi-tenant job platform. Authenticate with an API key in \
          `X-API-Key` or `Authorization: Bearer`. Errors are `application/problem+json` with a \
          stable `code` (see docs/errors.md). Each secured operation names the scope it needs.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_sentence;
+
+    #[test]
+    fn the_first_sentence_ends_outside_code_spans_and_abbreviations() {
+        assert_eq!(first_sentence("One. Two. Three."), ("One.", "Two. Three."));
+        assert_eq!(first_sentence("No period"), ("No period", ""));
+        assert_eq!(first_sentence("Ends here."), ("Ends here.", ""));
+        assert_eq!(
+            first_sentence("Use `a. b` here. Then."),
+            ("Use `a. b` here.", "Then.")
+        );
+        assert_eq!(
+            first_sentence("A kind, e.g. echo. More."),
+            ("A kind, e.g. echo.", "More.")
+        );
+        assert_eq!(
+            first_sentence("v1.2 is out. Yes."),
+            ("v1.2 is out.", "Yes.")
+        );
+    }
 }

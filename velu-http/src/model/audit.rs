@@ -14,9 +14,9 @@ mirror! {
         /// The org concerned.
         #[oai(nullable)]
         pub org_id: Option<String>,
-        /// `cli` or `api_key`.
+        /// `cli`, `api_key` or `schedule`.
         pub actor_type: String,
-        /// OS user or key id.
+        /// OS user, key id or schedule id.
         pub actor_id: String,
         /// What happened, e.g. `key.revoke`.
         pub action: String,

@@ -48,7 +48,7 @@ mirror! {
         pub viewer: IssuedKey,
         /// Viewer plus `jobs:submit`.
         pub builder: IssuedKey,
-        /// Builder plus `admin:api_keys:manage`, `audit:read`.
+        /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`.
         pub admin: IssuedKey,
     }
 }

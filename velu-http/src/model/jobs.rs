@@ -94,9 +94,9 @@ mirror! {
         pub max_attempts: i32,
         /// Not before this time (RFC 3339 UTC).
         pub run_at: String = |t| ts(t),
-        /// `cli` or `api_key` (from the authenticated principal, never the request).
+        /// `cli`, `api_key` or `schedule` (from the principal, never the request).
         pub actor_type: String,
-        /// OS user or key id of the submitter.
+        /// OS user, key id or schedule id of the submitter.
         pub actor_id: String,
         /// The submitter's deduplication key.
         #[oai(nullable)]
@@ -136,6 +136,20 @@ mirror! {
         /// Why it did not succeed.
         #[oai(nullable)]
         pub error: Option<JobError> = |e| e.map(Into::into),
+    }
+}
+
+mirror! {
+    /// A job just submitted.
+    pub struct SubmittedJob from jobs::SubmittedJob {
+        /// The job.
+        #[oai(flatten)]
+        pub job: Job,
+        /// `true` when a pause holds the job (its org's queue or its task kind is paused:
+        /// it waits for a resume); absent otherwise. Not looked up for an earlier job
+        /// returned by its idempotency key.
+        #[oai(skip_serializing_if_is_none)]
+        pub queue_paused: Option<bool>,
     }
 }
 
@@ -261,6 +275,10 @@ mirror! {
         pub count: u64 = |n| n as u64,
         /// Their ids, in input order.
         pub ids: Vec<String>,
+        /// `true` when a pause holds some of them (the org's queue, or one of their task
+        /// kinds, is paused: they wait for a resume); absent otherwise.
+        #[oai(skip_serializing_if_is_none)]
+        pub queue_paused: Option<bool>,
     }
 }
 

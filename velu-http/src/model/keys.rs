@@ -28,9 +28,12 @@ pub enum ScopeName {
     /// Manage organizations (platform keys only).
     #[oai(rename = "admin:orgs:manage")]
     OrgsManage,
-    /// Run jobs as a worker (platform keys only).
+    /// Run jobs as a worker (a platform key: every org; an org key: its own).
     #[oai(rename = "jobs:work")]
     JobsWork,
+    /// Pause, resume and show the org's queue.
+    #[oai(rename = "admin:queue:manage")]
+    QueueManage,
 }
 
 impl From<Scope> for ScopeName {
@@ -42,6 +45,7 @@ impl From<Scope> for ScopeName {
             Scope::AuditRead => ScopeName::AuditRead,
             Scope::OrgsManage => ScopeName::OrgsManage,
             Scope::JobsWork => ScopeName::JobsWork,
+            Scope::QueueManage => ScopeName::QueueManage,
         }
     }
 }
@@ -56,12 +60,13 @@ impl ScopeName {
             ScopeName::AuditRead => Scope::AuditRead.as_str(),
             ScopeName::OrgsManage => Scope::OrgsManage.as_str(),
             ScopeName::JobsWork => Scope::JobsWork.as_str(),
+            ScopeName::QueueManage => Scope::QueueManage.as_str(),
         }
     }
 }
 
-/// A scope an org key may hold (`admin:orgs:manage` and `jobs:work` are for platform
-/// keys, which only the operator's CLI makes).
+/// A scope an org key may hold (`admin:orgs:manage` is for platform keys, which only the
+/// operator's CLI makes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename = "OrgScope")]
 pub enum OrgScopeName {
@@ -77,6 +82,12 @@ pub enum OrgScopeName {
     /// Read the org's audit log.
     #[oai(rename = "audit:read")]
     AuditRead,
+    /// Run the org's own jobs as a remote worker (docs/workers.md).
+    #[oai(rename = "jobs:work")]
+    JobsWork,
+    /// Pause, resume and show the org's queue.
+    #[oai(rename = "admin:queue:manage")]
+    QueueManage,
 }
 
 impl OrgScopeName {
@@ -87,6 +98,8 @@ impl OrgScopeName {
             OrgScopeName::JobsSubmit => Scope::JobsSubmit.as_str(),
             OrgScopeName::ApiKeysManage => Scope::ApiKeysManage.as_str(),
             OrgScopeName::AuditRead => Scope::AuditRead.as_str(),
+            OrgScopeName::QueueManage => Scope::QueueManage.as_str(),
+            OrgScopeName::JobsWork => Scope::JobsWork.as_str(),
         }
     }
 }
@@ -99,8 +112,10 @@ pub enum RoleName {
     Viewer,
     /// Viewer plus `jobs:submit`.
     Builder,
-    /// Builder plus `admin:api_keys:manage`, `audit:read`.
+    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`.
     Admin,
+    /// `jobs:work`: a remote worker of the org's own jobs.
+    Worker,
 }
 
 impl RoleName {
@@ -110,6 +125,7 @@ impl RoleName {
             RoleName::Viewer => Role::Viewer.as_str(),
             RoleName::Builder => Role::Builder.as_str(),
             RoleName::Admin => Role::Admin.as_str(),
+            RoleName::Worker => Role::Worker.as_str(),
         }
     }
 }

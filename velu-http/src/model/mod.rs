@@ -9,7 +9,12 @@ pub mod common;
 pub mod jobs;
 pub mod keys;
 mod mirror;
+pub mod optional;
 pub mod orgs;
 pub mod plans;
+pub mod queue;
+pub mod schedules;
+pub mod worker;
+pub mod workers;
 
 pub use common::Page;

@@ -58,6 +58,8 @@ mirror! {
         pub payload_bytes: u64,
         /// Active API keys.
         pub api_keys: u32,
+        /// Schedules (paused ones count too).
+        pub schedules: u32,
     }
 }
 

@@ -1,10 +1,18 @@
 //! Printing documents: exactly one YAML (or JSON) document on stdout, errors on stderr.
+//! `yaml.rs` keeps YAML readable the same by YAML 1.1 readers, `select.rs` narrows a
+//! document for scripts (`-q`, `--field`), `table.rs` draws `-o table`.
+
+mod select;
+mod table;
+mod yaml;
 
 use std::io::{self, Write};
 
 use clap::ValueEnum;
 use serde::Serialize;
 use velu_core::CoreError;
+
+pub use yaml::quote_for_yaml11;
 
 /// The format of the document on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -14,17 +22,58 @@ pub enum Format {
     Yaml,
     /// JSON, pretty-printed.
     Json,
+    /// Aligned columns for people (lists as rows; not for scripts).
+    Table,
+}
+
+/// What part of a document to print.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Only the ids, one per line (`-q/--quiet`).
+    pub quiet: bool,
+    /// Only the value at this dotted path (`--field job.status`).
+    pub field: Option<String>,
 }
 
 /// Renders a document in `format`, ending with a newline.
 pub fn render<T: Serialize>(doc: &T, format: Format) -> Result<String, CoreError> {
+    render_selected(doc, format, &Selection::default())
+}
+
+/// Renders the part of `doc` that `selection` picks, in `format`. Ids and scalar fields
+/// print bare, one per line, whatever the format.
+pub fn render_selected<T: Serialize>(
+    doc: &T,
+    format: Format,
+    selection: &Selection,
+) -> Result<String, CoreError> {
+    if selection == &Selection::default() {
+        return render_value(doc, format);
+    }
+    let value = serde_json::to_value(doc).map_err(CoreError::internal)?;
+    if selection.quiet {
+        return Ok(select::ids(&value)
+            .iter()
+            .map(|id| format!("{id}\n"))
+            .collect());
+    }
+    let path = selection.field.as_deref().unwrap_or_default();
+    let picked = select::field(&value, path)?;
+    match select::scalar_text(picked) {
+        Some(text) => Ok(format!("{text}\n")),
+        None => render_value(picked, format),
+    }
+}
+
+fn render_value<T: Serialize>(doc: &T, format: Format) -> Result<String, CoreError> {
     let text = match format {
-        Format::Yaml => serde_yaml::to_string(doc).map_err(CoreError::internal)?,
+        Format::Yaml => quote_for_yaml11(&serde_yaml::to_string(doc).map_err(CoreError::internal)?),
         Format::Json => {
             let mut s = serde_json::to_string_pretty(doc).map_err(CoreError::internal)?;
             s.push('\n');
             s
         }
+        Format::Table => table::render(&serde_json::to_value(doc).map_err(CoreError::internal)?),
     };
     Ok(text)
 }

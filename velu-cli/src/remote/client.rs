@@ -1,0 +1,176 @@
+//! The HTTP client of the worker protocol: one typed call per route, the key as a bearer
+//! token, every failure turned into the `CoreError` a local worker would have met (an
+//! unreachable or overloaded server is `unavailable`, which the loop retries).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use velu_core::{CoreError, CoreResult};
+
+/// Longest an ordinary protocol call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Velu server and the worker key to call it with.
+pub struct Client {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of `server` (an `http://` or `https://` URL) with `key`.
+    pub fn new(server: &str, key: &str) -> CoreResult<Client> {
+        let base = server.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CoreError::invalid(
+                "server",
+                format!("`{base}` is not an http:// or https:// URL"),
+            ));
+        }
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(CoreError::Config(
+                "a remote worker needs its key in VELU_API_KEY (or --key-file)".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("velu-cli-worker/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(CoreError::internal)?;
+        Ok(Client {
+            base,
+            key: key.to_owned(),
+            http,
+        })
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`.
+    pub async fn get<O: DeserializeOwned>(&self, path: &str) -> CoreResult<O> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request, CALL_TIMEOUT).await
+    }
+
+    /// `POST path` with `body` as JSON, allowed `extra` time beyond the usual timeout (a
+    /// long poll).
+    pub async fn post<I: Serialize, O: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &I,
+        extra: Duration,
+    ) -> CoreResult<O> {
+        let json = serde_json::to_vec(body).map_err(CoreError::internal)?;
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(json);
+        self.send(request, CALL_TIMEOUT + extra).await
+    }
+
+    /// `POST path` with `body`, for routes answering `204 No Content`.
+    pub async fn post_empty<I: Serialize>(&self, path: &str, body: &I) -> CoreResult<()> {
+        let json = serde_json::to_vec(body).map_err(CoreError::internal)?;
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(json);
+        self.answer(request, CALL_TIMEOUT).await.map(drop)
+    }
+
+    async fn send<O: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> CoreResult<O> {
+        let body = self.answer(request, timeout).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            CoreError::internal(format!(
+                "{}: the answer does not fit the protocol: {e}",
+                self.base
+            ))
+        })
+    }
+
+    /// Sends `request`; the body of a success, or the error a problem body names.
+    async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> CoreResult<Vec<u8>> {
+        let unreachable =
+            |e: reqwest::Error| CoreError::Unavailable(format!("server {}: {e}", self.base));
+        let response = request
+            .bearer_auth(&self.key)
+            .header("accept", "application/json")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?.to_vec();
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(problem_error(status.as_u16(), &body, &self.base))
+    }
+}
+
+/// The error a problem answer stands for, keyed by its stable `code` (docs/errors.md).
+/// Whatever says "try later" (`unavailable`, `rate_limited`, a proxy's 5xx without a
+/// problem body) is `unavailable`: the worker loop retries those.
+fn problem_error(status: u16, body: &[u8], server: &str) -> CoreError {
+    let problem: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
+    match problem["code"].as_str() {
+        Some("unauthorized") => CoreError::Unauthorized,
+        Some("forbidden") => CoreError::Forbidden { scope: detail },
+        Some("invalid") => CoreError::Invalid {
+            field: "body".into(),
+            reason: detail,
+        },
+        Some("conflict") => CoreError::Conflict { message: detail },
+        Some("not_found") => CoreError::NotFound {
+            resource: "worker",
+            id: detail,
+        },
+        Some("payload_too_large") => CoreError::Invalid {
+            field: "results".into(),
+            reason: detail,
+        },
+        Some("unavailable" | "rate_limited") => {
+            CoreError::Unavailable(format!("server {server}: {detail}"))
+        }
+        Some(code) => CoreError::internal(format!("server {server}: {code}: {detail}")),
+        None if status >= 500 || status == 429 => {
+            CoreError::Unavailable(format!("server {server}: HTTP {status}"))
+        }
+        None => CoreError::internal(format!(
+            "server {server}: HTTP {status} without a problem body (is this a Velu server?)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_later_answers_are_unavailable() {
+        let body = br#"{"code": "rate_limited", "detail": "slow down"}"#;
+        assert_eq!(problem_error(429, body, "s").code(), "unavailable");
+        assert_eq!(problem_error(502, b"<html>", "s").code(), "unavailable");
+        assert_eq!(problem_error(404, b"", "s").code(), "internal");
+        let body = br#"{"code": "forbidden", "detail": "needs jobs:work"}"#;
+        assert_eq!(problem_error(403, body, "s").code(), "forbidden");
+    }
+}

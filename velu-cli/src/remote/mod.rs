@@ -1,0 +1,16 @@
+//! The remote worker: `velu-cli worker --server URL` runs velu-core's worker loop against a
+//! Velu server over the worker protocol (docs/workers.md) instead of a database. The key
+//! comes from `VELU_API_KEY` (or `--key-file`), never from the command line; no database
+//! is opened and no database credential is needed.
+//!
+//! `client.rs` is the HTTP client (reqwest, rustls), `access.rs` the
+//! `velu_core::worker::QueueAccess` the loop runs on, `run.rs` the start (the catalog
+//! from the server, the data directory for workspaces).
+
+mod access;
+mod client;
+mod run;
+
+pub use access::RemoteAccess;
+pub use client::Client;
+pub use run::run_worker;

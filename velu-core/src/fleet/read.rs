@@ -1,0 +1,108 @@
+//! `workers.list`: the fleet as the principal may see it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::documents::{WorkerFilter, WorkerInfo, WorkerList, WorkerState};
+use crate::entity::workers::{self, Column};
+use crate::pagination::PageRequest;
+use crate::principal::Principal;
+use crate::scopes::Scope;
+use crate::time::now;
+use crate::{CoreError, CoreResult, Velu};
+
+/// Lists the workers `who` may see, by id, with their state now. The operator and
+/// platform keys need `jobs:work` or `admin:orgs:manage` and see every worker (the
+/// `org` filter narrows to one org's); org keys need `jobs:read` and see their own org's
+/// workers only (naming another org is `not_found`).
+pub async fn list_workers(
+    velu: &Velu,
+    who: &Principal,
+    filter: &WorkerFilter,
+    page: &PageRequest,
+) -> CoreResult<WorkerList> {
+    list_workers_at(velu, who, filter, page, now()).await
+}
+
+/// [`list_workers`] with states computed at `at` (tests age workers with it).
+pub async fn list_workers_at(
+    velu: &Velu,
+    who: &Principal,
+    filter: &WorkerFilter,
+    page: &PageRequest,
+    at: DateTime<Utc>,
+) -> CoreResult<WorkerList> {
+    let conn = velu.db().conn();
+    // Which org's workers: an org key always its own (naming another is `not_found`),
+    // a platform principal every org unless it names one.
+    let org_id = match (&who.org_id, &filter.org) {
+        (Some(_), named) => {
+            let org = match named {
+                Some(org) => org.clone(),
+                None => who.own_org()?,
+            };
+            Some(
+                who.enter(conn, &org, Scope::JobsRead)
+                    .await?
+                    .id()
+                    .to_owned(),
+            )
+        }
+        (None, Some(org)) => {
+            let scope = platform_scope(who)?;
+            Some(who.enter(conn, org, scope).await?.id().to_owned())
+        }
+        (None, None) => {
+            platform_scope(who)?;
+            None
+        }
+    };
+    let state = filter
+        .state
+        .as_deref()
+        .map(|s| WorkerState::parse_field("state", s))
+        .transpose()?;
+    let q = page.validate(
+        "workers",
+        &format!(
+            "{}|{}",
+            org_id.as_deref().unwrap_or(""),
+            state.map_or("", WorkerState::as_str)
+        ),
+    )?;
+    let mut select = workers::Entity::find()
+        .order_by_asc(Column::Id)
+        .limit(q.fetch());
+    if let Some(org) = &org_id {
+        select = select.filter(Column::OrgId.eq(org.as_str()));
+    }
+    select = match state {
+        None => select,
+        Some(WorkerState::Stopped) => select.filter(Column::StoppedAt.is_not_null()),
+        Some(WorkerState::Stale) => select
+            .filter(Column::StoppedAt.is_null())
+            .filter(Column::StaleAt.lt(at)),
+        Some(WorkerState::Live) => select
+            .filter(Column::StoppedAt.is_null())
+            .filter(Column::StaleAt.gte(at)),
+    };
+    if let Some(after) = q.after_one() {
+        select = select.filter(Column::Id.gt(after));
+    }
+    let rows = select.all(conn).await?;
+    q.try_finish(
+        rows,
+        |r| vec![r.id.clone()],
+        |r| WorkerInfo::from_model(r, at),
+    )
+}
+
+/// The scope a platform principal lists the whole fleet with: `jobs:work` (the
+/// platform's workers and their operators) or `admin:orgs:manage`; `forbidden` naming
+/// `jobs:work` otherwise.
+fn platform_scope(who: &Principal) -> CoreResult<Scope> {
+    [Scope::JobsWork, Scope::OrgsManage]
+        .into_iter()
+        .find(|s| who.scopes.contains(*s))
+        .ok_or_else(|| CoreError::forbidden(Scope::JobsWork))
+}
