@@ -12,7 +12,7 @@ trap 'rm -f "$tour"' EXIT
 {
   echo 'set -euo pipefail'
   # Whatever happens, no worker or server outlives the tour, and its env file goes.
-  echo 'trap '"'"'kill $(jobs -p) 2>/dev/null; rm -f tour.env'"'"' EXIT'
+  echo 'trap '"'"'kill $(jobs -p) 2>/dev/null || true; rm -f tour.env'"'"' EXIT'
   awk '/<!-- tour:start -->/{on=1; next} /<!-- tour:end -->/{on=0}
        on && /^```sh/{code=1; next} on && /^```/{code=0; next} on && code' README.md
 } | sed "s/127\.0\.0\.1:8001/127.0.0.1:$port/g" >"$tour"

@@ -7,6 +7,8 @@ use super::select::scalar_text;
 
 /// Columns wider than this are cut, with `…`.
 const MAX_CELL: usize = 48;
+/// A list shows at most this many columns (the first ones with a value to show).
+const MAX_COLUMNS: usize = 8;
 
 /// Renders `doc` as a table: the scalar fields of a list's items as columns (in the
 /// first item's order), or the scalar fields of a document as rows. Nested objects and
@@ -16,10 +18,26 @@ pub fn render(doc: &Value) -> String {
         if items.is_empty() {
             return "(no items)\n".to_owned();
         }
+        // The first item's fields, in order, leaving out those that are empty or nested
+        // in every row (a table is for scalars; `-o yaml` shows everything).
+        let shown = |c: &String| {
+            items.iter().any(|item| match item.get(c) {
+                None | Some(Value::Null | Value::Object(_) | Value::Array(_)) => false,
+                Some(Value::String(s)) => !s.is_empty(),
+                Some(_) => true,
+            })
+        };
         let columns: Vec<String> = items
             .first()
             .and_then(Value::as_object)
-            .map(|first| first.keys().cloned().collect())
+            .map(|first| {
+                first
+                    .keys()
+                    .filter(|c| shown(c))
+                    .take(MAX_COLUMNS)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let header = columns.iter().map(|c| c.to_uppercase()).collect();
         let rows = items
@@ -93,13 +111,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_become_aligned_columns() {
-        let doc = json!({"items": [{"id": "a", "status": "queued", "payload": {"x": 1}},
-                                   {"id": "bbbb", "status": "succeeded", "payload": {}}],
+    fn lists_become_aligned_columns_of_scalars() {
+        let doc = json!({"items": [{"id": "a", "status": "queued", "payload": {"x": 1}, "error": null, "n": 1},
+                                   {"id": "bbbb", "status": "succeeded", "payload": {}, "error": null, "n": 22}],
                          "next_cursor": "c1"});
         assert_eq!(
             render(&doc),
-            "ID    STATUS     PAYLOAD\na     queued     {…}\nbbbb  succeeded  {…}\n(more: --cursor c1)\n"
+            "ID    STATUS     N\na     queued     1\nbbbb  succeeded  22\n(more: --cursor c1)\n"
+        );
+        let wide: serde_json::Map<String, Value> =
+            (0..20).map(|i| (format!("c{i:02}"), json!(i))).collect();
+        let text = render(&json!({"items": [wide]}));
+        assert_eq!(
+            text.lines().next().unwrap().split_whitespace().count(),
+            MAX_COLUMNS
         );
     }
 

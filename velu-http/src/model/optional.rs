@@ -7,11 +7,12 @@ use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-/// A JSON body that is optional on the wire: no body at all (and so no `Content-Type`, as
-/// `curl -X POST` sends) is `None`, exactly as an empty or `null` JSON body is. A body
-/// that is there must be `application/json` and parse as `T`, as for [`Json`]. (poem's
-/// `Json<Option<T>>` marks the body optional in the spec but still refuses a request
-/// without `Content-Type`.)
+/// A JSON body that is optional on the wire: no body at all (an empty one, with or without
+/// `Content-Type`, as `curl -X POST` sends) is `None`. A body that is there must be
+/// `application/json` and parse as `T`, exactly as for [`Json`]: the JSON `null` is not a
+/// `T`, so it is refused like any other wrong type, as the spec (a non-nullable schema)
+/// says. (poem's `Json<Option<T>>` marks the body optional in the spec but still refuses a
+/// request without `Content-Type`, and takes `null` for no body.)
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -41,16 +42,22 @@ impl<'a, T: ParseFromJSON + ToJSON> ApiExtractor<'a> for OptionalJson<T> {
         body: &mut RequestBody,
         param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        if request.content_type().is_none() {
-            let data = body.take()?.into_bytes().await?;
-            return if data.is_empty() {
-                Ok(OptionalJson(None))
-            } else {
-                Err(ContentTypeError::ExpectContentType.into())
+        let data = body.take()?.into_bytes().await?;
+        if data.is_empty() {
+            return match request.content_type() {
+                Some(ct) if !<Json<T> as Payload>::check_content_type(ct) => {
+                    Err(ContentTypeError::NotSupported {
+                        content_type: ct.to_owned(),
+                    }
+                    .into())
+                }
+                _ => Ok(OptionalJson(None)),
             };
         }
-        let parsed =
-            <Json<Option<T>> as ApiExtractor<'a>>::from_request(request, body, param_opts).await?;
-        Ok(OptionalJson(parsed.0))
+        // Put the bytes back for poem's own extractor: the content type, the JSON and `T`
+        // are checked (and refused) exactly as for a required `Json<T>` body.
+        *body = RequestBody::new(data.into());
+        let parsed = <Json<T> as ApiExtractor<'a>>::from_request(request, body, param_opts).await?;
+        Ok(OptionalJson(Some(parsed.0)))
     }
 }

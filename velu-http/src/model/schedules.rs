@@ -54,18 +54,21 @@ mirror! {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateSchedule {
-    /// Task kind (`GET /v1/tasks`); the org's plan must allow it.
+    /// Task kind: one of this server's catalog (`GET /v1/tasks`; another name is
+    /// `invalid`), and the org's plan must allow it.
     #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
     pub task: Text,
     /// Five-field cron expression (minute hour day-of-month month day-of-week), e.g.
-    /// `*/5 * * * *`; nothing fires more often than once a minute.
+    /// `*/5 * * * *`; nothing fires more often than once a minute. One that does not
+    /// parse, has a seconds field, or never ticks (e.g. `0 0 30 2 *`) is `invalid`.
     #[oai(validator(
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     ))]
     pub cron: Text,
-    /// IANA time zone the cron is read in, e.g. `Europe/Paris` [default: UTC].
+    /// IANA time zone the cron is read in, e.g. `Europe/Paris` (a name the server's time
+    /// zone database does not know is `invalid`) [default: UTC].
     #[oai(
         nullable,
         validator(

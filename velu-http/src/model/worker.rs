@@ -23,15 +23,28 @@ pub struct RegisterWorker {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     ))]
     pub worker_id: Text,
-    /// The host it runs on (1 to 255 bytes).
+    /// The host it runs on: 1 to 255 bytes, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub host: Text,
-    /// Its version (1 to 64 bytes).
+    /// Its version: 1 to 64 bytes, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub version: Text,
-    /// The task kinds it runs (at most 256).
+    /// The task kinds it runs: at most 256 kind names (duplicates are dropped).
+    #[oai(validator(max_items = 256, pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
     pub kinds: Vec<Text>,
     /// Jobs it runs at once (1 to 100000).
+    #[oai(validator(minimum(value = "1"), maximum(value = "100000")))]
     pub concurrency: u32,
     /// How often it will call `worker.heartbeat`, in seconds (1 to 3600).
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
     pub heartbeat_secs: u64,
 }
 
@@ -62,12 +75,19 @@ pub struct ClaimJobs {
     /// Most jobs to claim.
     #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
     pub max: u32,
-    /// How long to wait for a job when none is ready, in ms [default: 0]. At most 8
-    /// waiting claims per key (more: 429).
-    #[oai(default, validator(maximum(value = "30000")))]
+    /// How long to wait for a job when none is ready, in ms (0 to 30000) [default: 0]. At
+    /// most 8 waiting claims per key (more: 429).
+    #[oai(
+        default,
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "30000"))
+    )]
     pub wait_ms: u64,
-    /// Only these kinds [default: every kind the key may run].
-    #[oai(nullable)]
+    /// Only these kinds: at most 256 kind names [default: every kind the key may run].
+    #[oai(
+        nullable,
+        validator(max_items = 256, pattern = r"^[a-z][a-z0-9-]{0,63}$")
+    )]
     pub kinds: Option<Vec<Text>>,
     /// Lease length in ms [default: 30000]; renew it by heartbeat.
     #[oai(
@@ -130,8 +150,18 @@ pub struct HeartbeatLeases {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     ))]
     pub worker_id: Text,
-    /// Tokens of the leases to renew (may be empty: the worker is alive).
-    #[oai(default, validator(max_items = 1024))]
+    /// Tokens of the leases to renew: at most 1024, each 1 to 128 bytes, no control
+    /// characters (may be empty: the worker is alive) [default: none].
+    #[oai(
+        default,
+        nullable,
+        validator(
+            max_items = 1024,
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub tokens: Vec<Text>,
     /// New lease length in ms [default: 30000].
     #[oai(
@@ -208,6 +238,7 @@ pub struct ReportedError {
     ))]
     pub code: Text,
     /// What happened, for people (at most 64 KiB).
+    #[oai(validator(max_length = 65536))]
     pub message: Text,
 }
 
@@ -215,16 +246,29 @@ pub struct ReportedError {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ReportedAttempt {
-    /// Job id.
+    /// Job id: 1 to 64 bytes, no control characters; at most once per request.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub id: Text,
-    /// The attempt's fencing token.
+    /// The attempt's fencing token: 1 to 128 bytes, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub token: Text,
-    /// How it ended; the server applies the retry policy.
+    /// How it ended; the server applies the retry policy. `cancelled` only after a
+    /// heartbeat answered `cancel_requested` for the job (else `invalid`).
     pub outcome: ReportedOutcome,
-    /// The result, for `succeeded` (anything but an object is stored as `{value: ...}`).
+    /// The result, only for `succeeded` (anything but an object is stored as `{value:
+    /// ...}`); with another outcome it is `invalid`.
     #[oai(nullable)]
     pub result: Option<Any<Value>>,
-    /// The error, for the other outcomes [default: a generic one].
+    /// The error, only for the other outcomes (with `succeeded` it is `invalid`) [default:
+    /// a generic one].
     #[oai(nullable)]
     pub error: Option<ReportedError>,
 }
@@ -233,7 +277,8 @@ pub struct ReportedAttempt {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct FinishAttempts {
-    /// The attempts that ended.
+    /// The attempts that ended (1 to 512), each job at most once (a job named twice is
+    /// `invalid`).
     #[oai(validator(min_items = 1, max_items = 512))]
     pub results: Vec<ReportedAttempt>,
 }
@@ -305,8 +350,14 @@ pub struct ReleaseLeases {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     ))]
     pub worker_id: Text,
-    /// Tokens of the leases to hand back.
-    #[oai(validator(max_items = 1024))]
+    /// Tokens of the leases to hand back: at most 1024, each 1 to 128 bytes, no control
+    /// characters.
+    #[oai(validator(
+        max_items = 1024,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub tokens: Vec<Text>,
 }
 
