@@ -43,11 +43,20 @@ CREATE OR REPLACE FUNCTION velu_claim_jobs(
 ) RETURNS SETOF jobs LANGUAGE plpgsql AS $$
 DECLARE
     room bigint;
+    kinds text[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext(p_org));
     -- After the lock: a pause of this org takes the same lock, so once it has committed
     -- no claim of the org passes here.
     IF EXISTS (SELECT 1 FROM queue_pauses WHERE scope = 'org' AND target = p_org) THEN
+        RETURN;
+    END IF;
+    -- The kinds asked for, less the paused ones, as an array: `task = ANY(kinds)` keeps
+    -- the pick a plain index scan (a set operation in the WHERE clause made every claim
+    -- several times slower).
+    SELECT array_agg(k) INTO kinds FROM jsonb_array_elements_text(p_kinds) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM queue_pauses WHERE scope = 'task' AND target = k);
+    IF kinds IS NULL THEN
         RETURN;
     END IF;
     SELECT p_limit - count(*) INTO room FROM jobs WHERE org_id = p_org AND status = 'running';
@@ -58,8 +67,7 @@ BEGIN
     WITH picked AS (
         SELECT id FROM jobs
         WHERE org_id = p_org AND status = 'queued' AND run_at <= p_now
-          AND task IN (SELECT jsonb_array_elements_text(p_kinds)
-                       EXCEPT SELECT target FROM queue_pauses WHERE scope = 'task')
+          AND task = ANY(kinds)
         ORDER BY priority DESC, run_at, id
         LIMIT LEAST(p_want, room)
         FOR UPDATE SKIP LOCKED

@@ -96,13 +96,14 @@ backend_tests! {
         let jobs: Vec<_> = (0..300).map(|i| json!({"task": "sleep", "payload": {"seconds": 0.01, "i": i}})).collect();
         let file = env.home().join("jobs.json");
         std::fs::write(&file, serde_json::to_string(&jobs).unwrap()).unwrap();
-        env.cli_ok(&["job", "submit-batch", "--org", "acme", "--file", file.to_str().unwrap()]).await;
+        // Every worker is up before the jobs arrive, so all of them race for the batch.
         let mut workers = Vec::new();
         for n in 0..4 {
             let node = env.another_node(OpenOptions { background: true, ..OpenOptions::default() }).await;
             let cfg = velu_core::worker::WorkerConfig { concurrency: 8, ..fast_worker(&format!("w{n}")) };
             workers.push((node.clone(), spawn_worker(&node, cfg)));
         }
+        env.cli_ok(&["job", "submit-batch", "--org", "acme", "--file", file.to_str().unwrap()]).await;
         eventually(60, || {
             let env = env.clone();
             async move {
