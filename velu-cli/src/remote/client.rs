@@ -1,6 +1,7 @@
-//! The HTTP client of the worker protocol: one typed call per route, the key as a bearer
-//! token, every failure turned into the `CoreError` a local worker would have met (an
-//! unreachable or overloaded server is `unavailable`, which the loop retries).
+//! The CLI's one HTTP client of a Velu server, the key as a bearer token: the transport
+//! ([`Client::request`], which remote mode's `twin/` also sends through) and the worker
+//! protocol's typed calls, every failure turned into the `CoreError` a local worker would
+//! have met (an unreachable or overloaded server is `unavailable`, which the loop retries).
 
 use std::time::Duration;
 
@@ -33,12 +34,12 @@ impl Client {
         let key = key.trim();
         if key.is_empty() {
             return Err(CoreError::Config(
-                "a remote worker needs its key in VELU_API_KEY (or --key-file)".into(),
+                "remote mode needs an API key: set VELU_API_KEY or --key-file".into(),
             ));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("velu-cli-worker/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("velu-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(CoreError::internal)?;
         Ok(Client {
@@ -53,10 +54,37 @@ impl Client {
         &self.base
     }
 
+    /// Sends `method path` (path and query already encoded) with `body` as JSON, the key
+    /// and `Accept: application/json`, within `timeout`; returns the status and the body.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), reqwest::Error> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .header("accept", "application/json")
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        Ok((status, response.bytes().await?.to_vec()))
+    }
+
     /// `GET path`.
     pub async fn get<O: DeserializeOwned>(&self, path: &str) -> CoreResult<O> {
-        let request = self.http.get(format!("{}{path}", self.base));
-        self.send(request, CALL_TIMEOUT).await
+        let body = self
+            .answer(reqwest::Method::GET, path, None, CALL_TIMEOUT)
+            .await?;
+        self.decode(&body)
     }
 
     /// `POST path` with `body` as JSON, allowed `extra` time beyond the usual timeout (a
@@ -68,32 +96,23 @@ impl Client {
         extra: Duration,
     ) -> CoreResult<O> {
         let json = serde_json::to_vec(body).map_err(CoreError::internal)?;
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(json);
-        self.send(request, CALL_TIMEOUT + extra).await
+        let timeout = CALL_TIMEOUT + extra;
+        let answer = self
+            .answer(reqwest::Method::POST, path, Some(json), timeout)
+            .await?;
+        self.decode(&answer)
     }
 
     /// `POST path` with `body`, for routes answering `204 No Content`.
     pub async fn post_empty<I: Serialize>(&self, path: &str, body: &I) -> CoreResult<()> {
         let json = serde_json::to_vec(body).map_err(CoreError::internal)?;
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(json);
-        self.answer(request, CALL_TIMEOUT).await.map(drop)
+        self.answer(reqwest::Method::POST, path, Some(json), CALL_TIMEOUT)
+            .await
+            .map(drop)
     }
 
-    async fn send<O: DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-        timeout: Duration,
-    ) -> CoreResult<O> {
-        let body = self.answer(request, timeout).await?;
-        serde_json::from_slice(&body).map_err(|e| {
+    fn decode<O: DeserializeOwned>(&self, body: &[u8]) -> CoreResult<O> {
+        serde_json::from_slice(body).map_err(|e| {
             CoreError::internal(format!(
                 "{}: the answer does not fit the protocol: {e}",
                 self.base
@@ -101,23 +120,18 @@ impl Client {
         })
     }
 
-    /// Sends `request`; the body of a success, or the error a problem body names.
+    /// Sends a protocol call; the body of a success, or the error a problem body names.
     async fn answer(
         &self,
-        request: reqwest::RequestBuilder,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> CoreResult<Vec<u8>> {
-        let unreachable =
-            |e: reqwest::Error| CoreError::Unavailable(format!("server {}: {e}", self.base));
-        let response = request
-            .bearer_auth(&self.key)
-            .header("accept", "application/json")
-            .timeout(timeout)
-            .send()
+        let (status, body) = self
+            .request(method, path, body, timeout)
             .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(unreachable)?.to_vec();
+            .map_err(|e| CoreError::Unavailable(format!("server {}: {e}", self.base)))?;
         if status.is_success() {
             return Ok(body);
         }

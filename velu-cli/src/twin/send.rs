@@ -7,17 +7,16 @@ use serde_json::Value;
 use velu_core::{CoreError, CoreResult};
 
 use super::call::{HttpCall, Verb};
+use crate::remote::Client;
 
 /// Longest a request may take (a long list with `--all` takes one per page).
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Pages `--all` follows at most (200 items each: 2 million items).
 const MAX_PAGES: usize = 10_000;
 
-/// A server and the key to call it with.
+/// A server and the key to call it with (the CLI's one HTTP client, `remote::Client`).
 pub struct Remote {
-    server: String,
-    key: String,
-    client: reqwest::Client,
+    client: Client,
 }
 
 /// What a remote call can end with besides a document: the server's problem (its code and
@@ -44,28 +43,8 @@ impl From<CoreError> for RemoteFailure {
 impl Remote {
     /// A client of `server` (an `http://` or `https://` URL) using `key`.
     pub fn new(server: &str, key: String) -> CoreResult<Remote> {
-        let server = server.trim_end_matches('/').to_owned();
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
-            return Err(CoreError::invalid(
-                "server",
-                format!("`{server}` is not an http:// or https:// URL"),
-            ));
-        }
-        let key = key.trim().to_owned();
-        if key.is_empty() {
-            return Err(CoreError::Config(
-                "remote mode needs an API key: set VELU_API_KEY or --key-file".into(),
-            ));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("velu-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(CoreError::internal)?;
         Ok(Remote {
-            server,
-            key,
-            client,
+            client: Client::new(server, &key)?,
         })
     }
 
@@ -92,30 +71,23 @@ impl Remote {
     }
 
     async fn once(&self, call: &HttpCall) -> Result<Value, RemoteFailure> {
-        let url = format!("{}{}", self.server, call.path_and_query());
+        let path = call.path_and_query();
+        let url = format!("{}{path}", self.client.server());
         let method = match call.verb {
             Verb::Get => reqwest::Method::GET,
             Verb::Post => reqwest::Method::POST,
             Verb::Put => reqwest::Method::PUT,
             Verb::Delete => reqwest::Method::DELETE,
         };
-        let mut request = self
+        let body = call.body.as_ref().map(|b| b.to_string().into_bytes());
+        let (status, text) = self
             .client
-            .request(method, &url)
-            .bearer_auth(&self.key)
-            .header("accept", "application/json");
-        if let Some(body) = &call.body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let unreachable = |e: reqwest::Error| {
-            CoreError::Unavailable(format!("cannot reach {}: {e}", self.server))
-        };
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status();
-        let text = response.text().await.map_err(unreachable)?;
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+            .request(method, &path, body, TIMEOUT)
+            .await
+            .map_err(|e| {
+                CoreError::Unavailable(format!("cannot reach {}: {e}", self.client.server()))
+            })?;
+        let parsed: Option<Value> = serde_json::from_slice(&text).ok();
         if status.is_success() {
             return parsed.ok_or_else(|| {
                 CoreError::internal(format!("{url}: the answer is not JSON")).into()
