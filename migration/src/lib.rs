@@ -15,6 +15,12 @@ mod m20261125_000006_create_claim_function;
 mod m20261201_000007_create_queue_pauses;
 mod m20261201_000008_create_workers;
 mod m20261201_000009_create_schedules;
+mod m20261202_000010_create_org_secrets;
+mod m20261202_000011_create_job_events;
+mod m20261202_000012_create_usage_daily;
+mod m20261202_000013_create_billing_events;
+pub(crate) mod m20261202_000014_row_level_security;
+mod m20261202_000015_create_job_counts;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -32,6 +38,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_create_queue_pauses::Migration),
             Box::new(m20261201_000008_create_workers::Migration),
             Box::new(m20261201_000009_create_schedules::Migration),
+            Box::new(m20261202_000010_create_org_secrets::Migration),
+            Box::new(m20261202_000011_create_job_events::Migration),
+            Box::new(m20261202_000012_create_usage_daily::Migration),
+            Box::new(m20261202_000013_create_billing_events::Migration),
+            Box::new(m20261202_000014_row_level_security::Migration),
+            Box::new(m20261202_000015_create_job_counts::Migration),
         ]
     }
 }

@@ -143,7 +143,7 @@ impl MigrationTrait for Migration {
 
 /// Applies `edit` to every key's scope list (stored space-separated, sorted), writing back
 /// only the keys it changed. Keys are few; this runs once.
-async fn rewrite_scopes(
+pub(crate) async fn rewrite_scopes(
     manager: &SchemaManager<'_>,
     edit: impl Fn(&mut Vec<&str>),
 ) -> Result<(), DbErr> {

@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p velu-tests --bench queue` (see docs/benchmarks.md). Knobs (env):
 //! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite MODES=local,remote
+//! COUNTERS=on|off|both (`off` drops the job-counter triggers of `job_counts` first, to
+//! measure what they cost; `both` runs the two alternately in one run)
 //! PGURL=postgres://postgres@127.0.0.1:5432/postgres
 //! Prints one line per backend and mode: `velu-<backend> jobs_per_s=<n> enqueue_per_s=<n>`
 //! for the local worker (on the database), `velu-<backend>-remote ...` for a remote worker
@@ -80,6 +82,28 @@ async fn fresh_velu(backend: &str, pg_admin: &str, dir: &std::path::Path) -> Vel
         .expect("open")
 }
 
+/// Drops the triggers that keep `job_counts` (migration m20261202_000015), as the
+/// database's owner.
+async fn drop_counter_triggers(velu: &Velu, backend: &str, pg_admin: &str) {
+    let sql = "DROP TRIGGER job_counts_insert ON jobs; DROP TRIGGER job_counts_update ON jobs;
+               DROP TRIGGER job_counts_delete ON jobs;";
+    if backend == "postgres" {
+        let (prefix, _) = pg_admin.rsplit_once('/').expect("a database in PGURL");
+        let owner = Database::connect(format!("{prefix}/velu_bench"))
+            .await
+            .unwrap();
+        owner.execute_unprepared(sql).await.unwrap();
+        owner.close().await.ok();
+    } else {
+        velu.db()
+            .conn()
+            .execute_unprepared(&sql.replace(" ON jobs", ""))
+            .await
+            .unwrap();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn one_run(
     backend: &str,
     pg_admin: &str,
@@ -87,9 +111,13 @@ async fn one_run(
     concurrency: usize,
     prefetch: usize,
     remote: bool,
+    counters: bool,
 ) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let velu = fresh_velu(backend, pg_admin, dir.path()).await;
+    if !counters {
+        drop_counter_triggers(&velu, backend, pg_admin).await;
+    }
     let who = Principal::operator();
     let org = CreateOrg {
         name: "Bench".into(),
@@ -153,7 +181,8 @@ async fn one_run(
         jobs_per_s: n as f64 / drain.as_secs_f64(),
     };
     eprintln!(
-        "  {backend}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s) [N={n} c={concurrency} prefetch={prefetch}]",
+        "  {backend}{}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s) [N={n} c={concurrency} prefetch={prefetch}]",
+        if counters { "" } else { " (no counters)" },
         enqueue.as_secs_f64() * 1e3,
         run.enqueue_per_s,
         drain.as_secs_f64() * 1e3,
@@ -219,6 +248,11 @@ fn main() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
     let modes = std::env::var("MODES").unwrap_or_else(|_| "local".into());
+    let counters: Vec<bool> = match std::env::var("COUNTERS").as_deref() {
+        Ok("off") => vec![false],
+        Ok("both") => vec![true, false],
+        _ => vec![true],
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -226,28 +260,37 @@ fn main() {
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let remote = mode == "remote";
-            let results: Vec<Run> = (0..runs)
-                .map(|_| {
-                    rt.block_on(one_run(
+            // Runs alternate between the counter settings, so noise falls on each.
+            let mut results: Vec<Vec<Run>> = counters.iter().map(|_| Vec::new()).collect();
+            for _ in 0..runs {
+                for (k, &on) in counters.iter().enumerate() {
+                    results[k].push(rt.block_on(one_run(
                         backend,
                         &pg_admin,
                         n,
                         concurrency,
                         prefetch,
                         remote,
-                    ))
-                })
-                .collect();
-            let label = if remote {
-                format!("{backend}-remote")
-            } else {
-                backend.to_owned()
-            };
-            println!(
-                "velu-{label} jobs_per_s={:.0} enqueue_per_s={:.0} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
-                median(results.iter().map(|r| r.jobs_per_s).collect()),
-                median(results.iter().map(|r| r.enqueue_per_s).collect()),
-            );
+                        on,
+                    )));
+                }
+            }
+            for (k, &on) in counters.iter().enumerate() {
+                let mut label = if remote {
+                    format!("{backend}-remote")
+                } else {
+                    backend.to_owned()
+                };
+                if !on {
+                    label.push_str("-nocounters");
+                }
+                let r = &results[k];
+                println!(
+                    "velu-{label} jobs_per_s={:.0} enqueue_per_s={:.0} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
+                    median(r.iter().map(|r| r.jobs_per_s).collect()),
+                    median(r.iter().map(|r| r.enqueue_per_s).collect()),
+                );
+            }
         }
     }
 }

@@ -218,6 +218,17 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{prefix}/{name}{query}")
 }
 
+/// The org secrets key every test world has: `<home>/secrets.key`, mode 0600, which every
+/// process of the world (the CLI with `--home`, the test's `Velu`) finds by default.
+pub const TEST_SECRETS_KEY: &str = "dGVzdC1zZWNyZXRzLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
+
+fn write_secrets_key(home: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = home.join("secrets.key");
+    std::fs::write(&path, TEST_SECRETS_KEY).expect("secrets key file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
 impl TestEnv {
     /// Starts a fresh world on `backend`; `None` for Postgres when `VELU_TEST_DATABASE_URL`
     /// is not set.
@@ -229,6 +240,7 @@ impl TestEnv {
     pub async fn start_with(backend: Backend, mut opts: OpenOptions) -> Option<TestEnv> {
         init_logs();
         let home = tempfile::tempdir().expect("temp dir");
+        write_secrets_key(home.path());
         let (database_url, pepper_file, pg) = match backend {
             Backend::Sqlite => (None, None, None),
             Backend::Postgres => {

@@ -84,6 +84,20 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("job retry", &["velu-cli job retry \"$JOB_ID\" --org acme"]),
     ("job stats", &["velu-cli job stats --org acme"]),
     (
+        "job events",
+        &[
+            "velu-cli job events 01a2f0c4-7b1e-7c3d-9f00-5a1b2c3d4e5f --org acme",
+            "velu-cli job events 01a2f0c4-7b1e-7c3d-9f00-5a1b2c3d4e5f --org acme --after 12 --limit 50 -o json",
+        ],
+    ),
+    (
+        "job watch",
+        &[
+            "velu-cli job watch 01a2f0c4-7b1e-7c3d-9f00-5a1b2c3d4e5f --org acme",
+            "velu-cli job watch 01a2f0c4-7b1e-7c3d-9f00-5a1b2c3d4e5f --org acme --timeout 15m -o json",
+        ],
+    ),
+    (
         "schedule create",
         &[
             "velu-cli schedule create --org acme --task echo --cron '*/5 * * * *'",
@@ -110,6 +124,24 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         "schedule delete",
         &["velu-cli schedule delete \"$SCHEDULE_ID\" --org acme"],
     ),
+    (
+        "secret set",
+        &[
+            "printf %s \"$GITHUB_TOKEN\" | velu-cli secret set GITHUB_TOKEN --org acme",
+            "velu-cli secret set DEPLOY_KEY --org acme --from-file ./deploy_key",
+        ],
+    ),
+    ("secret list", &["velu-cli secret list --org acme -o table"]),
+    (
+        "secret delete",
+        &["velu-cli secret delete GITHUB_TOKEN --org acme"],
+    ),
+    (
+        "secret rekey",
+        &[
+            "VELU_SECRETS_KEY_FILE=/etc/velu/secrets.key velu-cli secret rekey --new-key-file /etc/velu/secrets.key.new",
+        ],
+    ),
     ("task list", &["velu-cli task list -o table"]),
     (
         "task pause",
@@ -125,6 +157,13 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     (
         "audit list",
         &["velu-cli audit list --org acme --limit 20 -o table"],
+    ),
+    (
+        "usage",
+        &[
+            "velu-cli usage --org acme --from 2026-12-01 --to 2026-12-31",
+            "velu-cli usage --from 2026-12-01 --to 2026-12-31 -o csv > usage-2026-12.csv",
+        ],
     ),
     (
         "whoami",
@@ -153,6 +192,16 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("worker list", &["velu-cli worker list -o table"]),
+    (
+        "billing sign",
+        &["velu-cli billing sign --secret-file billing.secret --body event.json --field signature"],
+    ),
+    (
+        "billing verify",
+        &[
+            "cat event.json | velu-cli billing verify --secret-file billing.secret --signature \"$SIG\"",
+        ],
+    ),
     ("docs openapi", &["velu-cli docs openapi > openapi.json"]),
     ("docs cli", &["velu-cli docs cli > cli.md"]),
     (

@@ -16,6 +16,7 @@ pub const EXIT_CODES: &[(&str, u8)] = &[
     ("quota_exceeded", 10),
     ("payload_too_large", 11),
     ("schema_mismatch", 12),
+    ("bad_signature", 13),
     ("unavailable", 69),
     ("config", 78),
 ];

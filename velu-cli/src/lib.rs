@@ -22,6 +22,7 @@ use velu_core::CoreResult;
 use velu_http::ServeOptions;
 
 use commands::audit::AuditCommand;
+use commands::billing::BillingCommand;
 use commands::completions::CompletionsArgs;
 use commands::context::ContextCommand;
 use commands::docs::DocsCommand;
@@ -33,7 +34,9 @@ use commands::org::OrgCommand;
 use commands::plan::PlanCommand;
 use commands::queue::QueueCommand;
 use commands::schedule::ScheduleCommand;
+use commands::secret::SecretCommand;
 use commands::task::TaskCommand;
+use commands::usage::UsageArgs;
 use commands::whoami::WhoamiArgs;
 use context::Global;
 
@@ -68,6 +71,9 @@ pub enum Command {
     /// Schedules, per-org periodic jobs: create, list, show, pause, resume, delete.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Org secrets for jobs: set (value from stdin or a file), list, delete, rekey.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// The task catalog; pause or resume a task kind in every org.
     #[command(subcommand)]
     Task(TaskCommand),
@@ -77,6 +83,11 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Usage per org and UTC day (jobs, run seconds, API requests), e.g. `-o csv`.
+    Usage(UsageArgs),
+    /// The billing contract: sign and verify plan-change events (local helpers).
+    #[command(subcommand)]
+    Billing(BillingCommand),
     /// Describe the operator, or the API key in VELU_API_KEY.
     Whoami(WhoamiArgs),
     /// Database schema migrations.
@@ -131,19 +142,34 @@ impl Command {
             Command::Job(c) => c.http_twin(),
             Command::Task(c) => c.http_twin(),
             Command::Audit(c) => c.http_twin(),
+            Command::Usage(c) => c.http_twin(),
             Command::Whoami(c) => c.http_twin(),
             Command::Queue(c) => c.http_twin(),
             Command::Schedule(c) => c.http_twin(),
+            Command::Secret(c) => c.http_twin(),
             Command::Migrate(_) => Err(local_only("migrate", "schema changes are the operator's")),
             Command::Serve(_) => Err(local_only("serve", "it is the server")),
             Command::Worker(c) => return c.http_twin(),
-            Command::Docs(_) | Command::Completions(_) | Command::Context(_) => return None,
+            Command::Docs(_)
+            | Command::Completions(_)
+            | Command::Context(_)
+            | Command::Billing(_) => return None,
         })
     }
 
     /// Runs the command: locally, or through its HTTP twin in remote mode, or prints that
     /// twin with `--print-http`.
     async fn run(self, g: &Global) -> Result<String, Failure> {
+        if g.print_http
+            && let Command::Secret(c) = &self
+            && c.carries_value()
+        {
+            return Err(commands::local_only(
+                "secret set --print-http",
+                "it would print the value",
+            )
+            .into());
+        }
         if (g.print_http || g.server.is_some())
             && let Some(twin) = self.http_twin()
         {
@@ -158,6 +184,11 @@ impl Command {
             {
                 return Ok(commands::job::wait_remote(g, &remote, &call, doc, timeout).await?);
             }
+            if let Command::Job(job) = &self
+                && let Some((_, timeout)) = job.watches()
+            {
+                return Ok(commands::job::watch_remote(g, &remote, &call, doc, timeout).await?);
+            }
             return Ok(g.render(&doc)?);
         }
         Ok(self.run_local(g).await?)
@@ -170,14 +201,17 @@ impl Command {
             Command::Plan(c) => c.run(g).await,
             Command::Job(c) => c.run(g).await,
             Command::Schedule(c) => c.run(g).await,
+            Command::Secret(c) => c.run(g).await,
             Command::Task(c) => c.run(g).await,
             Command::Queue(c) => c.run(g).await,
             Command::Audit(c) => c.run(g).await,
+            Command::Usage(c) => c.run(g).await,
             Command::Whoami(c) => c.run(g).await,
             Command::Migrate(c) => c.run(g).await,
             Command::Serve(args) => commands::serve::run(args, g).await,
             Command::Worker(c) => c.run(g).await,
             Command::Docs(c) => c.run(),
+            Command::Billing(c) => c.run(g),
             Command::Completions(c) => c.run(),
             Command::Context(c) => c.run(g),
         }

@@ -62,6 +62,8 @@ impl Described for Scope {
             Scope::OrgsManage => "create orgs and change plans (platform keys only)",
             Scope::JobsWork => "run jobs as a worker (org keys: the org's own jobs only)",
             Scope::QueueManage => "pause, resume and show the org's queue",
+            Scope::SecretsManage => "set, list and delete the org's secrets (write-only values)",
+            Scope::UsageRead => "read the org's usage report (platform keys: every org's)",
         }
         .into()
     }

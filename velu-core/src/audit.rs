@@ -77,7 +77,8 @@ pub async fn list_audit(
     org: &OrgRef,
     page: &PageRequest,
 ) -> CoreResult<Page<AuditEvent>> {
-    let org = who.enter(velu.db().conn(), org, Scope::AuditRead).await?;
+    let tx = velu.db().read_tx().await?;
+    let org = who.enter(&tx, org, Scope::AuditRead).await?;
     let q = page.validate("audit", org.id())?;
     let mut select = audit_events::Entity::find()
         .filter(audit_events::Column::OrgId.eq(org.id()))
@@ -86,7 +87,8 @@ pub async fn list_audit(
     if let Some(after) = q.after_one() {
         select = select.filter(audit_events::Column::Id.lt(after));
     }
-    let rows = select.all(velu.db().conn()).await?;
+    let rows = select.all(&tx).await?;
+    tx.commit().await?;
     Ok(q.finish(rows, |r| vec![r.id.clone()], to_event))
 }
 

@@ -40,7 +40,8 @@ pub struct BootstrapKeys {
     pub viewer: IssuedKey,
     /// `jobs:read`, `jobs:submit`.
     pub builder: IssuedKey,
-    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`.
+    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`,
+    /// `admin:secrets:manage`, `usage:read`.
     pub admin: IssuedKey,
 }
 
@@ -79,7 +80,11 @@ pub async fn bootstrap_org(
         fresh.push((role, secret, hash));
     }
 
-    let tx = velu.db().write_tx().await?;
+    // A platform operation: the org may not exist yet.
+    let tx = velu
+        .db()
+        .cross_org_tx(crate::db::CrossOrg::Platform)
+        .await?;
     let existing = organizations::Entity::find()
         .filter(organizations::Column::Slug.eq(input.slug.as_str()))
         .one(&tx)

@@ -36,6 +36,9 @@ pub struct ConfigSources {
     pub tasks_file: Option<PathBuf>,
     /// File holding the pepper, read when [`PEPPER_ENV`] is not set.
     pub pepper_file: Option<PathBuf>,
+    /// File holding the secrets key, read when `VELU_SECRETS_KEY` is not set
+    /// (`crate::secrets`).
+    pub secrets_key_file: Option<PathBuf>,
     /// How the tasks file's text becomes a document.
     pub parse_tasks: TasksParser,
 }
@@ -47,6 +50,7 @@ impl Default for ConfigSources {
             database_url: None,
             tasks_file: None,
             pepper_file: None,
+            secrets_key_file: None,
             parse_tasks: json_tasks,
         }
     }
@@ -55,8 +59,13 @@ impl Default for ConfigSources {
 impl ConfigSources {
     /// Settings from these sources plus the pepper: [`PEPPER_ENV`], else the pepper file.
     pub fn settings(&self) -> CoreResult<Settings> {
-        Settings::new(self.home.clone(), self.database_url.clone())?
-            .with_pepper_from(std::env::var(PEPPER_ENV).ok(), self.pepper_file.as_deref())
+        Ok(Settings::new(self.home.clone(), self.database_url.clone())?
+            .with_pepper_from(std::env::var(PEPPER_ENV).ok(), self.pepper_file.as_deref())?
+            .with_secrets_key(
+                std::env::var(crate::secrets::KEY_ENV).ok(),
+                self.secrets_key_file.clone(),
+            )
+            .with_billing_secret(crate::billing::BillingSecret::from_env()?))
     }
 
     /// The task catalog: built-ins plus the tasks file, if any.
@@ -83,6 +92,7 @@ impl fmt::Debug for ConfigSources {
             )
             .field("tasks_file", &self.tasks_file)
             .field("pepper_file", &self.pepper_file)
+            .field("secrets_key_file", &self.secrets_key_file)
             .finish()
     }
 }

@@ -49,6 +49,14 @@ pub enum CoreError {
     #[error("missing or invalid API key")]
     Unauthorized,
 
+    /// A signed request (a billing event) whose signature is missing, malformed, wrong,
+    /// or outside the time window; the reason says which.
+    #[error("billing signature refused: {reason}")]
+    BadSignature {
+        /// `missing`, `malformed`, `mismatch`, `stale` or `future`, then details.
+        reason: String,
+    },
+
     /// The credential is valid but lacks a scope.
     #[error("this operation needs the `{scope}` scope")]
     Forbidden {
@@ -115,6 +123,7 @@ impl CoreError {
             CoreError::Conflict { .. } => "conflict",
             CoreError::Invalid { .. } => "invalid",
             CoreError::Unauthorized => "unauthorized",
+            CoreError::BadSignature { .. } => "bad_signature",
             CoreError::Forbidden { .. } => "forbidden",
             CoreError::UpgradeRequired { .. } => "upgrade_required",
             CoreError::RateLimited { .. } => "rate_limited",
@@ -133,6 +142,7 @@ impl CoreError {
         "conflict",
         "invalid",
         "unauthorized",
+        "bad_signature",
         "forbidden",
         "upgrade_required",
         "rate_limited",
@@ -255,6 +265,9 @@ mod tests {
             CoreError::conflict("c"),
             CoreError::invalid("f", "r"),
             CoreError::Unauthorized,
+            CoreError::BadSignature {
+                reason: "stale".into(),
+            },
             CoreError::forbidden("jobs:read"),
             CoreError::UpgradeRequired {
                 plan: "hero".into(),
@@ -283,18 +296,19 @@ mod tests {
                 CoreError::Conflict { .. } => 1,
                 CoreError::Invalid { .. } => 2,
                 CoreError::Unauthorized => 3,
-                CoreError::Forbidden { .. } => 4,
-                CoreError::UpgradeRequired { .. } => 5,
-                CoreError::RateLimited { .. } => 6,
-                CoreError::QuotaExceeded { .. } => 7,
-                CoreError::PayloadTooLarge { .. } => 8,
-                CoreError::Unavailable(_) => 9,
-                CoreError::SchemaMismatch(_) => 10,
-                CoreError::Config(_) => 11,
-                CoreError::Internal(_) => 12,
+                CoreError::BadSignature { .. } => 4,
+                CoreError::Forbidden { .. } => 5,
+                CoreError::UpgradeRequired { .. } => 6,
+                CoreError::RateLimited { .. } => 7,
+                CoreError::QuotaExceeded { .. } => 8,
+                CoreError::PayloadTooLarge { .. } => 9,
+                CoreError::Unavailable(_) => 10,
+                CoreError::SchemaMismatch(_) => 11,
+                CoreError::Config(_) => 12,
+                CoreError::Internal(_) => 13,
             }
         }
-        const VARIANTS: usize = 13;
+        const VARIANTS: usize = 14;
         let ordinals: Vec<_> = samples.iter().map(ordinal).collect();
         assert_eq!(
             ordinals,

@@ -8,11 +8,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod bootstrap;
 pub mod config;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod events;
 pub mod fleet;
 pub mod ids;
 pub mod jobs;
@@ -27,12 +29,14 @@ mod private_fs;
 pub mod queue;
 pub mod schedules;
 pub mod scopes;
+pub mod secrets;
 pub mod settings;
 pub mod signals;
 pub mod tasks;
 pub mod tenancy;
 mod text;
 pub mod time;
+pub mod usage;
 pub mod worker;
 
 mod velu;

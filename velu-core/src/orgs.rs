@@ -5,8 +5,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    ExprTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseTransaction, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -92,12 +93,14 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "api",
     "audit",
     "batch",
+    "billing",
     "bootstrap",
     "cancel",
     "claim",
     "current",
     "default",
     "docs",
+    "events",
     "export",
     "finish",
     "health",
@@ -125,12 +128,15 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "rotate",
     "schedules",
     "search",
+    "secrets",
     "self",
     "stats",
     "stopped",
     "tasks",
+    "usage",
     "v1",
     "v2",
+    "watch",
     "whoami",
     "worker",
     "workers",
@@ -177,7 +183,10 @@ pub fn validate_name(name: &str) -> CoreResult<String> {
 /// Creates an organization. Needs `admin:orgs:manage`. An existing slug is a `conflict`.
 pub async fn create_org(velu: &Velu, who: &Principal, input: &CreateOrg) -> CoreResult<Org> {
     who.require(Scope::OrgsManage)?;
-    let tx = velu.db().write_tx().await?;
+    let tx = velu
+        .db()
+        .cross_org_tx(crate::db::CrossOrg::Platform)
+        .await?;
     let org = insert_org(&tx, who, input).await?;
     tx.commit().await?;
     Ok(org)
@@ -279,7 +288,8 @@ fn escape_like(text: &str) -> String {
 /// Shows one organization by id or slug. Org keys may show their own org; anything else
 /// needs `admin:orgs:manage`.
 pub async fn show_org(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<Org> {
-    let org = who.enter_to_read_org(velu.db().conn(), org).await?;
+    let tx = velu.db().read_tx().await?;
+    let org = who.enter_to_read_org(&tx, org).await?;
     Org::from_model(org.into_row())
 }
 
@@ -288,33 +298,52 @@ pub async fn show_org(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<
 /// through a notification, on every other node.
 pub async fn set_plan(velu: &Velu, who: &Principal, org: &OrgRef, plan: &str) -> CoreResult<Org> {
     // Checked on a read first: a refused caller never takes the write lock.
-    who.enter(velu.db().conn(), org, Scope::OrgsManage).await?;
+    who.check_enter(velu.db(), org, Scope::OrgsManage).await?;
     let plan = Plan::parse_field("plan", plan)?;
     let tx = velu.db().write_tx().await?;
-    let model = who.enter(&tx, org, Scope::OrgsManage).await?.into_row();
+    let (org, change) = set_plan_in_tx(&tx, who, org, plan, None).await?;
+    tx.commit().await?;
+    velu.changed(change);
+    Ok(org)
+}
+
+/// The plan change of [`set_plan`] inside the caller's transaction `tx`: enters the org
+/// (`admin:orgs:manage`), writes the plan, audits `org.set_plan` (with `billing_event`
+/// in its details when a billing event caused it) and queues the change notification.
+/// The caller commits, then hands the returned [`Change`] to `Velu::changed`.
+pub(crate) async fn set_plan_in_tx(
+    tx: &DatabaseTransaction,
+    who: &Principal,
+    org: &OrgRef,
+    plan: Plan,
+    billing_event: Option<&str>,
+) -> CoreResult<(Org, Change)> {
+    let model = who.enter(tx, org, Scope::OrgsManage).await?.into_row();
     let from = model.plan.clone();
     let org_id = model.id.clone();
     let mut active = model.into_active_model();
     active.plan = Set(plan.as_str().to_owned());
     active.updated_at = Set(now());
-    let model = active.update(&tx).await?;
+    let model = active.update(tx).await?;
+    let mut details = json!({ "from": from, "to": plan });
+    if let Some(event) = billing_event {
+        details["billing_event"] = json!(event);
+    }
     audit::record(
-        &tx,
+        tx,
         &who.actor,
         Record {
             org_id: Some(&org_id),
             action: "org.set_plan",
             target_type: "org",
             target_id: &org_id,
-            details: json!({ "from": from, "to": plan }),
+            details,
         },
     )
     .await?;
     let change = Change::Org(org_id);
-    notify::send(&tx, &change).await?;
-    tx.commit().await?;
-    velu.changed(change);
-    Org::from_model(model)
+    notify::send(tx, &change).await?;
+    Ok((Org::from_model(model)?, change))
 }
 
 /// Reads an org's current plan from the database (never from a cache).

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Record};
+use crate::db::CrossOrg;
 use crate::db::notify::{self, Change};
 use crate::entity::{jobs, queue_pauses};
 use crate::jobs::JobStatus;
@@ -218,9 +219,9 @@ async fn delete_pause<C: ConnectionTrait>(
 /// for everyone, and its queued and running counts. Needs `admin:queue:manage` (an org's
 /// admin), or `admin:orgs:manage` for the operator and platform keys.
 pub async fn show_queue(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<QueueState> {
-    let conn = velu.db().conn();
-    let org = who.enter(conn, org, queue_scope(who)).await?;
-    queue_state(conn, &org).await
+    let tx = velu.db().read_tx().await?;
+    let org = who.enter(&tx, org, queue_scope(who)).await?;
+    queue_state(&tx, &org).await
 }
 
 /// Pauses an org's queue: its queued jobs stay queued and no worker claims them until
@@ -233,7 +234,7 @@ pub async fn pause_queue(
     input: &PauseInput,
 ) -> CoreResult<QueueState> {
     // Checked on a read first: a refused caller never takes the write lock.
-    who.enter(velu.db().conn(), org, queue_scope(who)).await?;
+    who.check_enter(velu.db(), org, queue_scope(who)).await?;
     let reason = input.reason()?;
     let tx = velu.db().write_tx().await?;
     let org = who.enter(&tx, org, queue_scope(who)).await?;
@@ -261,7 +262,7 @@ pub async fn pause_queue(
 /// Resumes an org's queue: workers claim its jobs again. Not paused: nothing changes.
 /// Rights as [`show_queue`].
 pub async fn resume_queue(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<QueueState> {
-    who.enter(velu.db().conn(), org, queue_scope(who)).await?;
+    who.check_enter(velu.db(), org, queue_scope(who)).await?;
     let tx = velu.db().write_tx().await?;
     let org = who.enter(&tx, org, queue_scope(who)).await?;
     let resumed = delete_pause(&tx, PauseScope::Org, org.id()).await?;
@@ -317,7 +318,7 @@ pub async fn pause_task(
     check_task_rights(who)?;
     let kind = velu.tasks().get(task).ok_or_else(|| unknown_task(task))?;
     let reason = input.reason()?;
-    let tx = velu.db().write_tx().await?;
+    let tx = velu.db().cross_org_tx(CrossOrg::Platform).await?;
     if insert_pause(&tx, who, PauseScope::Task, &kind.name, reason.clone()).await? {
         audit::record(
             &tx,
@@ -345,7 +346,7 @@ pub async fn resume_task(velu: &Velu, who: &Principal, task: &str) -> CoreResult
     if task.is_empty() || task.len() > 64 || task.chars().any(char::is_control) {
         return Err(unknown_task(task));
     }
-    let tx = velu.db().write_tx().await?;
+    let tx = velu.db().cross_org_tx(CrossOrg::Platform).await?;
     let resumed = delete_pause(&tx, PauseScope::Task, task).await?;
     if !resumed && velu.tasks().get(task).is_none() {
         return Err(unknown_task(task));

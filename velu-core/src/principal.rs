@@ -20,15 +20,18 @@ pub enum ActorType {
     ApiKey,
     /// A schedule enqueuing its periodic job (the id is the schedule's).
     Schedule,
+    /// The billing system, through a signed event (the id is the event's).
+    Billing,
 }
 
 impl ActorType {
-    /// `cli`, `api_key` or `schedule`.
+    /// `cli`, `api_key`, `schedule` or `billing`.
     pub fn as_str(self) -> &'static str {
         match self {
             ActorType::Cli => "cli",
             ActorType::ApiKey => "api_key",
             ActorType::Schedule => "schedule",
+            ActorType::Billing => "billing",
         }
     }
 }
@@ -90,7 +93,7 @@ impl Principal {
     pub fn kid(&self) -> Option<&str> {
         match self.actor.kind {
             ActorType::ApiKey => Some(&self.actor.id),
-            ActorType::Cli | ActorType::Schedule => None,
+            ActorType::Cli | ActorType::Schedule | ActorType::Billing => None,
         }
     }
 }

@@ -25,11 +25,15 @@ pub enum Scope {
     JobsWork,
     /// Pause, resume and show the org's queue.
     QueueManage,
+    /// Set, list and delete the org's secrets (values are write-only: never read back).
+    SecretsManage,
+    /// Read the org's usage report (`usage`; platform keys: every org's).
+    UsageRead,
 }
 
 impl Scope {
     /// Every scope, in a stable order.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::JobsRead,
         Scope::JobsSubmit,
         Scope::ApiKeysManage,
@@ -37,6 +41,8 @@ impl Scope {
         Scope::OrgsManage,
         Scope::JobsWork,
         Scope::QueueManage,
+        Scope::SecretsManage,
+        Scope::UsageRead,
     ];
 
     /// The wire name, e.g. `jobs:read`.
@@ -49,6 +55,8 @@ impl Scope {
             Scope::OrgsManage => "admin:orgs:manage",
             Scope::JobsWork => "jobs:work",
             Scope::QueueManage => "admin:queue:manage",
+            Scope::SecretsManage => "admin:secrets:manage",
+            Scope::UsageRead => "usage:read",
         }
     }
 
@@ -85,7 +93,8 @@ pub enum Role {
     Viewer,
     /// Viewer plus `jobs:submit`.
     Builder,
-    /// Builder plus `admin:api_keys:manage`, `audit:read` and `admin:queue:manage`.
+    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`,
+    /// `admin:secrets:manage` and `usage:read`.
     Admin,
     /// `jobs:work` only: a remote worker of the org's own (bring your own compute). Not
     /// part of the others: an admin mints one only if it holds `jobs:work` itself.
@@ -121,6 +130,8 @@ impl Role {
                 Scope::ApiKeysManage,
                 Scope::AuditRead,
                 Scope::QueueManage,
+                Scope::SecretsManage,
+                Scope::UsageRead,
             ],
             Role::Worker => &[Scope::JobsWork],
         };

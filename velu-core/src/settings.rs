@@ -21,6 +21,13 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `VELU_API_KEY_PEPPER`: the argon2 secret mixed into every key hash.
     pub pepper: Option<String>,
+    /// `VELU_SECRETS_KEY`: the key-encryption key of org secrets (`crate::secrets`).
+    pub secrets_key: Option<String>,
+    /// `--secrets-key-file` / `VELU_SECRETS_KEY_FILE`: a 0600 file holding it.
+    pub secrets_key_file: Option<PathBuf>,
+    /// `VELU_BILLING_SECRET` / `VELU_BILLING_SECRET_FILE`: the key billing events are
+    /// signed with (`crate::billing`); `None` refuses every billing event.
+    pub billing_secret: Option<crate::billing::BillingSecret>,
 }
 
 impl Settings {
@@ -34,6 +41,9 @@ impl Settings {
             home,
             database_url: database_url.filter(|u| !u.trim().is_empty()),
             pepper: None,
+            secrets_key: None,
+            secrets_key_file: None,
+            billing_secret: None,
         })
     }
 
@@ -62,6 +72,23 @@ impl Settings {
             }
             None => Ok(self),
         }
+    }
+
+    /// Sets where the secrets key comes from: the key text (from `VELU_SECRETS_KEY`; empty
+    /// means unset), else a key file.
+    pub fn with_secrets_key(mut self, key: Option<String>, file: Option<PathBuf>) -> Settings {
+        self.secrets_key = key.filter(|k| !k.trim().is_empty());
+        self.secrets_key_file = file;
+        self
+    }
+
+    /// Sets the billing secret (`None`: billing events are refused).
+    pub fn with_billing_secret(
+        mut self,
+        secret: Option<crate::billing::BillingSecret>,
+    ) -> Settings {
+        self.billing_secret = secret;
+        self
     }
 
     /// The database URL to connect to, with the SQLite default filled in.
@@ -118,6 +145,15 @@ impl fmt::Debug for Settings {
             .field("home", &self.home)
             .field("database_url", &redact_url(&self.database_url()))
             .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
+            .field(
+                "secrets_key",
+                &self.secrets_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("secrets_key_file", &self.secrets_key_file)
+            .field(
+                "billing_secret",
+                &self.billing_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

@@ -28,6 +28,8 @@ pub const NEVER_PASSED: &[&str] = &[
     "VELU_API_KEY_PEPPER",
     "VELU_API_KEY_PEPPER_FILE",
     "VELU_API_KEY",
+    "VELU_SECRETS_KEY",
+    "VELU_SECRETS_KEY_FILE",
     "VELU_TEST_DATABASE_URL",
     "DATABASE_URL",
     "PGPASSWORD",
@@ -53,6 +55,9 @@ pub struct CommandSpec {
     pub argv: Vec<String>,
     /// Names of environment variables passed through from the worker.
     pub env_allow: Vec<String>,
+    /// Names of the org secrets each job receives as environment variables
+    /// (docs/secrets.md); a job whose org lacks one fails with `secret_unavailable`.
+    pub secrets: Vec<String>,
 }
 
 /// Retry delays: `base * 2^(attempt-1)`, capped at `max`, with full jitter.
@@ -168,6 +173,9 @@ pub struct TaskFileEntry {
     /// Environment variables passed through (default none).
     #[serde(default)]
     pub env: Vec<String>,
+    /// Org secrets each job receives as environment variables (default none).
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// One line for `task list`.
     #[serde(default)]
     pub description: Option<String>,
@@ -306,6 +314,7 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
             "`{name}` is a secret and is never passed to commands"
         )));
     }
+    check_secret_names(&e.secrets, &e.env).map_err(bad)?;
     let mut argv = e.command.clone();
     argv[0] = resolve_program(program, base_dir);
     Ok(TaskKind {
@@ -320,11 +329,33 @@ fn command_kind(e: TaskFileEntry, base_dir: &Path) -> CoreResult<TaskKind> {
         runner: Runner::Command(CommandSpec {
             argv,
             env_allow: e.env,
+            secrets: e.secrets,
         }),
         timeout,
         max_attempts,
         backoff,
     })
+}
+
+/// Checks the secret names a kind lists: valid names (`crate::secrets::check_name`), at
+/// most `MAX_SECRETS_PER_TASK`, no duplicates, none also passed through from the worker.
+pub fn check_secret_names(names: &[String], env: &[String]) -> Result<(), String> {
+    use crate::secrets::{MAX_SECRETS_PER_TASK, check_name};
+    if names.len() > MAX_SECRETS_PER_TASK {
+        return Err(format!("at most {MAX_SECRETS_PER_TASK} secrets"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        check_name(name).map_err(|e| format!("secret `{name}`: {e}"))?;
+        if names[..i].contains(name) {
+            return Err(format!("secret `{name}` is listed twice"));
+        }
+        if env.contains(name) {
+            return Err(format!(
+                "`{name}` is both a secret and a passed-through variable"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `./x` and `dir/x` resolve against the tasks file's directory; bare names use `PATH`.
@@ -372,7 +403,36 @@ mod tests {
             backoff_secs: None,
             backoff_max_secs: None,
             env: vec![],
+            secrets: vec![],
             description: None,
+        }
+    }
+
+    #[test]
+    fn secret_names_are_checked() {
+        let mut e = entry("deploy", "hero");
+        e.secrets = vec!["GITHUB_TOKEN".into()];
+        assert!(
+            TaskCatalog::with_file(
+                TasksFile {
+                    tasks: vec![e.clone()]
+                },
+                Path::new("/")
+            )
+            .is_ok()
+        );
+        for (secrets, env) in [
+            (vec!["lower".to_owned()], vec![]),
+            (vec!["A".to_owned(), "A".to_owned()], vec![]),
+            (vec!["VELU_SECRETS_KEY".to_owned()], vec![]),
+            (vec!["TOKEN".to_owned()], vec!["TOKEN".to_owned()]),
+        ] {
+            let mut bad = e.clone();
+            bad.secrets = secrets;
+            bad.env = env;
+            let err =
+                TaskCatalog::with_file(TasksFile { tasks: vec![bad] }, Path::new("/")).unwrap_err();
+            assert_eq!(err.code(), "config");
         }
     }
 

@@ -6,9 +6,15 @@
 //! and the scope held (`forbidden` otherwise, naming it). Nothing else in velu-core turns a
 //! caller's words into an org row, so "tenancy comes from the principal only" holds by
 //! construction: there is no path from a request to another org's data that skips it.
+//!
+//! Entering happens inside the transaction the operation then uses, and binds it to the
+//! org (`db::rls::bind_org`): on PostgreSQL the row-level security policies then show
+//! that transaction the org's rows only, so a query that forgot its org filter still sees
+//! no other tenant. On SQLite the [`OrgScope`] type is the wall.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
+use crate::db::{Db, rls};
 use crate::entity::organizations;
 use crate::ids::is_uuid;
 use crate::plans::Plan;
@@ -70,31 +76,57 @@ impl Principal {
         })
     }
 
-    /// Enters org `org` to act with `scope`: `not_found` unless the org exists and the
-    /// principal may see it (org keys see only their own org), then `forbidden` unless the
-    /// principal holds `scope`.
-    pub async fn enter<C: ConnectionTrait>(
+    /// Enters org `org` to act with `scope` in transaction `tx`: `not_found` unless the
+    /// org exists and the principal may see it (org keys see only their own org), then
+    /// `forbidden` unless the principal holds `scope`; then binds `tx` to the org, so the
+    /// rest of the operation sees that org's rows only (PostgreSQL row-level security).
+    pub async fn enter(
         &self,
-        conn: &C,
+        tx: &DatabaseTransaction,
         org: &OrgRef,
         scope: Scope,
     ) -> CoreResult<OrgScope> {
-        let entered = self.enter_visible(conn, org).await?;
+        let entered = self.enter_visible(tx, org).await?;
         self.require(scope)?;
+        rls::bind_org(tx, entered.id()).await?;
         Ok(entered)
     }
 
-    /// Enters org `org` to read its own record: an org key may read its own org whatever
-    /// its scopes; the operator and platform keys need `admin:orgs:manage`.
-    pub async fn enter_to_read_org<C: ConnectionTrait>(
+    /// Begins a write transaction and enters org `org` with `scope` in it: the org and the
+    /// transaction bound to it, for an operation to run its statements in.
+    pub async fn enter_tx(
         &self,
-        conn: &C,
+        db: &Db,
+        org: &OrgRef,
+        scope: Scope,
+    ) -> CoreResult<(OrgScope, DatabaseTransaction)> {
+        let tx = db.write_tx().await?;
+        let entered = self.enter(&tx, org, scope).await?;
+        Ok((entered, tx))
+    }
+
+    /// Checks that `who` could enter org `org` with `scope`, in a short read transaction
+    /// of its own: for operations that refuse a caller before taking a write lock.
+    pub(crate) async fn check_enter(&self, db: &Db, org: &OrgRef, scope: Scope) -> CoreResult<()> {
+        let tx = db.read_tx().await?;
+        self.enter(&tx, org, scope).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Enters org `org` to read its own record: an org key may read its own org whatever
+    /// its scopes; the operator and platform keys need `admin:orgs:manage`. Binds `tx` to
+    /// the org like [`Principal::enter`].
+    pub async fn enter_to_read_org(
+        &self,
+        tx: &DatabaseTransaction,
         org: &OrgRef,
     ) -> CoreResult<OrgScope> {
-        let entered = self.enter_visible(conn, org).await?;
+        let entered = self.enter_visible(tx, org).await?;
         if self.org_id.is_none() {
             self.require(Scope::OrgsManage)?;
         }
+        rls::bind_org(tx, entered.id()).await?;
         Ok(entered)
     }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::CoreResult;
 use crate::auth::{AuthConfig, Authenticator, flush_last_used};
 use crate::db::notify::{self, Change};
 use crate::db::{Db, SchemaPolicy};
@@ -13,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::private_fs::{ensure_private_dir, ensure_private_file};
 use crate::settings::Settings;
 use crate::tasks::TaskCatalog;
+use crate::{CoreError, CoreResult};
 
 /// How often pending `last_used_at` values are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
@@ -41,8 +41,11 @@ struct Inner {
     settings: Settings,
     tasks: TaskCatalog,
     hasher: Option<KeyHasher>,
+    /// The key that seals org secrets, or why there is none (`crate::secrets::kek`).
+    kek: Result<crate::secrets::Kek, String>,
     auth: Authenticator,
     metrics: Arc<Metrics>,
+    api_requests: crate::usage::ApiRequests,
     jobs_ready: tokio::sync::watch::Sender<u64>,
     tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -84,9 +87,23 @@ impl Velu {
             ensure_private_dir(&settings.home)?;
             ensure_private_file(&settings.home.join(crate::settings::SQLITE_FILE))?;
         }
-        let db = Db::connect(&url).await?;
+        let mut db = Db::connect(&url).await?;
         let policy = opts.schema.unwrap_or_else(|| db.default_schema_policy());
         db.prepare_schema(policy).await?;
+        if !db.runs_as_app_role() && policy != SchemaPolicy::Ignore {
+            // The migrations just created the app role: connect again as it, or refuse
+            // to run without row-level security (fail closed).
+            db.close().await;
+            db = Db::connect(&url).await?;
+            if !db.runs_as_app_role() {
+                return Err(CoreError::Config(format!(
+                    "the database role {role} is missing or not granted to this user; run \
+                     `velu-cli migrate up`, or as a superuser: CREATE ROLE {role} NOLOGIN; \
+                     GRANT {role} TO <user> (docs/operations.md)",
+                    role = crate::db::rls::APP_ROLE
+                )));
+            }
+        }
         Velu::assemble(db, settings, tasks, opts)
     }
 
@@ -99,16 +116,19 @@ impl Velu {
     ) -> CoreResult<Velu> {
         let hasher = pepper::resolve(&settings, db.backend())?.map(KeyHasher::new);
         let metrics = Arc::new(Metrics::new());
+        let kek = crate::secrets::resolve_kek(&settings);
         let velu = Velu {
             inner: Arc::new(Inner {
                 db,
                 settings,
                 tasks,
                 hasher,
+                kek,
                 auth: Authenticator::new(opts.auth),
                 metrics,
                 jobs_ready: tokio::sync::watch::Sender::new(0),
                 tasks_running: std::sync::Mutex::new(Vec::new()),
+                api_requests: crate::usage::ApiRequests::default(),
             }),
         };
         if opts.background {
@@ -137,8 +157,12 @@ impl Velu {
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                if let Err(e) = flush_last_used(&Velu { inner }).await {
+                let velu = Velu { inner };
+                if let Err(e) = flush_last_used(&velu).await {
                     tracing::warn!(error = %e, "writing last_used_at failed; will retry");
+                }
+                if let Err(e) = crate::usage::flush_api_requests(&velu).await {
+                    tracing::warn!(error = %e, "writing API request counts failed; will retry");
                 }
             }
         }));
@@ -149,10 +173,14 @@ impl Velu {
             .extend(running);
     }
 
-    /// Writes what is pending (last-use times) and stops background tasks.
+    /// Writes what is pending (last-use times, API request counts) and stops background
+    /// tasks.
     pub async fn shutdown(&self) {
         if let Err(e) = flush_last_used(self).await {
             tracing::warn!(error = %e, "writing last_used_at at shutdown failed");
+        }
+        if let Err(e) = crate::usage::flush_api_requests(self).await {
+            tracing::warn!(error = %e, "writing API request counts at shutdown failed");
         }
         for t in self
             .inner
@@ -185,6 +213,11 @@ impl Velu {
         &self.inner.auth
     }
 
+    /// API requests counted by this process and not yet written (`usage`).
+    pub fn api_requests(&self) -> &crate::usage::ApiRequests {
+        &self.inner.api_requests
+    }
+
     /// This process's metrics (`metrics::scrape` renders them).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
@@ -193,6 +226,14 @@ impl Velu {
     /// The key hasher, or a configuration error when no pepper is set (PostgreSQL).
     pub fn hasher(&self) -> CoreResult<&KeyHasher> {
         self.inner.hasher.as_ref().ok_or_else(pepper::missing)
+    }
+
+    /// The key that seals org secrets, or `config` (fail closed) when none is usable.
+    pub fn secrets_kek(&self) -> CoreResult<&crate::secrets::Kek> {
+        self.inner
+            .kek
+            .as_ref()
+            .map_err(|why| crate::CoreError::Config(why.clone()))
     }
 
     /// The stored form of a new secret (HMAC-SHA256 with the pepper; see `keys::hashing`).

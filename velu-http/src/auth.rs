@@ -87,6 +87,11 @@ async fn verify(req: &Request, text: &str) -> poem::Result<Principal> {
         slot.set(Caller::of(&principal));
     }
     let status = check_rate(velu, &principal).map_err(ApiError)?;
+    // Usage: an org's authenticated, admitted requests (counted in memory, flushed in the
+    // background; docs/usage.md). Platform keys belong to no org and are not counted.
+    if let Some(org_id) = &principal.org_id {
+        velu.api_requests().count(org_id);
+    }
     if let (Some(slot), Some(status)) = (req.extensions().get::<RateSlot>(), status) {
         *slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
     }

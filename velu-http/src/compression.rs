@@ -169,7 +169,9 @@ fn compressible(resp: &Response) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    if essence == PROBLEM_JSON {
+    // An event stream is sent as it happens: reading it whole to pack it would hold every
+    // event until the stream ends.
+    if essence == PROBLEM_JSON || essence == "text/event-stream" {
         return false;
     }
     essence.starts_with("text/")

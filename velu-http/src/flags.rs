@@ -41,6 +41,16 @@ pub struct ConfigArgs {
         value_name = "FILE"
     )]
     pub pepper_file: Option<PathBuf>,
+
+    /// File (mode 0600) holding the key that seals org secrets, when VELU_SECRETS_KEY is
+    /// not set [default: secrets.key in the data directory, if present].
+    #[arg(
+        long,
+        env = "VELU_SECRETS_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -51,6 +61,7 @@ impl ConfigArgs {
             database_url: self.database_url.clone(),
             tasks_file: self.tasks_file.clone(),
             pepper_file: self.pepper_file.clone(),
+            secrets_key_file: self.secrets_key_file.clone(),
             parse_tasks: yaml_tasks,
         }
     }

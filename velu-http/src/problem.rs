@@ -24,6 +24,7 @@ pub const HTTP_STATUS: &[(&str, u16, &str)] = &[
     ("conflict", 409, "Conflict"),
     ("invalid", 400, "Invalid request"),
     ("unauthorized", 401, "Unauthorized"),
+    ("bad_signature", 401, "Bad signature"),
     ("forbidden", 403, "Forbidden"),
     ("upgrade_required", 403, "Upgrade required"),
     ("rate_limited", 429, "Too many requests"),

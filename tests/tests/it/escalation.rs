@@ -27,6 +27,15 @@ const ACTORS: &[&[&str]] = &[
         "jobs:read",
         "jobs:submit",
     ],
+    &[
+        "admin:api_keys:manage",
+        "admin:queue:manage",
+        "admin:secrets:manage",
+        "audit:read",
+        "jobs:read",
+        "jobs:submit",
+        "usage:read",
+    ],
     // A key manager that is also a worker may mint worker keys (and only then).
     &["admin:api_keys:manage", "jobs:work"],
 ];
@@ -39,9 +48,11 @@ fn role_scopes(role: &str) -> &'static [&'static str] {
         _ => &[
             "admin:api_keys:manage",
             "admin:queue:manage",
+            "admin:secrets:manage",
             "audit:read",
             "jobs:read",
             "jobs:submit",
+            "usage:read",
         ],
     }
 }
@@ -147,7 +158,7 @@ backend_tests! {
         }
         assert_eq!(env.cli(&["org", "show", "fresh"]).await.error_code(), "not_found", "nothing was created");
         // A platform key holding every scope an org admin holds may bootstrap.
-        let full = platform_key(&env, "full", "admin:orgs:manage,admin:api_keys:manage,admin:queue:manage,audit:read,jobs:read,jobs:submit").await;
+        let full = platform_key(&env, "full", "admin:orgs:manage,admin:api_keys:manage,admin:queue:manage,admin:secrets:manage,audit:read,jobs:read,jobs:submit,usage:read").await;
         let r = env
             .http(Method::POST, "/v1/orgs/bootstrap", Some(&full), Some(json!({"name": "Y", "slug": "fresh", "plan": "hero"})))
             .await;

@@ -14,6 +14,8 @@ const HTTP_ONLY: &[&str] = &[
     "health",
     "ready",
     "metrics",
+    // The billing system's signed webhook (docs/billing.md); operators use `org set-plan`.
+    "billing.events",
     // The worker protocol: its CLI twin is the `velu-cli worker --server` process.
     "worker.tasks",
     "worker.register",
@@ -22,6 +24,7 @@ const HTTP_ONLY: &[&str] = &[
     "worker.finish",
     "worker.release",
     "worker.stopped",
+    "worker.secrets",
 ];
 
 /// A row of the table: CLI command words, HTTP method and path, operation id.
@@ -513,12 +516,15 @@ async fn run_case(w: &World, op: &str) -> Vec<Check> {
                 w.http_err(M::GET, "/v1/orgs/nope/audit", None).await,
             ),
         ],
+        "jobs.events" => Box::pin(crate::parity_events::cases(w, op)).await,
         op if op.starts_with("jobs.") => Box::pin(run_job_case(w, op)).await,
         op if op.starts_with("workers.") => Box::pin(crate::parity_workers::cases(w, op)).await,
         op if op.starts_with("queue.") || op == "tasks.pause" || op == "tasks.resume" => {
             Box::pin(crate::parity_queue::cases(w, op)).await
         }
         op if op.starts_with("schedules.") => Box::pin(crate::parity_schedules::cases(w, op)).await,
+        op if op.starts_with("usage.") => Box::pin(crate::parity_usage::cases(w, op)).await,
+        op if op.starts_with("secrets.") => Box::pin(crate::parity_secrets::cases(w, op)).await,
         // Each further noun keeps its cases in its own file, `parity_<noun>.rs`:
         // `pub(crate) async fn cases(w: &World, op: &str) -> Vec<Check>`.
         other => panic!("docs/parity.md lists `{other}` but the parity test has no case for it"),

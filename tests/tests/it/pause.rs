@@ -305,15 +305,19 @@ backend_tests! {
             }
         };
         let kid = |token: &str| velu_core::keys::token::parse(token).unwrap().kid;
-        let conn = env.velu().db().conn();
-        // Back to before this step (and the steps after it), then up again.
+        // Back to before this step (and the steps after it), then up again, as the
+        // database's owner (migrations are not the app role's).
         let names: Vec<String> = migration::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
         let at = names.iter().position(|n| n.contains("_000007_")).expect("the pause step");
-        migration::Migrator::down(conn, Some((names.len() - at) as u32)).await.expect("downs run");
+        let owner = crate::support::owner_tx(env.velu()).await;
+        migration::Migrator::down(&owner, Some((names.len() - at) as u32)).await.expect("downs run");
+        owner.commit().await.unwrap();
         assert!(!scopes(kid(&alpha.admin)).await.contains("admin:queue:manage"), "down takes the scope away");
-        migration::Migrator::up(conn, None).await.expect("ups run");
-        assert_eq!(scopes(kid(&alpha.admin)).await, "admin:api_keys:manage admin:queue:manage audit:read jobs:read jobs:submit");
-        assert_eq!(scopes(kid(&full)).await, "admin:api_keys:manage admin:orgs:manage admin:queue:manage audit:read jobs:read jobs:submit");
+        let owner = crate::support::owner_tx(env.velu()).await;
+        migration::Migrator::up(&owner, None).await.expect("ups run");
+        owner.commit().await.unwrap();
+        assert_eq!(scopes(kid(&alpha.admin)).await, "admin:api_keys:manage admin:queue:manage admin:secrets:manage audit:read jobs:read jobs:submit usage:read");
+        assert_eq!(scopes(kid(&full)).await, "admin:api_keys:manage admin:orgs:manage admin:queue:manage admin:secrets:manage audit:read jobs:read jobs:submit usage:read");
         assert_eq!(scopes(kid(&alpha.builder)).await, "jobs:read jobs:submit", "only admins gain it");
         assert_eq!(scopes(kid(&orgs_only)).await, "admin:orgs:manage");
         // The old admin key pauses its queue and still manages admin keys.

@@ -21,7 +21,10 @@ backend_tests! {
     async fn every_migration_has_a_working_down(env) {
         use migration::MigratorTrait;
         let db = env.velu().db();
-        migration::Migrator::down(db.conn(), None).await.expect("all downs run");
+        // As the database's owner: schema changes are not the app role's (PostgreSQL).
+        let owner = crate::support::owner_tx(env.velu()).await;
+        migration::Migrator::down(&owner, None).await.expect("all downs run");
+        owner.commit().await.expect("commits");
         let status = db.migration_status().await.unwrap();
         assert!(status.iter().all(|m| m.state == MigrationState::Pending));
         db.migrate_up().await.expect("and up again");

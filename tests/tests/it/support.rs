@@ -59,7 +59,7 @@ pub async fn platform_key(env: &TestEnv, name: &str, scopes: &str) -> String {
 }
 
 /// Every scope, for a platform key with the operator's rights.
-pub const ALL_SCOPES: &str = "jobs:read,jobs:submit,admin:api_keys:manage,audit:read,admin:orgs:manage,jobs:work,admin:queue:manage";
+pub const ALL_SCOPES: &str = "jobs:read,jobs:submit,admin:api_keys:manage,audit:read,admin:orgs:manage,jobs:work,admin:queue:manage,admin:secrets:manage,usage:read";
 
 /// A worker running in the background on `velu` until `stop()` or until idle.
 pub struct BackgroundWorker {
@@ -163,21 +163,36 @@ pub async fn submit(env: &TestEnv, org: &str, task: &str, payload: Value) -> Str
     j["id"].as_str().expect("job id").to_owned()
 }
 
-/// Runs one statement of raw SQL on the test's database.
-pub async fn exec(velu: &velu_core::Velu, sql: &str) {
-    use velu_core::sea_orm::{ConnectionTrait, Statement};
-    let conn = velu.db().conn();
-    conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .expect("statement runs");
+/// A transaction on the test's database as its owner, past row-level security: on
+/// PostgreSQL it leaves Velu's app role for the connecting user (a superuser in tests).
+/// For tests that inspect or doctor storage directly, never for Velu's own paths.
+pub async fn owner_tx(velu: &velu_core::Velu) -> velu_core::sea_orm::DatabaseTransaction {
+    use velu_core::sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+    let tx = velu.db().conn().begin().await.expect("begin");
+    if tx.get_database_backend() == DbBackend::Postgres {
+        tx.execute_unprepared("SET LOCAL ROLE NONE")
+            .await
+            .expect("back to the connecting user");
+    }
+    tx
 }
 
-/// The first column of the first row of a query.
+/// Runs one statement of raw SQL on the test's database, as its owner ([`owner_tx`]).
+pub async fn exec(velu: &velu_core::Velu, sql: &str) {
+    use velu_core::sea_orm::{ConnectionTrait, Statement};
+    let tx = owner_tx(velu).await;
+    tx.execute_raw(Statement::from_string(tx.get_database_backend(), sql))
+        .await
+        .expect("statement runs");
+    tx.commit().await.expect("commit");
+}
+
+/// The first column of the first row of a query, as the database's owner ([`owner_tx`]).
 pub async fn scalar<T: velu_core::sea_orm::TryGetable>(velu: &velu_core::Velu, sql: &str) -> T {
     use velu_core::sea_orm::{ConnectionTrait, Statement};
-    let conn = velu.db().conn();
-    let row = conn
-        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+    let tx = owner_tx(velu).await;
+    let row = tx
+        .query_one_raw(Statement::from_string(tx.get_database_backend(), sql))
         .await
         .expect("query runs")
         .expect("one row");

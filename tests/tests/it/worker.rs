@@ -159,7 +159,8 @@ backend_tests! {
         }
         drain_queue(env.velu(), velu_core::worker::WorkerConfig { concurrency: 2, ..fast_worker("fair") }).await;
         let order: Vec<String> = {
-            let conn = env.velu().db().conn();
+            let owner = crate::support::owner_tx(env.velu()).await;
+            let conn = &owner;
             let rows = conn
                 .query_all_raw(Statement::from_string(conn.get_database_backend(), "SELECT id FROM jobs ORDER BY finished_at, id"))
                 .await
@@ -239,7 +240,7 @@ backend_tests! {
         }
         let ws = env.home().join("workspaces").join(j["org_id"].as_str().unwrap()).join(&probe);
         assert_eq!(r["cwd"], ws.display().to_string());
-        let allowed = ["HOME", "PATH", "PWD", "TMPDIR", "VELU_ATTEMPT", "VELU_JOB_ID", "VELU_ORG_ID", "VELU_TASK", "VELU_WORKSPACE", "SHLVL", "_"];
+        let allowed = ["HOME", "PATH", "PWD", "TMPDIR", "VELU_ATTEMPT", "VELU_JOB_ID", "VELU_ORG_ID", "VELU_TASK", "VELU_WORKSPACE", "VELU_PROGRESS_FILE", "SHLVL", "_"];
         for name in r["env"].as_array().unwrap() {
             assert!(allowed.contains(&name.as_str().unwrap()), "unexpected variable {name}");
         }

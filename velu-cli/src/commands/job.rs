@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use velu_core::events::{self, Follow};
 use velu_core::jobs::{self, JobFilter, SubmitJob};
 use velu_core::orgs::OrgRef;
 use velu_core::{CoreError, CoreResult, Principal};
 
-use super::{PageArgs, wait};
+use super::{PageArgs, wait, watch};
 use crate::context::Global;
 use crate::exit_codes::WaitEnd;
 use crate::twin::{HttpCall, Remote, RemoteFailure};
@@ -68,6 +69,37 @@ pub enum JobCommand {
         /// Org id or slug [env: VELU_ORG].
         #[arg(long, env = "VELU_ORG", hide_env = true)]
         org: String,
+    },
+    /// A page of a job's events, oldest first: queued, claimed, heartbeats, the progress
+    /// lines it writes, retries, cancel, the end (docs/events.md).
+    Events {
+        /// Job id.
+        job: String,
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
+        org: String,
+        /// Only events after this `seq` (`next_after` of the previous page).
+        #[arg(long, allow_hyphen_values = true)]
+        after: Option<i64>,
+        /// Page size, 1..=500 [default: 100].
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Follow a job's events as they happen: one YAML document per event (`---` first),
+    /// one JSON line each with `-o json`. Exits when the job ends, as `submit --wait`
+    /// does: 0 succeeded, 20 failed, 21 cancelled, 22 timed out, 23 `--timeout` first.
+    Watch {
+        /// Job id.
+        job: String,
+        /// Org id or slug [env: VELU_ORG].
+        #[arg(long, env = "VELU_ORG", hide_env = true)]
+        org: String,
+        /// Start after this `seq` [default: from the first event].
+        #[arg(long)]
+        after: Option<i64>,
+        /// Stop watching after this long (`90s`, `15m`, `2h`); the job goes on.
+        #[arg(long, value_parser = super::key::parse_duration_secs)]
+        timeout: Option<u64>,
     },
     /// Count an org's jobs by status and task.
     Stats {
@@ -145,7 +177,8 @@ fn parse_json(field: &str, text: &str) -> CoreResult<Value> {
 }
 
 /// `submit --wait` in remote mode: `submitted` is the server's answer to `submit` (its
-/// `call`); follows the job through `jobs.show` until it ends.
+/// `call`); follows the job's events (`jobs.events`, long polls) and reads it through
+/// `jobs.show` when something happened, until it ends.
 pub async fn wait_remote(
     g: &Global,
     remote: &Remote,
@@ -175,12 +208,36 @@ pub async fn wait_remote(
             }
         }
     };
+    // Woken by the job's event stream (a long poll of `jobs.events`), not by polling.
+    let events_path = show.segments.clone();
+    let after = std::sync::Mutex::new(0i64);
+    let changed = |budget: Duration| {
+        let (events_path, after, problem) = (&events_path, &after, &problem);
+        async move {
+            let from = *after.lock().unwrap_or_else(|p| p.into_inner());
+            let call = events_call(events_path.clone(), Some(from), Some(budget))
+                .query("limit", Some(events::MAX_PAGE.to_string()));
+            match remote.send(&call).await {
+                Ok(page) => {
+                    if let Some(next) = page["next_after"].as_i64() {
+                        *after.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                    }
+                    Ok(())
+                }
+                Err(RemoteFailure::Core(e)) => Err(e),
+                Err(other) => {
+                    *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(other);
+                    Err(CoreError::internal("the server refused jobs.events"))
+                }
+            }
+        }
+    };
     let mut stderr = std::io::stderr();
     let progress = wait::Progress {
         spinner: stderr.is_terminal(),
         sink: &mut stderr,
     };
-    let (job, end) = match wait::follow(fetch, timeout, progress).await {
+    let (job, end) = match wait::follow(fetch, changed, timeout, progress).await {
         Ok(done) => done,
         Err(e) => {
             let kept = problem.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -192,6 +249,54 @@ pub async fn wait_remote(
         g.end_after_output(end.exit_code(), String::new());
     }
     Ok(doc)
+}
+
+/// `GET .../jobs/{job}/events` of the job at `job_path`, after `after`, waiting up to
+/// `wait` for an event.
+fn events_call(mut job_path: Vec<String>, after: Option<i64>, wait: Option<Duration>) -> HttpCall {
+    job_path.push("events".into());
+    HttpCall::get(job_path)
+        .query("after", after.map(|n| n.to_string()))
+        .query("wait", wait.map(|w| w.as_secs().max(1).to_string()))
+}
+
+/// `job watch` in remote mode: `first` is the server's answer to the first page (`call`);
+/// follows with long polls of `jobs.events`.
+pub async fn watch_remote(
+    g: &Global,
+    remote: &Remote,
+    call: &HttpCall,
+    first: Value,
+    timeout: Option<Duration>,
+) -> Result<String, RemoteFailure> {
+    let job_path: Vec<String> = call.segments[..call.segments.len() - 1].to_vec();
+    let first = std::sync::Mutex::new(Some(first));
+    let problem = std::sync::Mutex::new(None);
+    let page = |after: i64, wait: Duration| {
+        let (job_path, first, problem) = (&job_path, &first, &problem);
+        async move {
+            if let Some(doc) = first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Ok(doc);
+            }
+            let call = events_call(job_path.clone(), Some(after), Some(wait));
+            match remote.send(&call).await {
+                Ok(doc) => Ok(doc),
+                Err(RemoteFailure::Core(e)) => Err(e),
+                Err(other) => {
+                    *problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(other);
+                    Err(CoreError::internal("the server refused jobs.events"))
+                }
+            }
+        }
+    };
+    let mut stdout = std::io::stdout();
+    match watch::watch(g, &mut stdout, None, timeout, page).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            let kept = problem.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Err(kept.unwrap_or(RemoteFailure::Core(e)))
+        }
+    }
 }
 
 /// A submission as the HTTP API takes it (fields left unset are left out).
@@ -266,7 +371,28 @@ impl JobCommand {
                 path.push("stats".into());
                 HttpCall::get(path)
             }
+            JobCommand::Events {
+                job,
+                org,
+                after,
+                limit,
+            } => events_call(one(org, job), *after, None)
+                .query("limit", limit.map(|n| n.to_string())),
+            // The first page; remote mode then follows it (`watch_remote`).
+            JobCommand::Watch {
+                job, org, after, ..
+            } => events_call(one(org, job), *after, None),
         })
+    }
+
+    /// `Some((after, timeout))` for `job watch`.
+    pub fn watches(&self) -> Option<(Option<i64>, Option<Duration>)> {
+        match self {
+            JobCommand::Watch { after, timeout, .. } => {
+                Some((*after, timeout.map(Duration::from_secs)))
+            }
+            _ => None,
+        }
     }
 
     /// `Some(timeout)` for `submit --wait` (the wait's `--timeout`, if any).
@@ -314,7 +440,19 @@ impl JobCommand {
                         sink: &mut stderr,
                     };
                     let timeout = args.timeout.map(Duration::from_secs);
-                    let (job, end) = wait::follow(fetch, timeout, progress).await?;
+                    // Woken by the job's event stream, not by polling the job.
+                    let follow = std::sync::Mutex::new(Follow::new(None, Some(events::MAX_PAGE)));
+                    let changed = |budget: Duration| {
+                        let (velu, who, org, id, follow) = (&velu, &who, &org, &id, &follow);
+                        async move {
+                            let mut f = follow.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                            let deadline = tokio::time::Instant::now() + budget;
+                            f.next(velu, who, org, id, deadline).await?;
+                            *follow.lock().unwrap_or_else(|p| p.into_inner()) = f;
+                            Ok(())
+                        }
+                    };
+                    let (job, end) = wait::follow(fetch, changed, timeout, progress).await?;
                     let doc = g.render(&job)?;
                     if end != WaitEnd::Succeeded {
                         g.end_after_output(end.exit_code(), String::new());
@@ -353,6 +491,34 @@ impl JobCommand {
             }
             JobCommand::Stats { org } => {
                 g.render(&jobs::job_stats(&velu, &who, &OrgRef::new(org)).await?)
+            }
+            JobCommand::Events {
+                job,
+                org,
+                after,
+                limit,
+            } => g.render(
+                &events::job_events(&velu, &who, &OrgRef::new(org), &job, after, limit).await?,
+            ),
+            JobCommand::Watch {
+                job,
+                org,
+                after,
+                timeout,
+            } => {
+                let org = OrgRef::new(org);
+                let page = |after: i64, wait: Duration| {
+                    let (velu, who, org, job) = (&velu, &who, &org, &job);
+                    async move {
+                        let page = Follow::new(Some(after), None)
+                            .next(velu, who, org, job, tokio::time::Instant::now() + wait)
+                            .await?;
+                        serde_json::to_value(page).map_err(CoreError::internal)
+                    }
+                };
+                let mut stdout = std::io::stdout();
+                let timeout = timeout.map(Duration::from_secs);
+                watch::watch(g, &mut stdout, after, timeout, page).await
             }
         }
     }

@@ -2,6 +2,7 @@
 //! rendered document.
 
 pub mod audit;
+pub mod billing;
 pub mod completions;
 pub mod context;
 pub mod docs;
@@ -13,9 +14,12 @@ pub mod org;
 pub mod plan;
 pub mod queue;
 pub mod schedule;
+pub mod secret;
 pub mod serve;
 pub mod task;
+pub mod usage;
 pub mod wait;
+pub mod watch;
 pub mod whoami;
 pub mod worker;
 

@@ -17,6 +17,9 @@ use crate::exit_codes::WaitEnd;
 /// How long a job may sit queued (and due) before the wait asks whether a worker runs.
 pub const NO_WORKER_WARNING: Duration = Duration::from_secs(10);
 
+/// Longest wait on the event stream between two reads of the job document.
+pub const CHANGE_BUDGET: Duration = Duration::from_secs(5);
+
 /// What the wait reports on, and how.
 pub struct Progress<'a> {
     /// Where progress goes (stderr).
@@ -58,15 +61,20 @@ impl Seen {
 }
 
 /// Follows the job document `fetch` returns until the job ends or `timeout` passes;
-/// returns its last document and how the wait ended.
-pub async fn follow<F, Fut>(
+/// returns its last document and how the wait ended. Between two reads of the document it
+/// waits on `changed(budget)`: the job's event stream (a long poll of `jobs.events`),
+/// which returns as soon as something happened to the job, or after `budget`.
+pub async fn follow<F, Fut, C, CFut>(
     mut fetch: F,
+    mut changed: C,
     timeout: Option<Duration>,
     progress: Progress<'_>,
 ) -> CoreResult<(Value, WaitEnd)>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = CoreResult<Value>>,
+    C: FnMut(Duration) -> CFut,
+    CFut: Future<Output = CoreResult<()>>,
 {
     let start = Instant::now();
     let spinner = progress.spinner.then(|| {
@@ -135,20 +143,15 @@ where
             );
             return Ok((doc, WaitEnd::WaitTimedOut));
         }
-        // Quick at first (most jobs are short), then gentler on the server.
-        let pause = if elapsed < Duration::from_secs(5) {
-            250
-        } else {
-            1000
-        };
-        let pause = Duration::from_millis(pause);
-        tokio::time::sleep(match timeout {
-            Some(t) => pause
+        // The event stream wakes the wait when something happens; the budget bounds it so
+        // the warning and the timeout still come on time.
+        changed(match timeout {
+            Some(t) => CHANGE_BUDGET
                 .min(t.saturating_sub(elapsed))
                 .max(Duration::from_millis(10)),
-            None => pause,
+            None => CHANGE_BUDGET,
         })
-        .await;
+        .await?;
     }
 }
 
@@ -186,6 +189,12 @@ mod tests {
                "run_at": "2020-01-01T00:00:00Z", "error": error.map(|c| json!({"code": c}))})
     }
 
+    /// An event stream with news every 250 ms (or less when the budget is shorter).
+    async fn quiet_stream(budget: Duration) -> CoreResult<()> {
+        tokio::time::sleep(budget.min(Duration::from_millis(250))).await;
+        Ok(())
+    }
+
     /// Follows a scripted sequence of states (the last one repeats), plain lines.
     async fn run(states: Vec<Value>, timeout: Option<Duration>) -> (WaitEnd, String) {
         let states = Mutex::new(states);
@@ -203,7 +212,9 @@ mod tests {
             sink: &mut sink,
             spinner: false,
         };
-        let (_, end) = follow(fetch, timeout, progress).await.unwrap();
+        let (_, end) = follow(fetch, quiet_stream, timeout, progress)
+            .await
+            .unwrap();
         (end, String::from_utf8(sink).unwrap())
     }
 
@@ -258,7 +269,9 @@ mod tests {
             spinner: false,
         };
         let fetch = || async { Ok(json!({"items": []})) };
-        let err = follow(fetch, None, progress).await.unwrap_err();
+        let err = follow(fetch, quiet_stream, None, progress)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "internal");
     }
 }

@@ -1,7 +1,9 @@
 //! Printing documents: exactly one YAML (or JSON) document on stdout, errors on stderr.
 //! `yaml.rs` keeps YAML readable the same by YAML 1.1 readers, `select.rs` narrows a
-//! document for scripts (`-q`, `--field`), `table.rs` draws `-o table`.
+//! document for scripts (`-q`, `--field`), `table.rs` draws `-o table`, `csv.rs` writes
+//! `-o csv` (list documents only).
 
+mod csv;
 mod select;
 mod table;
 mod yaml;
@@ -24,6 +26,8 @@ pub enum Format {
     Json,
     /// Aligned columns for people (lists as rows; not for scripts).
     Table,
+    /// A list's items as CSV, one header line (list documents only; e.g. `velu-cli usage`).
+    Csv,
 }
 
 /// What part of a document to print.
@@ -74,6 +78,7 @@ fn render_value<T: Serialize>(doc: &T, format: Format) -> Result<String, CoreErr
             s
         }
         Format::Table => table::render(&serde_json::to_value(doc).map_err(CoreError::internal)?),
+        Format::Csv => csv::render(&serde_json::to_value(doc).map_err(CoreError::internal)?)?,
     };
     Ok(text)
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use velu_core::events::ProgressReport;
 use velu_core::fleet::WorkerRegistration;
 use velu_core::queue::{ClaimedJob, Finish, Held};
 use velu_core::worker::protocol::{
@@ -86,11 +87,23 @@ impl QueueAccess for RemoteAccess {
         tokens: &'a [String],
         lease: Duration,
     ) -> AccessFuture<'a, Vec<Held>> {
+        self.heartbeat_progress(worker, tokens, lease, &[])
+    }
+
+    // Progress lines ride along the heartbeat request.
+    fn heartbeat_progress<'a>(
+        &'a self,
+        worker: &'a str,
+        tokens: &'a [String],
+        lease: Duration,
+        progress: &'a [ProgressReport],
+    ) -> AccessFuture<'a, Vec<Held>> {
         Box::pin(async move {
             let input = HeartbeatInput {
                 worker_id: worker.to_owned(),
                 tokens: tokens.to_vec(),
                 lease_ms: Some(lease.as_millis() as u64),
+                progress: progress.to_vec(),
             };
             let beat: wire::Heartbeat = self
                 .client
@@ -187,6 +200,27 @@ impl QueueAccess for RemoteAccess {
                 worker_id: worker.to_owned(),
             };
             self.client.post_empty("/v1/worker/stopped", &input).await
+        })
+    }
+
+    /// `worker.secrets`: the server checks the lease and picks the names itself.
+    fn job_secrets<'a>(
+        &'a self,
+        worker: &'a str,
+        job: &'a ClaimedJob,
+        _names: &'a [String],
+    ) -> AccessFuture<'a, velu_core::secrets::SecretEnv> {
+        Box::pin(async move {
+            let input = wire::SecretsInput {
+                worker_id: worker.to_owned(),
+                job_id: job.id.clone(),
+                token: job.token.clone(),
+            };
+            let answer: wire::JobSecrets = self
+                .client
+                .post("/v1/worker/secrets", &input, Duration::ZERO)
+                .await?;
+            Ok(answer.into())
         })
     }
 }

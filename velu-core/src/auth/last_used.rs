@@ -59,7 +59,10 @@ pub async fn flush_last_used(velu: &Velu) -> CoreResult<usize> {
 }
 
 async fn write(velu: &Velu, batch: &HashMap<String, DateTime<Utc>>) -> CoreResult<()> {
-    let tx = velu.db().write_tx().await?;
+    let tx = velu
+        .db()
+        .cross_org_tx(crate::db::CrossOrg::LastUsedFlush)
+        .await?;
     for (kid, at) in batch {
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(*at))

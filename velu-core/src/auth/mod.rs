@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 
+use crate::db::CrossOrg;
 use crate::db::notify::Change;
 use crate::entity::api_keys;
 use crate::keys::hashing::{self, KeyHasher};
@@ -345,7 +346,14 @@ async fn verify(
     client: Option<IpAddr>,
     at: DateTime<Utc>,
 ) -> CoreResult<Verdict> {
-    let Some(row) = find_row(velu.db().conn(), handle, at).await? else {
+    // Before the key is known there is no org to enter: the lookup crosses orgs.
+    let found = {
+        let tx = velu.db().cross_org_read_tx(CrossOrg::KeyLookup).await?;
+        let found = find_row(&tx, handle, at).await?;
+        tx.commit().await?;
+        found
+    };
+    let Some(row) = found else {
         return Ok(Verdict::Failed);
     };
     if !usable(&row, at) {
@@ -364,8 +372,7 @@ async fn verify(
         },
     };
     // Re-read: an upgrade may have rewritten the matched hash.
-    let row = api_keys::Entity::find_by_id(row.kid.clone())
-        .one(velu.db().conn())
+    let row = key_by_id(velu, &row.kid)
         .await?
         .filter(|r| usable(r, at))
         .ok_or(CoreError::Unauthorized)?;
@@ -444,14 +451,27 @@ async fn upgrade(
     } else {
         (api_keys::Column::SecretHash, row.secret_hash.clone())
     };
+    let tx = velu.db().cross_org_tx(CrossOrg::KeyLookup).await?;
     api_keys::Entity::update_many()
         .col_expr(column, Expr::value(new_hash))
         .filter(api_keys::Column::Kid.eq(row.kid.as_str()))
         .filter(column.eq(old))
-        .exec(velu.db().conn())
+        .exec(&tx)
         .await?;
+    tx.commit().await?;
     tracing::info!(kid = %row.kid, "key hash upgraded from argon2id to hmac-sha256");
     Ok(())
+}
+
+/// A key's row by id, in a short transaction of its own that crosses orgs (the key's
+/// org is what the caller is about to learn).
+async fn key_by_id(velu: &Velu, kid: &str) -> CoreResult<Option<api_keys::Model>> {
+    let tx = velu.db().cross_org_read_tx(CrossOrg::KeyLookup).await?;
+    let row = api_keys::Entity::find_by_id(kid.to_owned())
+        .one(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Re-reads a cached key's row: still the same secret, unrevoked, unexpired? Returns the
@@ -461,10 +481,7 @@ async fn revalidate(
     entry: &Entry,
     at: DateTime<Utc>,
 ) -> CoreResult<Option<Principal>> {
-    let Some(row) = api_keys::Entity::find_by_id(entry.kid.clone())
-        .one(velu.db().conn())
-        .await?
-    else {
+    let Some(row) = key_by_id(velu, &entry.kid).await? else {
         return Ok(None);
     };
     let same_secret = if entry.via_previous {

@@ -49,6 +49,8 @@ impl Db {
     pub async fn migrate_up(&self) -> CoreResult<Vec<String>> {
         let tx = self.write_tx().await?;
         if self.backend == Backend::Postgres {
+            // Schema changes are the connecting user's, not the app role's.
+            super::rls::as_connecting_user(&tx).await?;
             tx.execute_unprepared(&format!(
                 "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
             ))

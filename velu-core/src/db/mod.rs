@@ -2,9 +2,12 @@
 //! backends differ (write transactions, wake-up notifications).
 
 pub(crate) mod batch;
+pub(crate) mod events;
 mod migrate;
 pub mod notify;
+pub mod rls;
 pub(crate) mod sql;
+pub(crate) mod usage;
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use sea_orm::{
 };
 
 pub use migrate::{MigrationState, MigrationStatus, SchemaPolicy};
+pub use rls::{CrossOrg, cross_org};
 
 use crate::settings::redact_url;
 use crate::{CoreError, CoreResult};
@@ -67,6 +71,15 @@ impl Backend {
 pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
+    /// PostgreSQL: do the pool's connections run as [`rls::APP_ROLE`]? (Always true on
+    /// SQLite, which has no roles.)
+    app_role: bool,
+    /// PostgreSQL, running as the app role: a second pool whose sessions start with
+    /// `velu.cross_org = on`, for the paths of [`CrossOrg`] (the worker's queue
+    /// statements above all), so crossing orgs costs no extra statement or transaction.
+    /// Only [`Db::cross_org_tx`], [`Db::cross_org_read_tx`] and
+    /// [`Db::query_all_cross_org`] hand it out.
+    cross: Option<DatabaseConnection>,
 }
 
 /// SQLite waits this long for a competing writer (another process) before giving up.
@@ -95,17 +108,44 @@ impl Db {
                 opts.max_connections(20).min_connections(0);
             }
         }
-        if backend == Backend::Postgres {
-            preflight_postgres(url).await?;
-        }
-        let conn = Database::connect(opts).await.map_err(|e| {
+        let mut app_role = true;
+        let mut cross = None;
+        let unreachable = |e: sea_orm::DbErr| {
             CoreError::Unavailable(format!(
                 "cannot connect to {}: {}",
                 redact_url(url),
                 first_line(&e.to_string())
             ))
-        })?;
-        Ok(Db { conn, backend })
+        };
+        if backend == Backend::Postgres {
+            app_role = preflight_postgres(url).await?;
+            if app_role {
+                // The cross-org pool: the same role, with the setting the policies read
+                // for crossing orgs set for the whole session (startup parameters).
+                let mut cross_opts = opts.clone();
+                cross_opts.map_sqlx_postgres_opts(|o| {
+                    o.options([("role", rls::APP_ROLE), ("velu.cross_org", "on")])
+                });
+                cross = Some(Database::connect(cross_opts).await.map_err(unreachable)?);
+                // Every pooled connection runs as the ordinary role the row-level security
+                // policies hold (a startup parameter: no extra statement).
+                opts.map_sqlx_postgres_opts(|o| o.options([("role", rls::APP_ROLE)]));
+            }
+        }
+        let conn = Database::connect(opts).await.map_err(unreachable)?;
+        Ok(Db {
+            conn,
+            backend,
+            app_role,
+            cross,
+        })
+    }
+
+    /// PostgreSQL: do this pool's connections run as [`rls::APP_ROLE`], under row-level
+    /// security? False only before `migrate up` created the role (then the schema is
+    /// behind and Velu refuses to run, or reconnects once it has migrated).
+    pub fn runs_as_app_role(&self) -> bool {
+        self.app_role
     }
 
     /// The sea-orm connection, for queries.
@@ -140,6 +180,35 @@ impl Db {
         Ok(self.conn.begin_with_options(opts).await?)
     }
 
+    /// Starts a transaction that reads only (on SQLite a deferred one, so it takes no write
+    /// lock). Org-scoped reads run in one, bound to the org by the tenancy floor.
+    pub async fn read_tx(&self) -> CoreResult<DatabaseTransaction> {
+        Ok(self.conn.begin().await?)
+    }
+
+    /// Starts a write transaction that may see and write every org's rows, for path
+    /// `why` (see [`rls::cross_org`]).
+    pub async fn cross_org_tx(&self, why: CrossOrg) -> CoreResult<DatabaseTransaction> {
+        if let Some(cross) = &self.cross {
+            tracing::trace!(path = why.as_str(), "cross-org transaction");
+            return Ok(cross.begin().await?);
+        }
+        let tx = self.write_tx().await?;
+        rls::cross_org(&tx, why).await?;
+        Ok(tx)
+    }
+
+    /// Starts a read-only transaction that may see every org's rows, for path `why`.
+    pub async fn cross_org_read_tx(&self, why: CrossOrg) -> CoreResult<DatabaseTransaction> {
+        if let Some(cross) = &self.cross {
+            tracing::trace!(path = why.as_str(), "cross-org transaction");
+            return Ok(cross.begin().await?);
+        }
+        let tx = self.read_tx().await?;
+        rls::cross_org(&tx, why).await?;
+        Ok(tx)
+    }
+
     /// Runs a trivial query: is the database reachable?
     pub async fn ping(&self) -> CoreResult<()> {
         self.conn
@@ -156,19 +225,24 @@ impl Db {
 
     /// Closes the pool.
     pub async fn close(self) {
+        if let Some(cross) = self.cross {
+            let _ = cross.close().await;
+        }
         let _ = self.conn.close().await;
     }
 }
 
 /// One direct connection attempt, so an unreachable server is reported at once and with
-/// its cause (the pool would retry quietly until its acquire timeout).
-async fn preflight_postgres(url: &str) -> CoreResult<()> {
+/// its cause (the pool would retry quietly until its acquire timeout). Answers whether
+/// the connecting user may run as [`rls::APP_ROLE`].
+async fn preflight_postgres(url: &str) -> CoreResult<bool> {
     use sea_orm::sqlx::Connection;
     let attempt = sea_orm::sqlx::PgConnection::connect(url);
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Ok(Ok(conn)) => {
+        Ok(Ok(mut conn)) => {
+            let ready = rls::app_role_ready(&mut conn).await;
             let _ = conn.close().await;
-            Ok(())
+            ready
         }
         Ok(Err(e)) => Err(CoreError::Unavailable(format!(
             "cannot connect to {}: {}",

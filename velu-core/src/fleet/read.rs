@@ -32,7 +32,8 @@ pub async fn list_workers_at(
     page: &PageRequest,
     at: DateTime<Utc>,
 ) -> CoreResult<WorkerList> {
-    let conn = velu.db().conn();
+    let tx = velu.db().read_tx().await?;
+    let conn = &tx;
     // Which org's workers: an org key always its own (naming another is `not_found`),
     // a platform principal every org unless it names one.
     let org_id = match (&who.org_id, &filter.org) {
@@ -54,6 +55,7 @@ pub async fn list_workers_at(
         }
         (None, None) => {
             platform_scope(who)?;
+            crate::db::cross_org(&tx, crate::db::CrossOrg::Platform).await?;
             None
         }
     };
@@ -90,6 +92,7 @@ pub async fn list_workers_at(
         select = select.filter(Column::Id.gt(after));
     }
     let rows = select.all(conn).await?;
+    tx.commit().await?;
     q.try_finish(
         rows,
         |r| vec![r.id.clone()],

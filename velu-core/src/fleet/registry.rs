@@ -1,5 +1,6 @@
 //! The registry's writes: register (upsert, never across owners), beat, stopped, prune.
 
+use crate::db::CrossOrg;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -20,8 +21,9 @@ use crate::{CoreError, CoreResult, Velu};
 /// an org already holding [`MAX_WORKERS_PER_ORG`] rows is `quota_exceeded`. Prunes first.
 pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<WorkerInfo> {
     let v = reg.validate()?;
-    let conn = velu.db().conn();
     prune(velu, v.at).await?;
+    let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
+    let conn = &tx;
     let fields = workers::ActiveModel {
         host: Set(reg.host.clone()),
         version: Set(reg.version.clone()),
@@ -81,6 +83,7 @@ pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<Worke
         .one(conn)
         .await?
         .ok_or_else(|| CoreError::not_found("worker", reg.id.as_str()))?;
+    tx.commit().await?;
     WorkerInfo::from_model(row, v.at)
 }
 
@@ -98,7 +101,8 @@ pub async fn beat(
     let running = input::count("running_jobs", running_jobs)?;
     let owner = owned_by(checked_org(org_id)?);
     let at = at.trunc_subsecs(6);
-    let conn = velu.db().conn();
+    let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
+    let conn = &tx;
     let not_found = || CoreError::not_found("worker", worker_id);
     let row = workers::Entity::find_by_id(worker_id.to_owned())
         .filter(owner.clone())
@@ -121,6 +125,7 @@ pub async fn beat(
     if done.rows_affected == 0 {
         return Err(not_found());
     }
+    tx.commit().await?;
     prune_now_and_then(velu, at).await;
     Ok(())
 }
@@ -154,7 +159,8 @@ pub async fn stopped(
     input::worker_id(worker_id)?;
     let owner = owned_by(checked_org(org_id)?);
     let at = at.trunc_subsecs(6);
-    let conn = velu.db().conn();
+    let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
+    let conn = &tx;
     let done = workers::Entity::update_many()
         .col_expr(Column::StoppedAt, Expr::value(at))
         .col_expr(Column::LastSeenAt, Expr::value(at))
@@ -165,6 +171,7 @@ pub async fn stopped(
         .exec(conn)
         .await?;
     if done.rows_affected > 0 {
+        tx.commit().await?;
         return Ok(());
     }
     let exists = workers::Entity::find_by_id(worker_id.to_owned())
@@ -182,14 +189,16 @@ pub async fn stopped(
 /// Deletes the rows of workers not seen for [`PRUNE_UNSEEN_AFTER`] before `at`, and of
 /// workers stopped [`PRUNE_STOPPED_AFTER`] before `at`. Returns how many went.
 pub async fn prune(velu: &Velu, at: DateTime<Utc>) -> CoreResult<u64> {
+    let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
     let gone = workers::Entity::delete_many()
         .filter(
             Condition::any()
                 .add(Column::LastSeenAt.lt(at - PRUNE_UNSEEN_AFTER))
                 .add(Column::StoppedAt.lt(at - PRUNE_STOPPED_AFTER)),
         )
-        .exec(velu.db().conn())
+        .exec(&tx)
         .await?;
+    tx.commit().await?;
     Ok(gone.rows_affected)
 }
 

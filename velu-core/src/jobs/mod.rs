@@ -7,6 +7,7 @@
 //! `queued → running → succeeded | failed | cancelled`, and back to `queued` for a retry
 //! (see [`JobStatus`]); each attempt is kept in `job_attempts`.
 
+mod counts;
 mod input;
 mod read;
 mod steer;
@@ -21,6 +22,7 @@ use crate::time::Timestamp;
 use crate::{CoreError, CoreResult};
 
 pub use input::{SubmitJob, parse_batch};
+pub(crate) use read::find_job as find_job_row;
 pub use read::{JobFilter, JobStats, job_stats, list_jobs, show_job};
 pub use steer::{cancel_job, retry_job};
 pub use submit::{BatchSubmitted, MAX_BATCH, Submitted, SubmittedJob, submit_batch, submit_job};

@@ -9,8 +9,10 @@ use super::read::{find_job, job_detail};
 use super::submit::{queue_room, quota};
 use super::{JobDetail, JobError, JobErrorCode, JobStatus};
 use crate::audit::{self, Record};
+use crate::db::events;
 use crate::db::notify::{self, Change};
 use crate::entity::jobs;
+use crate::events::{EventKind, QueuedVia};
 use crate::principal::Principal;
 use crate::scopes::Scope;
 use crate::tenancy::{OrgRef, OrgScope};
@@ -34,6 +36,30 @@ async fn audited<C: ConnectionTrait>(
             target_type: "job",
             target_id: &job.id,
             details: json!({ "task": job.task, "from": from.as_str(), "to": job.status }),
+        },
+    )
+    .await
+}
+
+/// The event of a steer, written after the job's row was updated (so locked) in `conn`:
+/// `(kind, status)`, and `via` for `queued`. An `ended` cancel carries its error code.
+async fn steer_event<C: ConnectionTrait>(
+    conn: &C,
+    job: &jobs::Model,
+    (kind, status): (EventKind, Option<JobStatus>),
+    via: Option<QueuedVia>,
+) -> CoreResult<()> {
+    let code = (status == Some(JobStatus::Cancelled)).then_some(JobErrorCode::Cancelled.as_str());
+    events::insert_one(
+        conn,
+        &events::NewEvent {
+            job_id: &job.id,
+            org_id: &job.org_id,
+            kind,
+            at: job.updated_at,
+            status,
+            error_code: code,
+            detail: via.map(QueuedVia::as_str),
         },
     )
     .await
@@ -68,8 +94,9 @@ pub async fn cancel_job(
     let mut active = job.clone().into_active_model();
     match from {
         JobStatus::Cancelled => {
+            let detail = job_detail(&tx, who, job).await?;
             tx.commit().await?;
-            return job_detail(velu.db().conn(), who, job).await;
+            return Ok(detail);
         }
         JobStatus::Succeeded | JobStatus::Failed => {
             return Err(CoreError::conflict(format!("job `{id}` already {from}")));
@@ -90,9 +117,15 @@ pub async fn cancel_job(
     }
     active.updated_at = Set(at);
     let job = active.update(&tx).await?;
+    let event = match from {
+        JobStatus::Queued => (EventKind::Ended, Some(JobStatus::Cancelled)),
+        _ => (EventKind::CancelRequested, None),
+    };
+    steer_event(&tx, &job, event, None).await?;
     audited(&tx, who, &job, "job.cancel", from).await?;
+    let detail = job_detail(&tx, who, job).await?;
     tx.commit().await?;
-    job_detail(velu.db().conn(), who, job).await
+    Ok(detail)
 }
 
 /// Puts a failed or cancelled job back in the queue with a fresh budget of attempts: the
@@ -133,10 +166,12 @@ pub async fn retry_job(
     active.cancel_requested = Set(false);
     active.updated_at = Set(at);
     let job = active.update(&tx).await?;
+    steer_event(&tx, &job, (EventKind::Queued, None), Some(QueuedVia::Retry)).await?;
     audited(&tx, who, &job, "job.retry", from).await?;
     let change = Change::Jobs(job.org_id.clone());
     notify::send(&tx, &change).await?;
+    let detail = job_detail(&tx, who, job).await?;
     tx.commit().await?;
     velu.changed(change);
-    job_detail(velu.db().conn(), who, job).await
+    Ok(detail)
 }

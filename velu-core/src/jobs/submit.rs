@@ -1,7 +1,6 @@
 //! Submitting jobs: every check has its own error code, and tenancy and the actor come
 //! only from the principal.
 
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, Query};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -10,17 +9,20 @@ use super::input::SubmitJob;
 use super::{Job, JobStatus};
 use crate::audit::{self, Record};
 use crate::db::batch::{NewJobRow, Stamp, insert_jobs};
+use crate::db::events;
 use crate::db::notify::{self, Change};
 use crate::entity::jobs;
 use crate::error::is_unique_violation;
+use crate::events::{EventKind, QueuedVia};
 use crate::ids::new_id;
 use crate::plans::Plan;
-use crate::principal::Principal;
+use crate::principal::{ActorType, Principal};
 use crate::queue;
 use crate::scopes::Scope;
 use crate::tasks::{MAX_ATTEMPTS_LIMIT, TaskKind};
 use crate::tenancy::OrgRef;
 use crate::time::{self, now};
+use crate::usage;
 use crate::{CoreError, CoreResult, Velu};
 
 /// Most jobs in one batch.
@@ -162,28 +164,16 @@ fn check(
     })
 }
 
-/// How many more jobs the org may queue (its plan's quota minus what is queued), counting
-/// at most the quota's worth of rows.
+/// How many more jobs the org may queue: its plan's quota minus what is queued, read from
+/// the org's `job_counts` rows (a few counter rows, however long the backlog).
 pub(super) async fn queue_room<C: ConnectionTrait>(
     conn: &C,
     org_id: &str,
     plan: Plan,
 ) -> CoreResult<u64> {
     let limit = plan.limits().queued_jobs;
-    let sub = Query::select()
-        .expr(Expr::val(1))
-        .from(jobs::Entity)
-        .and_where(jobs::Column::OrgId.eq(org_id))
-        .and_where(jobs::Column::Status.eq(JobStatus::Queued.as_str()))
-        .limit(limit)
-        .to_owned();
-    let count = Query::select()
-        .expr(Func::count(Expr::col(Asterisk)))
-        .from_subquery(sub, Alias::new("q"))
-        .to_owned();
-    let row = conn.query_one(&count).await?;
-    let queued: i64 = row.and_then(|r| r.try_get_by_index(0).ok()).unwrap_or(0);
-    Ok(limit.saturating_sub(queued.max(0) as u64))
+    let queued = super::counts::queued(conn, org_id).await?;
+    Ok(limit.saturating_sub(queued))
 }
 
 fn row(
@@ -265,13 +255,12 @@ pub async fn submit_job(
         Err(e) if is_unique_violation(&e) && key.is_some() => {
             // Another submit with the same key won the race: return its job.
             drop(tx);
-            let existing = find_by_key(
-                velu.db().conn(),
-                &org.id,
-                key.as_deref().unwrap_or_default(),
-            )
-            .await?
-            .ok_or_else(|| CoreError::internal(e))?;
+            let again = velu.db().read_tx().await?;
+            who.enter(&again, &OrgRef::new(org.id.clone()), Scope::JobsSubmit)
+                .await?;
+            let existing = find_by_key(&again, &org.id, key.as_deref().unwrap_or_default())
+                .await?
+                .ok_or_else(|| CoreError::internal(e))?;
             return Ok(Submitted {
                 job: Job::from_model(existing)?,
                 created: false,
@@ -294,6 +283,8 @@ pub async fn submit_job(
     .await?;
     // Accepted all the same: a pause holds jobs, it does not refuse them.
     let queue_paused = queue::is_held(&tx, &org.id, &[model.task.as_str()]).await?;
+    queued_event(&tx, &model, QueuedVia::Submit).await?;
+    usage::record_submitted(&tx, &org.id, at, [model.task.as_str()]).await?;
     let change = Change::Jobs(org.id.clone());
     notify::send(&tx, &change).await?;
     tx.commit().await?;
@@ -350,8 +341,35 @@ pub(crate) async fn submit_in_tx<C: ConnectionTrait>(
         },
     )
     .await?;
+    usage::record_submitted(tx, org_id, at, [model.task.as_str()]).await?;
+    let via = match who.actor.kind {
+        ActorType::Schedule => QueuedVia::Schedule,
+        _ => QueuedVia::Submit,
+    };
+    queued_event(tx, &model, via).await?;
     notify::send(tx, &Change::Jobs(org_id.to_owned())).await?;
     Ok(model)
+}
+
+/// The `queued` event of a job just inserted (one `INSERT`, in the submit's transaction).
+async fn queued_event<C: ConnectionTrait>(
+    conn: &C,
+    model: &jobs::Model,
+    via: QueuedVia,
+) -> CoreResult<()> {
+    events::insert_one(
+        conn,
+        &events::NewEvent {
+            job_id: &model.id,
+            org_id: &model.org_id,
+            kind: EventKind::Queued,
+            at: model.created_at,
+            status: None,
+            error_code: None,
+            detail: Some(via.as_str()),
+        },
+    )
+    .await
 }
 
 pub(super) fn quota(plan: Plan) -> CoreError {
@@ -381,7 +399,7 @@ async fn insert_rows<C: ConnectionTrait>(
             run_at: c.run_at,
         })
         .collect();
-    let ids = jobs.iter().map(|j| j.id.clone()).collect();
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let stamp = Stamp {
         org_id,
         status: JobStatus::Queued.as_str(),
@@ -390,6 +408,7 @@ async fn insert_rows<C: ConnectionTrait>(
         at,
     };
     insert_jobs(conn, &stamp, &jobs).await?;
+    events::insert_queued_batch(conn, org_id, &ids, QueuedVia::Batch.as_str(), at).await?;
     Ok(ids)
 }
 
@@ -432,6 +451,7 @@ pub async fn submit_batch(
     if queue_room(&tx, &org.id, plan).await? < rows.len() as u64 {
         return Err(quota(plan));
     }
+    usage::record_submitted(&tx, &org.id, at, rows.iter().map(|c| c.task.as_str())).await?;
     let mut kinds: Vec<&str> = rows.iter().map(|c| c.task.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();

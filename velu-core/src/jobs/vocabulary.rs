@@ -178,6 +178,9 @@ pub enum JobErrorCode {
     Interrupted,
     /// The worker's catalog has no such task kind.
     UnknownTask,
+    /// A secret the task kind lists could not be delivered: the org has not set it, or no
+    /// secrets key is configured (docs/secrets.md). The message names it, never a value.
+    SecretUnavailable,
     /// The worker could not store the attempt's outcome.
     Internal,
 }
@@ -196,6 +199,7 @@ impl JobErrorCode {
             JobErrorCode::WorkerShutdown => "worker_shutdown",
             JobErrorCode::Interrupted => "interrupted",
             JobErrorCode::UnknownTask => "unknown_task",
+            JobErrorCode::SecretUnavailable => "secret_unavailable",
             JobErrorCode::Internal => "internal",
         }
     }

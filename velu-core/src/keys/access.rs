@@ -1,7 +1,11 @@
 //! Who may act on which keys: the owner check, and the rule that a principal acts only
 //! on keys (and issues only scopes) it holds every scope of.
 
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+};
+
+use crate::db::{CrossOrg, cross_org};
 
 use super::documents::*;
 use super::token;
@@ -11,14 +15,16 @@ use crate::scopes::{Role, Scope, ScopeSet};
 use crate::{CoreError, CoreResult};
 
 /// Resolves the owner and checks the right to manage its keys; returns the org row.
-pub(super) async fn authorize<C: ConnectionTrait>(
-    conn: &C,
+/// Binds transaction `tx` to the org (the tenancy floor), or, for platform keys (no org),
+/// lets it cross orgs ([`CrossOrg::Platform`]).
+pub(super) async fn authorize(
+    tx: &DatabaseTransaction,
     who: &Principal,
     owner: &KeyOwner,
 ) -> CoreResult<Option<organizations::Model>> {
     match owner {
         KeyOwner::Org(r) => {
-            let org = who.enter(conn, r, Scope::ApiKeysManage).await?;
+            let org = who.enter(tx, r, Scope::ApiKeysManage).await?;
             Ok(Some(org.into_row()))
         }
         KeyOwner::Platform => {
@@ -26,6 +32,7 @@ pub(super) async fn authorize<C: ConnectionTrait>(
             if who.org_id.is_some() {
                 return Err(CoreError::forbidden(Scope::OrgsManage));
             }
+            cross_org(tx, CrossOrg::Platform).await?;
             Ok(None)
         }
     }

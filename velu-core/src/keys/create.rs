@@ -81,7 +81,7 @@ pub async fn create_key(
     let name = validate_key_name(&input.name)?;
     let expires_at = parse_expiry(input.expires_at.as_deref(), at)?;
     // Cheap checks before the expensive hash.
-    let org = authorize(velu.db().conn(), who, owner).await?;
+    let org = authorize(&velu.db().read_tx().await?, who, owner).await?;
     let scopes = requested_scopes(who, org.is_none(), input.role.as_deref(), &input.scopes)?;
     let (kid, secret) = (token::new_kid(), token::new_secret());
     let secret_hash = velu.hash_secret(&secret)?;

@@ -18,7 +18,8 @@ pub async fn list_keys(
     owner: &KeyOwner,
     page: &PageRequest,
 ) -> CoreResult<Page<ApiKey>> {
-    let conn = velu.db().conn();
+    let tx = velu.db().read_tx().await?;
+    let conn = &tx;
     let org = authorize(conn, who, owner).await?;
     let owner_text = org.as_ref().map_or("platform", |o| o.id.as_str());
     let q = page.validate("keys", owner_text)?;
@@ -55,7 +56,8 @@ pub async fn show_key(
     owner: &KeyOwner,
     kid: &str,
 ) -> CoreResult<ApiKey> {
-    let conn = velu.db().conn();
+    let tx = velu.db().read_tx().await?;
+    let conn = &tx;
     let org = authorize(conn, who, owner).await?;
     let model = find_key(conn, who, &org, kid).await?;
     Ok(ApiKey::from_model(model, now()))

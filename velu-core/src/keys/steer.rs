@@ -74,7 +74,7 @@ pub async fn rotate_key(
             format!("at most {} seconds (7 days)", MAX_GRACE.as_secs()),
         ));
     }
-    authorize(velu.db().conn(), who, owner).await?;
+    authorize(&velu.db().read_tx().await?, who, owner).await?;
     let secret = token::new_secret();
     let secret_hash = velu.hash_secret(&secret)?;
 

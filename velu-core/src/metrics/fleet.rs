@@ -71,6 +71,7 @@ impl FleetCounts {
 /// pruned a day after their worker was last seen), so six counts cost little.
 async fn count(db: &Db) -> CoreResult<Vec<(WorkerState, WorkerLocation, u64)>> {
     let at = now();
+    let tx = db.cross_org_read_tx(crate::db::CrossOrg::Metrics).await?;
     let mut out = Vec::new();
     for state in WorkerState::ALL {
         for location in [WorkerLocation::Local, WorkerLocation::Remote] {
@@ -85,8 +86,9 @@ async fn count(db: &Db) -> CoreResult<Vec<(WorkerState, WorkerLocation, u64)>> {
                     .filter(Column::StoppedAt.is_null())
                     .filter(Column::StaleAt.gte(at)),
             };
-            out.push((state, location, q.count(db.conn()).await?));
+            out.push((state, location, q.count(&tx).await?));
         }
     }
+    tx.commit().await?;
     Ok(out)
 }

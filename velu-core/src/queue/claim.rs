@@ -1,5 +1,6 @@
 //! Claiming: taking ready jobs of one org under a fresh lease, within its plan.
 
+use crate::db::CrossOrg;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -7,6 +8,7 @@ use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use super::pause::{org_paused_sql, paused_tasks_sql};
 use super::types::{ClaimedJob, ReadyOrg, lease_expiry};
+use crate::db::events;
 use crate::db::sql::{json_array_rows, json_param, stmt};
 use crate::db::{Backend, Db};
 use crate::entity::jobs;
@@ -44,15 +46,23 @@ pub async fn claim_for_org(
         Backend::Postgres => {
             // One round trip: lock the org, check pauses, count exactly, claim, record
             // the attempts (migrations m20261125_000006, m20261201_000007).
-            let sql = "SELECT * FROM velu_claim_jobs($1, $2, $3::jsonb, $4, $5, $6, $7)";
-            let rows = db.conn().query_all_raw(stmt(backend, sql, values)).await?;
+            // The `claimed` events ride in the same statement (after the rows are locked).
+            let sql = format!(
+                "WITH c AS (SELECT * FROM velu_claim_jobs($1, $2, $3::jsonb, $4, $5, $6, $7)),
+                 ev AS ({claimed})
+                 SELECT * FROM c",
+                claimed = events::claimed_sql("c", 2, 6),
+            );
+            let rows = db
+                .query_all_cross_org(CrossOrg::Queue, stmt(backend, &sql, values))
+                .await?;
             rows.iter()
                 .map(|r| jobs::Model::from_query_result(r, ""))
                 .collect::<Result<Vec<_>, _>>()?
         }
         Backend::Sqlite => {
             // The write lock of BEGIN IMMEDIATE serializes every claimer.
-            let tx = db.write_tx().await?;
+            let tx = db.cross_org_tx(CrossOrg::Queue).await?;
             let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
             let running_count =
                 format!("(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = '{running}')");
@@ -88,6 +98,16 @@ pub async fn claim_for_org(
                 tx.execute_raw(stmt(
                     backend,
                     &sql,
+                    vec![json_param(&ids)?, worker.to_owned().into(), at.into()],
+                ))
+                .await?;
+                let source = format!(
+                    "jobs c WHERE c.id IN ({})",
+                    json_array_rows(Backend::Sqlite, 1)
+                );
+                tx.execute_raw(stmt(
+                    backend,
+                    &events::claimed_sql(&source, 3, 2),
                     vec![json_param(&ids)?, worker.to_owned().into(), at.into()],
                 ))
                 .await?;

@@ -1,7 +1,7 @@
 //! How deep the queue is: unfinished jobs counted by status and by their org's plan, for
 //! the metrics scrape (`metrics::queue`).
 
-use sea_orm::ConnectionTrait;
+use crate::db::CrossOrg;
 
 use crate::CoreResult;
 use crate::db::Db;
@@ -13,22 +13,21 @@ use crate::plans::Plan;
 /// grows; their rate is the worker's outcome counters.
 pub const DEPTH_STATUSES: [JobStatus; 2] = [JobStatus::Queued, JobStatus::Running];
 
-/// Jobs per (status, plan) for every status of [`DEPTH_STATUSES`], in one statement. Each
-/// half matches a partial index of the jobs table (`status = 'queued'` and
-/// `status = 'running'`), so finished history is never read. Pairs with no jobs are absent.
+/// Jobs per (status, plan) for every status of [`DEPTH_STATUSES`], in one statement, from
+/// the job counters (`job_counts`, kept by triggers on `jobs`): its cost grows with the
+/// number of orgs and task kinds that have counters, not with the backlog or the history.
+/// Pairs with no jobs are absent.
 pub async fn depth(db: &Db) -> CoreResult<Vec<(JobStatus, Plan, u64)>> {
-    let part = |status: JobStatus| {
-        format!(
-            "SELECT '{s}' AS status, o.plan AS plan, count(*) AS n
-             FROM jobs j JOIN organizations o ON o.id = j.org_id
-             WHERE j.status = '{s}' GROUP BY o.plan",
-            s = status.as_str()
-        )
-    };
-    let sql = DEPTH_STATUSES.map(part).join(" UNION ALL ");
+    let statuses = DEPTH_STATUSES
+        .map(|s| format!("'{}'", s.as_str()))
+        .join(", ");
+    let sql = format!(
+        "SELECT c.status AS status, o.plan AS plan, CAST(SUM(c.n) AS BIGINT) AS n
+         FROM job_counts c JOIN organizations o ON o.id = c.org_id
+         WHERE c.status IN ({statuses}) GROUP BY c.status, o.plan HAVING SUM(c.n) > 0"
+    );
     let rows = db
-        .conn()
-        .query_all_raw(stmt(db.db_backend(), &sql, Vec::new()))
+        .query_all_cross_org(CrossOrg::Metrics, stmt(db.db_backend(), &sql, Vec::new()))
         .await?;
     rows.iter()
         .map(|r| {

@@ -1,5 +1,6 @@
 //! Finishing: recording how attempts ended, fenced by their lease tokens.
 
+use crate::db::CrossOrg;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value as DbValue};
 use serde::Serialize;
@@ -7,9 +8,12 @@ use serde_json::Value;
 
 use super::scrub::{scrub_nul, scrub_str};
 use crate::CoreResult;
+use crate::db::events;
 use crate::db::sql::{json_param, stmt};
+use crate::db::usage::{add_usage, finish_usage_cte};
 use crate::db::{Backend, Db};
 use crate::jobs::{AttemptOutcome, JobError, JobStatus};
+use crate::usage::{Ended, day_of, ended_deltas};
 
 /// How an attempt ended, as the worker reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -87,21 +91,28 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                      finished_at = CASE WHEN v.finished THEN $2::timestamptz ELSE NULL END,
                      updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
                    FROM v WHERE j.id = v.id AND j.lease_token = v.token AND j.status = '{running}'
-                   RETURNING j.id
+                   RETURNING j.id, j.org_id, j.task, j.status, j.attempts, j.run_at, j.error
                  ),
                  attempt_rows AS (
                    UPDATE job_attempts a SET finished_at = $2, outcome = v.outcome, error = v.error
                    FROM v WHERE a.job_id = v.id AND a.lease_token = v.token AND a.finished_at IS NULL
-                 )
-                 SELECT id FROM done"
+                   RETURNING a.job_id, a.started_at
+                 ),
+                 ev AS ({events}),
+                 {usage}
+                 SELECT id FROM done",
+                events = events::transitions_sql(Backend::Postgres, "done j", 2),
+                usage = finish_usage_cte(2, 3)
             );
             // One statement: atomic on its own, one round trip.
-            db.conn()
-                .query_all_raw(stmt(backend, &sql, vec![batch, at.into()]))
-                .await?
+            db.query_all_cross_org(
+                CrossOrg::Queue,
+                stmt(backend, &sql, vec![batch, at.into(), day_of(at).into()]),
+            )
+            .await?
         }
         Backend::Sqlite => {
-            let tx = db.write_tx().await?;
+            let tx = db.cross_org_tx(CrossOrg::Queue).await?;
             let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
                        value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
                        value -> '$.result' AS result, value -> '$.error' AS error,
@@ -113,7 +124,7 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                    finished_at = CASE WHEN v.finished THEN $2 ELSE NULL END,
                    updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
                  FROM {v} WHERE jobs.id = v.id AND jobs.lease_token = v.token AND jobs.status = '{running}'
-                 RETURNING jobs.id AS id"
+                 RETURNING jobs.id AS id, jobs.org_id AS org_id, jobs.task AS task, jobs.status AS status"
             );
             let rows = tx
                 .query_all_raw(stmt(backend, &jobs_sql, vec![batch.clone(), at.into()]))
@@ -121,10 +132,18 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
             let attempts_sql = format!(
                 "UPDATE job_attempts SET finished_at = $2, outcome = v.outcome, error = v.error
                  FROM {v} WHERE job_attempts.job_id = v.id AND job_attempts.lease_token = v.token
-                   AND job_attempts.finished_at IS NULL"
+                   AND job_attempts.finished_at IS NULL
+                 RETURNING job_attempts.job_id AS job_id, job_attempts.started_at AS started_at"
             );
-            tx.execute_raw(stmt(backend, &attempts_sql, vec![batch, at.into()]))
+            let attempts = tx
+                .query_all_raw(stmt(backend, &attempts_sql, vec![batch, at.into()]))
                 .await?;
+            add_usage(&tx, &sqlite_usage(&rows, &attempts, at)?).await?;
+            let ids = rows
+                .iter()
+                .map(|r| r.try_get::<String>("", "id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            events::insert_transitions(&tx, &ids, at).await?;
             tx.commit().await?;
             rows
         }
@@ -132,6 +151,42 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
     done.iter()
         .map(|r| Ok(r.try_get::<String>("", "id")?))
         .collect()
+}
+
+/// SQLite: the usage deltas of a finish batch, from the rows its two updates returned
+/// (jobs: `id, org_id, task, status`; attempts: `job_id, started_at`).
+fn sqlite_usage(
+    jobs: &[sea_orm::QueryResult],
+    attempts: &[sea_orm::QueryResult],
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<crate::usage::Delta>> {
+    let mut started = std::collections::HashMap::with_capacity(attempts.len());
+    for a in attempts {
+        started.insert(
+            a.try_get::<String>("", "job_id")?,
+            a.try_get::<DateTime<Utc>>("", "started_at")?,
+        );
+    }
+    let rows = jobs
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String>("", "id")?,
+                r.try_get::<String>("", "org_id")?,
+                r.try_get::<String>("", "task")?,
+                r.try_get::<String>("", "status")?,
+            ))
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    Ok(ended_deltas(
+        at,
+        rows.iter().map(|(id, org_id, task, status)| Ended {
+            org_id,
+            task,
+            status,
+            started_at: started.get(id).copied(),
+        }),
+    ))
 }
 
 #[cfg(test)]

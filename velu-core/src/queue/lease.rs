@@ -1,6 +1,7 @@
 //! Leases after the claim: renewing them (heartbeat), taking back expired ones
 //! (reclaim), handing them back at shutdown (release).
 
+use crate::db::CrossOrg;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -8,8 +9,10 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Value as DbValue}
 
 use super::types::{Held, lease_expiry};
 use crate::CoreResult;
-use crate::db::Db;
+use crate::db::events;
 use crate::db::sql::{json_array_rows, json_param, stmt};
+use crate::db::{Backend, Db};
+use crate::events::ProgressReport;
 use crate::jobs::{AttemptOutcome, JobErrorCode, JobStatus};
 
 /// Renews the leases `worker` holds (by token); returns those it still holds, with their
@@ -21,31 +24,75 @@ pub async fn heartbeat(
     lease: Duration,
     at: DateTime<Utc>,
 ) -> CoreResult<Vec<Held>> {
+    heartbeat_with_progress(db, worker, tokens, lease, at, &[]).await
+}
+
+/// [`heartbeat`], also appending the progress lines of `progress` to the streams of the
+/// jobs whose leases are still held (under each job's cap), and a coalesced `heartbeat`
+/// event for each held job whose stream has been quiet (see [`crate::events`]). One
+/// statement on PostgreSQL; one transaction on SQLite.
+pub async fn heartbeat_with_progress(
+    db: &Db,
+    worker: &str,
+    tokens: &[String],
+    lease: Duration,
+    at: DateTime<Utc>,
+    progress: &[ProgressReport],
+) -> CoreResult<Vec<Held>> {
     if tokens.is_empty() {
         return Ok(Vec::new());
     }
+    let records = crate::events::progress_records(progress)?;
     let expires = lease_expiry(at, lease);
-    let sql = format!(
-        "UPDATE jobs SET lease_expires_at = $1, updated_at = $2
-         WHERE status = '{running}' AND lease_owner = $3 AND lease_token IN ({tokens})
-         RETURNING id, cancel_requested",
+    let filter = format!(
+        "status = '{running}' AND lease_owner = $3 AND lease_token IN ({tokens})",
         running = JobStatus::Running.as_str(),
         tokens = json_array_rows(db.backend(), 4),
     );
-    // A single statement: atomic without a transaction.
-    let rows = db
-        .conn()
-        .query_all_raw(stmt(
-            db.db_backend(),
-            &sql,
-            vec![
-                expires.into(),
-                at.into(),
-                worker.to_owned().into(),
-                json_param(tokens)?,
-            ],
-        ))
-        .await?;
+    let update = format!(
+        "UPDATE jobs SET lease_expires_at = $1, updated_at = $2 WHERE {filter}
+         RETURNING id, org_id, attempts, lease_token, cancel_requested"
+    );
+    let mut values = vec![
+        expires.into(),
+        at.into(),
+        worker.to_owned().into(),
+        json_param(tokens)?,
+    ];
+    let backend = db.db_backend();
+    let rows = match db.backend() {
+        Backend::Postgres => {
+            values.extend([json_param(&records)?, events::cutoff(at)]);
+            // The events ride in the statement, after the rows are locked.
+            let sql = format!(
+                "WITH h AS ({update}),
+                 p AS ({progress}),
+                 b AS ({beat})
+                 SELECT id, cancel_requested FROM h",
+                progress = events::progress_sql(Backend::Postgres, "h", 5, 2),
+                beat = events::heartbeat_sql("h", 2, 3, 6),
+            );
+            db.query_all_cross_org(CrossOrg::Queue, stmt(backend, &sql, values))
+                .await?
+        }
+        Backend::Sqlite => {
+            let tx = db.cross_org_tx(CrossOrg::Queue).await?;
+            let rows = tx
+                .query_all_raw(stmt(backend, &update, values.clone()))
+                .await?;
+            values.extend([json_param(&records)?, events::cutoff(at)]);
+            let h =
+                format!("(SELECT id, org_id, attempts, lease_token FROM jobs WHERE {filter}) h");
+            if !records.is_empty() {
+                let sql = events::progress_sql(Backend::Sqlite, &h, 5, 2);
+                tx.execute_raw(stmt(backend, &sql, values.clone())).await?;
+            }
+            let sql = events::heartbeat_sql(&h, 2, 3, 6);
+            tx.execute_raw(stmt(backend, &sql, values)).await?;
+            tx.commit().await?;
+            rows
+        }
+    };
     rows.iter()
         .map(|r| {
             Ok(Held {
@@ -104,7 +151,7 @@ pub async fn reclaim_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<Vec<Strin
         JobStatus::Cancelled,
     ]
     .map(JobStatus::as_str);
-    let tx = db.write_tx().await?;
+    let tx = db.cross_org_tx(CrossOrg::Queue).await?;
     let ids = end_attempts(
         &tx,
         db.db_backend(),
@@ -123,6 +170,7 @@ pub async fn reclaim_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<Vec<Strin
         ],
     )
     .await?;
+    events::insert_transitions(&tx, &ids, at).await?;
     tx.commit().await?;
     Ok(ids)
 }
@@ -141,7 +189,7 @@ pub async fn release(
     let [queued, running, cancelled] =
         [JobStatus::Queued, JobStatus::Running, JobStatus::Cancelled].map(JobStatus::as_str);
     let tokens = json_param(tokens)?;
-    let tx = db.write_tx().await?;
+    let tx = db.cross_org_tx(CrossOrg::Queue).await?;
     let filter = format!(
         "status = '{running}' AND lease_owner = $3 AND lease_token IN ({})",
         json_array_rows(db.backend(), 4)
@@ -166,6 +214,7 @@ pub async fn release(
         ],
     )
     .await?;
+    events::insert_transitions(&tx, &ids, at).await?;
     tx.commit().await?;
     Ok(ids)
 }

@@ -32,7 +32,7 @@ mod types;
 pub use claim::claim_for_org;
 pub use depth::{DEPTH_STATUSES, depth};
 pub use finish::{Finish, finish};
-pub use lease::{heartbeat, reclaim_expired, release};
+pub use lease::{heartbeat, heartbeat_with_progress, reclaim_expired, release};
 pub use pause::PauseScope;
 pub(crate) use pause::{hold_claims, is_held};
 pub use ready::ready_orgs;

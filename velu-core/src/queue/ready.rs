@@ -1,7 +1,7 @@
 //! Which orgs can run something now: the fair, plan-aware scan the claim loop starts from.
 
+use crate::db::CrossOrg;
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 
 use super::pause::{org_paused_sql, paused_tasks_sql};
 use super::types::{KindsByPlan, ReadyOrg};
@@ -97,8 +97,7 @@ async fn scan_ready_orgs(
         values.push(to.to_owned().into());
     }
     let rows = db
-        .conn()
-        .query_all_raw(stmt(db.db_backend(), &sql, values))
+        .query_all_cross_org(CrossOrg::Queue, stmt(db.db_backend(), &sql, values))
         .await?;
     rows.iter()
         .map(|r| {

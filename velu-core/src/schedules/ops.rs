@@ -136,8 +136,9 @@ pub async fn list_schedules(
     org: &OrgRef,
     page: &PageRequest,
 ) -> CoreResult<Page<Schedule>> {
-    let conn = velu.db().conn();
-    let org = who.enter(conn, org, Scope::JobsRead).await?;
+    let tx = velu.db().read_tx().await?;
+    let conn = &tx;
+    let org = who.enter(&tx, org, Scope::JobsRead).await?;
     let q = page.validate("schedules", org.id())?;
     let mut select = schedules::Entity::find()
         .filter(schedules::Column::OrgId.eq(org.id()))
@@ -157,8 +158,9 @@ pub async fn show_schedule(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<Schedule> {
-    let conn = velu.db().conn();
-    let org = who.enter(conn, org, Scope::JobsRead).await?;
+    let tx = velu.db().read_tx().await?;
+    let conn = &tx;
+    let org = who.enter(&tx, org, Scope::JobsRead).await?;
     Ok(Schedule::from_model(find(conn, org.id(), id).await?))
 }
 

@@ -27,6 +27,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::cron::CronSpec;
+use crate::db::CrossOrg;
 use crate::db::notify::Change;
 use crate::entity::{schedule_ticks, schedules};
 use crate::jobs::{SubmitJob, submit_in_tx};
@@ -65,6 +66,10 @@ enum Outcome {
 /// run from any number of processes and tasks at once; each tick queues at most one job.
 /// Tests call it with chosen times; the background ticker calls it with the clock.
 pub async fn tick_once(velu: &Velu, at: DateTime<Utc>) -> CoreResult<TickReport> {
+    let scan = velu
+        .db()
+        .cross_org_read_tx(CrossOrg::ScheduleTicker)
+        .await?;
     let due: Vec<String> = schedules::Entity::find()
         .select_only()
         .column(schedules::Column::Id)
@@ -73,8 +78,9 @@ pub async fn tick_once(velu: &Velu, at: DateTime<Utc>) -> CoreResult<TickReport>
         .order_by_asc(schedules::Column::NextRunAt)
         .limit(TICK_BATCH)
         .into_tuple()
-        .all(velu.db().conn())
+        .all(&scan)
         .await?;
+    scan.commit().await?;
     let mut report = TickReport::default();
     for id in due {
         match handle(velu, &id, at).await {
@@ -109,7 +115,9 @@ fn schedule_principal(row: &schedules::Model) -> CoreResult<Principal> {
 }
 
 async fn handle(velu: &Velu, id: &str, at: DateTime<Utc>) -> CoreResult<Outcome> {
-    let tx = velu.db().write_tx().await?;
+    // The schedule's org is known only once its row is read; the job itself is queued
+    // after the tenancy floor entered that org (`enqueue`).
+    let tx = velu.db().cross_org_tx(CrossOrg::ScheduleTicker).await?;
     let Some(row) = schedules::Entity::find_by_id(id.to_owned())
         .filter(schedules::Column::Paused.eq(false))
         .filter(schedules::Column::NextRunAt.lte(at))

@@ -16,8 +16,10 @@ use std::time::Duration;
 use tokio::sync::{Mutex, watch};
 
 use super::fair::FairScan;
+use crate::events::ProgressReport;
 use crate::fleet::{self, WorkerRegistration};
 use crate::queue::{self, ClaimedJob, Finish, Held};
+use crate::secrets::{self, SecretEnv};
 use crate::time::now;
 use crate::{CoreResult, Velu};
 
@@ -48,6 +50,20 @@ pub trait QueueAccess: Send + Sync {
         tokens: &'a [String],
         lease: Duration,
     ) -> AccessFuture<'a, Vec<Held>>;
+
+    /// [`QueueAccess::heartbeat`], also carrying new progress lines of the jobs (each
+    /// report names its lease token). The default drops the lines (an access with no
+    /// event stream behind it).
+    fn heartbeat_progress<'a>(
+        &'a self,
+        worker: &'a str,
+        tokens: &'a [String],
+        lease: Duration,
+        progress: &'a [ProgressReport],
+    ) -> AccessFuture<'a, Vec<Held>> {
+        let _ = progress;
+        self.heartbeat(worker, tokens, lease)
+    }
 
     /// Records how attempts ended; returns the ids written (a missing id: the lease had
     /// moved on, nothing was written).
@@ -80,6 +96,23 @@ pub trait QueueAccess: Send + Sync {
     fn worker_beat<'a>(&'a self, worker: &'a str, running_jobs: u32) -> AccessFuture<'a, ()> {
         let _ = (worker, running_jobs);
         Box::pin(async { Ok(()) })
+    }
+
+    /// The org secrets `job` receives (`names`, its kind's list), for the worker holding its
+    /// lease as `worker`. The default fails closed: an access that cannot prove a lease
+    /// delivers nothing.
+    fn job_secrets<'a>(
+        &'a self,
+        worker: &'a str,
+        job: &'a ClaimedJob,
+        names: &'a [String],
+    ) -> AccessFuture<'a, SecretEnv> {
+        let _ = (worker, job, names);
+        Box::pin(async {
+            Err(crate::CoreError::Config(
+                "this worker cannot fetch secrets".into(),
+            ))
+        })
     }
 
     /// Tells the fleet registry `worker` stopped cleanly ([`crate::fleet::stopped`]).
@@ -144,6 +177,23 @@ impl QueueAccess for LocalAccess {
         ))
     }
 
+    fn heartbeat_progress<'a>(
+        &'a self,
+        worker: &'a str,
+        tokens: &'a [String],
+        lease: Duration,
+        progress: &'a [ProgressReport],
+    ) -> AccessFuture<'a, Vec<Held>> {
+        Box::pin(queue::heartbeat_with_progress(
+            self.velu.db(),
+            worker,
+            tokens,
+            lease,
+            now(),
+            progress,
+        ))
+    }
+
     fn finish<'a>(&'a self, items: &'a [Finish]) -> AccessFuture<'a, Vec<String>> {
         Box::pin(queue::finish(self.velu.db(), items, now()))
     }
@@ -183,5 +233,15 @@ impl QueueAccess for LocalAccess {
 
     fn worker_stopped<'a>(&'a self, worker: &'a str) -> AccessFuture<'a, ()> {
         Box::pin(fleet::stopped(&self.velu, worker, None, now()))
+    }
+
+    // The local worker holds the lease it was just given; the org is the job's.
+    fn job_secrets<'a>(
+        &'a self,
+        _worker: &'a str,
+        job: &'a ClaimedJob,
+        names: &'a [String],
+    ) -> AccessFuture<'a, SecretEnv> {
+        Box::pin(secrets::secrets_for_org(&self.velu, &job.org_id, names))
     }
 }

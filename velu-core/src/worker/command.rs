@@ -18,6 +18,7 @@ use super::stop::{Stop, stopped};
 use super::{cgroup, sandbox, workspace};
 use crate::jobs::{JobError, JobErrorCode};
 use crate::queue::ClaimedJob;
+use crate::secrets::SecretEnv;
 use crate::tasks::{CommandSpec, NEVER_PASSED, TaskKind};
 
 /// Largest stdout kept as the result.
@@ -62,8 +63,14 @@ async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
     tail
 }
 
-/// The environment of a command: only what is listed, never a secret.
-fn environment(spec: &CommandSpec, job: &ClaimedJob, ws: &Path) -> Vec<(String, String)> {
+/// The environment of a command: only what is listed, never a platform secret; the org
+/// secrets its kind lists come last, under their own names (docs/secrets.md).
+fn environment(
+    spec: &CommandSpec,
+    job: &ClaimedJob,
+    ws: &Path,
+    secrets: &SecretEnv,
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
         ("HOME".to_owned(), ws.display().to_string()),
@@ -73,6 +80,12 @@ fn environment(spec: &CommandSpec, job: &ClaimedJob, ws: &Path) -> Vec<(String, 
         ("VELU_TASK".to_owned(), job.task.clone()),
         ("VELU_ATTEMPT".to_owned(), job.attempt.to_string()),
         ("VELU_WORKSPACE".to_owned(), ws.display().to_string()),
+        (
+            crate::events::PROGRESS_FILE_ENV.to_owned(),
+            ws.join(crate::events::PROGRESS_FILE_NAME)
+                .display()
+                .to_string(),
+        ),
     ];
     for name in &spec.env_allow {
         if NEVER_PASSED.contains(&name.as_str()) {
@@ -83,10 +96,15 @@ fn environment(spec: &CommandSpec, job: &ClaimedJob, ws: &Path) -> Vec<(String, 
             env.push((name.clone(), value));
         }
     }
+    for (name, value) in secrets.iter() {
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_owned(), value.to_owned()));
+    }
     env
 }
 
 /// Runs one attempt of a command kind.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     workspaces: &Path,
     spec: &CommandSpec,
@@ -95,6 +113,7 @@ pub async fn run(
     stop: watch::Receiver<Option<Stop>>,
     retention: Duration,
     contain: &Containment,
+    secrets: &SecretEnv,
 ) -> Outcome {
     let ws = match workspace::create(workspaces, &job.org_id, &job.id) {
         Ok(ws) => ws,
@@ -107,7 +126,7 @@ pub async fn run(
     };
     let outcome = match contain.job(&job.id) {
         Ok(mut scope) => {
-            let outcome = run_in(spec, kind, job, stop, &ws, &mut scope).await;
+            let outcome = run_in(spec, kind, job, stop, &ws, &mut scope, secrets).await;
             // Whatever the job started (setsid children, daemons) ends here.
             scope.end().await;
             outcome
@@ -130,13 +149,14 @@ async fn run_in(
     stop: watch::Receiver<Option<Stop>>,
     ws: &Path,
     scope: &mut JobScope,
+    secrets: &SecretEnv,
 ) -> Outcome {
     let program = Path::new(&spec.argv[0]);
     let mut cmd = Command::new(program);
     cmd.args(&spec.argv[1..])
         .current_dir(ws)
         .env_clear()
-        .envs(environment(spec, job, ws))
+        .envs(environment(spec, job, ws, secrets))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

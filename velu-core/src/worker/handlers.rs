@@ -12,10 +12,12 @@ use super::outcome::{Outcome, as_object};
 use super::stop::{Stop, stopped};
 use crate::jobs::{JobError, JobErrorCode};
 use crate::queue::ClaimedJob;
+use crate::secrets::SecretEnv;
 use crate::tasks::{MAX_SLEEP_SECS, Runner, TaskCatalog};
 
 /// Runs `job` with its kind's handler (from `tasks`; command kinds in a workspace under
-/// `workspaces`) and timeout, stopping early when told to.
+/// `workspaces`, with `secrets` in their environment) and timeout, stopping early when
+/// told to.
 pub async fn execute(
     tasks: &TaskCatalog,
     workspaces: &Path,
@@ -23,6 +25,7 @@ pub async fn execute(
     stop: watch::Receiver<Option<Stop>>,
     retention: Duration,
     contain: &Containment,
+    secrets: &SecretEnv,
 ) -> Outcome {
     let Some(kind) = tasks.get(&job.task) else {
         return Outcome::Failed(JobError::new(
@@ -32,7 +35,10 @@ pub async fn execute(
     };
     let timeout = kind.timeout;
     if let Runner::Command(spec) = &kind.runner {
-        return command::run(workspaces, spec, kind, job, stop, retention, contain).await;
+        return command::run(
+            workspaces, spec, kind, job, stop, retention, contain, secrets,
+        )
+        .await;
     }
     let work = async {
         match kind.runner {

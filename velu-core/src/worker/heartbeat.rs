@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::progress::{ProgressTail, report};
 use super::state::Shared;
 use super::stop::Stop;
 use super::workspace;
+use crate::events::{MAX_LINES_PER_BEAT, MAX_LINES_PER_HEARTBEAT, ProgressReport};
 
 /// Runs every `heartbeat` period until aborted.
 pub(super) async fn heartbeat_loop(shared: Arc<Shared>) {
@@ -28,15 +30,21 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>) {
 /// Renews the leases of the running jobs and tells each handler whose job was cancelled
 /// or whose lease was lost to stop.
 async fn renew(shared: &Shared) {
-    let tokens: Vec<(String, String)> = shared
+    let (tokens, tails): (Vec<(String, String)>, Vec<_>) = shared
         .running()
         .iter()
-        .map(|(id, r)| (id.clone(), r.token.clone()))
-        .collect();
+        .map(|(id, r)| {
+            (
+                (id.clone(), r.token.clone()),
+                (r.token.clone(), r.progress.clone()),
+            )
+        })
+        .unzip();
     let only_tokens: Vec<String> = tokens.iter().map(|(_, t)| t.clone()).collect();
+    let reports = progress_reports(tails);
     match shared
         .access
-        .heartbeat(&shared.cfg.id, &only_tokens, shared.cfg.lease)
+        .heartbeat_progress(&shared.cfg.id, &only_tokens, shared.cfg.lease, &reports)
         .await
     {
         Ok(held) => {
@@ -55,6 +63,27 @@ async fn renew(shared: &Shared) {
         }
         Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
     }
+}
+
+/// The new progress lines of the running jobs, within one heartbeat's bounds (what does
+/// not fit waits in the files for the next beat).
+fn progress_reports(
+    tails: Vec<(String, Option<Arc<std::sync::Mutex<ProgressTail>>>)>,
+) -> Vec<ProgressReport> {
+    let mut room = MAX_LINES_PER_HEARTBEAT;
+    let mut reports = Vec::new();
+    for (token, tail) in tails {
+        let Some(tail) = tail else { continue };
+        if room == 0 {
+            break;
+        }
+        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = report(&mut tail, &token, room.min(MAX_LINES_PER_BEAT)) {
+            room -= r.lines.len();
+            reports.push(r);
+        }
+    }
+    reports
 }
 
 /// Takes back expired leases (any worker may, at start and every heartbeat).

@@ -28,6 +28,7 @@ mod heartbeat;
 mod launch;
 mod outcome;
 mod presence;
+mod progress;
 pub mod protocol;
 mod reaper;
 mod report;

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use super::access::QueueAccess;
 use super::config::{SHORT_JOB, WorkerConfig};
 use super::contain::Containment;
+use super::progress::ProgressTail;
 use super::report::Counters;
 use super::stop::Stop;
 use crate::tasks::TaskCatalog;
@@ -20,6 +21,8 @@ use crate::tasks::TaskCatalog;
 pub(super) struct Running {
     pub token: String,
     pub stop: watch::Sender<Option<Stop>>,
+    /// Its progress file, read at each heartbeat (`None`: no workspace to read).
+    pub progress: Option<Arc<Mutex<ProgressTail>>>,
 }
 
 /// State shared by the worker's tasks.

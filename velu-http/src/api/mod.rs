@@ -3,7 +3,9 @@
 //! (`orgs.create`), which `docs/parity.md` maps to its CLI command.
 
 mod audit;
+mod billing;
 mod compat;
+mod events;
 mod health;
 mod jobs;
 mod keys;
@@ -12,6 +14,8 @@ mod orgs;
 mod plans;
 mod queue;
 mod schedules;
+mod secrets;
+mod usage;
 mod whoami;
 mod worker;
 mod workers;
@@ -40,10 +44,15 @@ pub enum Tag {
     /// Schedules, per-org periodic jobs: create, list, show, pause, resume, delete
     /// (`jobs:submit`, `jobs:read`).
     Schedules,
+    /// Org secrets for jobs: set, list, delete; values are write-only
+    /// (`admin:secrets:manage`).
+    Secrets,
     /// Pausing and resuming an org's queue or a task kind.
     Queue,
     /// The audit log (`audit:read`).
     Audit,
+    /// Usage per org and UTC day, the figures billing invoices from (`usage:read`).
+    Usage,
     /// The fleet of workers.
     Workers,
     /// The worker protocol: remote workers claim, renew and finish jobs (`jobs:work`).
@@ -58,14 +67,16 @@ pub enum Tag {
 
 impl Tag {
     /// The order of the tags in the spec, which Swagger UI follows.
-    pub const ORDER: [Tag; 12] = [
+    pub const ORDER: [Tag; 14] = [
         Tag::Jobs,
         Tag::Keys,
         Tag::Orgs,
         Tag::Plans,
         Tag::Schedules,
+        Tag::Secrets,
         Tag::Queue,
         Tag::Audit,
+        Tag::Usage,
         Tag::Workers,
         Tag::WorkerProtocol,
         Tag::Metrics,
@@ -274,15 +285,18 @@ pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
         (
             health::HealthApi,
             plans::PlansApi,
-            orgs::OrgsApi,
+            // Nested: the tuple impls stop at 16.
+            (orgs::OrgsApi, billing::BillingApi),
             keys::KeysApi,
             whoami::WhoamiApi,
-            audit::AuditApi,
-            jobs::JobsApi,
+            (audit::AuditApi, usage::UsageApi),
+            (jobs::JobsApi, events::EventsApi),
             schedules::SchedulesApi,
+            secrets::SecretsApi,
             queue::QueueApi,
             workers::WorkersApi,
             worker::WorkerApi,
+            secrets::WorkerSecretsApi,
             compat::CompatApi,
             metrics::MetricsApi,
         ),

@@ -48,7 +48,8 @@ mirror! {
         pub viewer: IssuedKey,
         /// Viewer plus `jobs:submit`.
         pub builder: IssuedKey,
-        /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`.
+        /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`,
+        /// `admin:secrets:manage`, `usage:read`.
         pub admin: IssuedKey,
     }
 }

@@ -34,6 +34,12 @@ pub enum ScopeName {
     /// Pause, resume and show the org's queue.
     #[oai(rename = "admin:queue:manage")]
     QueueManage,
+    /// Set, list and delete the org's secrets (values are never read back).
+    #[oai(rename = "admin:secrets:manage")]
+    SecretsManage,
+    /// Read the org's usage report (platform keys: every org's).
+    #[oai(rename = "usage:read")]
+    UsageRead,
 }
 
 impl From<Scope> for ScopeName {
@@ -46,6 +52,8 @@ impl From<Scope> for ScopeName {
             Scope::OrgsManage => ScopeName::OrgsManage,
             Scope::JobsWork => ScopeName::JobsWork,
             Scope::QueueManage => ScopeName::QueueManage,
+            Scope::SecretsManage => ScopeName::SecretsManage,
+            Scope::UsageRead => ScopeName::UsageRead,
         }
     }
 }
@@ -61,6 +69,8 @@ impl ScopeName {
             ScopeName::OrgsManage => Scope::OrgsManage.as_str(),
             ScopeName::JobsWork => Scope::JobsWork.as_str(),
             ScopeName::QueueManage => Scope::QueueManage.as_str(),
+            ScopeName::SecretsManage => Scope::SecretsManage.as_str(),
+            ScopeName::UsageRead => Scope::UsageRead.as_str(),
         }
     }
 }
@@ -88,6 +98,12 @@ pub enum OrgScopeName {
     /// Pause, resume and show the org's queue.
     #[oai(rename = "admin:queue:manage")]
     QueueManage,
+    /// Set, list and delete the org's secrets (values are never read back).
+    #[oai(rename = "admin:secrets:manage")]
+    SecretsManage,
+    /// Read the org's usage report.
+    #[oai(rename = "usage:read")]
+    UsageRead,
 }
 
 impl OrgScopeName {
@@ -100,6 +116,8 @@ impl OrgScopeName {
             OrgScopeName::AuditRead => Scope::AuditRead.as_str(),
             OrgScopeName::QueueManage => Scope::QueueManage.as_str(),
             OrgScopeName::JobsWork => Scope::JobsWork.as_str(),
+            OrgScopeName::SecretsManage => Scope::SecretsManage.as_str(),
+            OrgScopeName::UsageRead => Scope::UsageRead.as_str(),
         }
     }
 }
@@ -112,7 +130,8 @@ pub enum RoleName {
     Viewer,
     /// Viewer plus `jobs:submit`.
     Builder,
-    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`.
+    /// Builder plus `admin:api_keys:manage`, `audit:read`, `admin:queue:manage`,
+    /// `admin:secrets:manage`, `usage:read`.
     Admin,
     /// `jobs:work`: a remote worker of the org's own jobs.
     Worker,

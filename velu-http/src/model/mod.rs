@@ -4,8 +4,10 @@
 //! structs, so a field left off a mirror fails there.
 
 pub mod audit;
+pub mod billing;
 pub mod bootstrap;
 pub mod common;
+pub mod events;
 pub mod jobs;
 pub mod keys;
 mod mirror;
@@ -14,6 +16,8 @@ pub mod orgs;
 pub mod plans;
 pub mod queue;
 pub mod schedules;
+pub mod secrets;
+pub mod usage;
 pub mod worker;
 pub mod workers;
 

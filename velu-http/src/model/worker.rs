@@ -169,6 +169,27 @@ pub struct HeartbeatLeases {
         validator(minimum(value = "1000"), maximum(value = "3600000"))
     )]
     pub lease_ms: Option<u64>,
+    /// New progress lines of the jobs, one report per lease token (docs/events.md): at
+    /// most 512 lines in all [default: none].
+    #[oai(default, nullable, validator(max_items = 512))]
+    pub progress: Vec<ProgressLines>,
+}
+
+/// New progress lines of one job, in a heartbeat.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ProgressLines {
+    /// The attempt's lease token.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
+    pub token: Text,
+    /// The lines, oldest first, without newlines: at most 64, each at most 4096 bytes
+    /// (stored cut to 1024 bytes, control characters replaced).
+    #[oai(validator(max_items = 64, max_length = 4096))]
+    pub lines: Vec<Text>,
 }
 
 impl From<HeartbeatLeases> for core::HeartbeatInput {
@@ -177,6 +198,14 @@ impl From<HeartbeatLeases> for core::HeartbeatInput {
             worker_id: b.worker_id.0,
             tokens: b.tokens.into_iter().map(String::from).collect(),
             lease_ms: b.lease_ms,
+            progress: b
+                .progress
+                .into_iter()
+                .map(|p| velu_core::events::ProgressReport {
+                    token: p.token.0,
+                    lines: p.lines.into_iter().map(String::from).collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -438,6 +467,9 @@ mirror! {
         pub command: Vec<String>,
         /// Environment variables passed through from the worker, for `command`.
         pub env: Vec<String>,
+        /// Names of the org secrets each job receives (`worker.secrets` gives the
+        /// values), for `command`; empty otherwise.
+        pub secrets: Vec<String>,
         /// Per-attempt timeout, in seconds.
         pub timeout_secs: u64,
         /// Default attempts.

@@ -126,7 +126,14 @@ async fn owned_rows(
     if let Some(org) = served.org_id() {
         query = query.filter(jobs::Column::OrgId.eq(org));
     }
-    Ok(query.into_tuple().all(velu.db().conn()).await?)
+    // The worker side of the queue (an org key's own org filter above).
+    let tx = velu
+        .db()
+        .cross_org_read_tx(crate::db::CrossOrg::Queue)
+        .await?;
+    let rows = query.into_tuple().all(&tx).await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// The handler outcome a result reports, checked.

@@ -6,7 +6,8 @@ use crate::principal::Principal;
 use crate::time::now;
 use crate::{CoreError, CoreResult, Velu, fleet, queue};
 
-/// Renews the leases `input.worker_id` holds by `input.tokens` for `input.lease_ms` and
+/// Renews the leases `input.worker_id` holds by `input.tokens` for `input.lease_ms`,
+/// appends `input.progress` to the streams of those jobs (see [`crate::events`]), and
 /// answers which are still held and which were asked to cancel (a token missing from the
 /// answer was lost: stop its job). Also the worker's beat in the fleet registry, and the
 /// moment expired leases of dead workers are taken back (every worker's duty, as in the
@@ -22,7 +23,17 @@ pub async fn worker_heartbeat(
     served::tokens(&input.tokens)?;
     let lease = served::lease(input.lease_ms)?;
     let mine = own_tokens(velu, &served, &input.tokens).await?;
-    let held = queue::heartbeat(velu.db(), &input.worker_id, &mine, lease, now()).await?;
+    // Lines of tokens that are not the caller's are dropped here (and would match no
+    // held lease anyway).
+    let progress: Vec<_> = input
+        .progress
+        .iter()
+        .filter(|r| mine.contains(&r.token))
+        .cloned()
+        .collect();
+    let held =
+        queue::heartbeat_with_progress(velu.db(), &input.worker_id, &mine, lease, now(), &progress)
+            .await?;
     let running = u32::try_from(input.tokens.len()).unwrap_or(u32::MAX);
     // Best effort: a worker that never registered (or was pruned) still works its jobs.
     match fleet::beat(velu, &input.worker_id, served.org_id(), running, now()).await {

@@ -9,7 +9,9 @@
 //! * [`worker_heartbeat`]: renews leases, answers cancels and lost leases, beats the
 //!   fleet and takes back expired leases (any worker's duty, as in the local loop);
 //! * [`worker_finish`]: outcomes, fenced by lease token, the retry policy applied here;
-//! * [`worker_release`]: hands leases back at shutdown.
+//! * [`worker_release`]: hands leases back at shutdown;
+//! * [`worker_secrets`]: the org secrets of a job the caller holds under a live lease
+//!   (docs/secrets.md).
 //!
 //! Rights: every operation needs `jobs:work`. A platform key serves every org (the fair
 //! scan of the local worker); an org key (role `worker`: bring your own compute) serves
@@ -21,6 +23,7 @@ mod claim;
 mod finish;
 mod lease;
 mod register;
+mod secrets;
 mod served;
 mod tasks;
 mod wire;
@@ -29,6 +32,7 @@ pub use claim::worker_claim;
 pub use finish::worker_finish;
 pub use lease::{worker_heartbeat, worker_release};
 pub use register::{worker_register, worker_stopped};
+pub use secrets::{JobSecrets, SecretValue, SecretsInput, worker_secrets};
 pub use tasks::{catalog_from_tasks, worker_tasks};
 pub use wire::{
     AttemptResult, ClaimInput, Claimed, FinishInput, FinishList, FinishState, Finished, Heartbeat,

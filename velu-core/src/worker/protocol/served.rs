@@ -1,6 +1,7 @@
 //! Whom a worker key serves (every org, or its own), and the checks every protocol input
 //! goes through: a remote worker's words come from outside the platform.
 
+use crate::db::CrossOrg;
 use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -46,9 +47,11 @@ pub(super) async fn served(velu: &Velu, who: &Principal) -> CoreResult<Served> {
     match &who.org_id {
         None => Ok(Served::All),
         Some(org) => {
+            let tx = velu.db().read_tx().await?;
             let entered = who
-                .enter(velu.db().conn(), &OrgRef::new(org.clone()), Scope::JobsWork)
+                .enter(&tx, &OrgRef::new(org.clone()), Scope::JobsWork)
                 .await?;
+            tx.commit().await?;
             Ok(Served::Org {
                 id: entered.id().to_owned(),
                 plan: entered.plan()?,
@@ -72,6 +75,8 @@ pub(super) async fn own_tokens(
     if tokens.is_empty() {
         return Ok(Vec::new());
     }
+    // The worker side of the queue (its own org filter below).
+    let tx = velu.db().cross_org_read_tx(CrossOrg::Queue).await?;
     let rows: Vec<Option<String>> = jobs::Entity::find()
         .select_only()
         .column(jobs::Column::LeaseToken)
@@ -79,8 +84,9 @@ pub(super) async fn own_tokens(
         .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
         .filter(jobs::Column::LeaseToken.is_in(tokens.iter().map(String::as_str)))
         .into_tuple()
-        .all(velu.db().conn())
+        .all(&tx)
         .await?;
+    tx.commit().await?;
     Ok(rows.into_iter().flatten().collect())
 }
 

@@ -34,14 +34,15 @@ pub async fn worker_tasks(velu: &Velu, who: &Principal) -> CoreResult<WorkerTask
 }
 
 fn worker_task(k: &TaskKind) -> WorkerTask {
-    let (runner, command, env) = match &k.runner {
-        Runner::Echo => (RunnerName::Echo, vec![], vec![]),
-        Runner::Sleep => (RunnerName::Sleep, vec![], vec![]),
-        Runner::Fail => (RunnerName::Fail, vec![], vec![]),
+    let (runner, command, env, secrets) = match &k.runner {
+        Runner::Echo => (RunnerName::Echo, vec![], vec![], vec![]),
+        Runner::Sleep => (RunnerName::Sleep, vec![], vec![], vec![]),
+        Runner::Fail => (RunnerName::Fail, vec![], vec![], vec![]),
         Runner::Command(spec) => (
             RunnerName::Command,
             spec.argv.clone(),
             spec.env_allow.clone(),
+            spec.secrets.clone(),
         ),
     };
     WorkerTask {
@@ -50,6 +51,7 @@ fn worker_task(k: &TaskKind) -> WorkerTask {
         runner,
         command,
         env,
+        secrets,
         timeout_secs: k.timeout.as_secs(),
         max_attempts: k.max_attempts,
         backoff_secs: k.backoff.base.as_secs(),
@@ -80,9 +82,11 @@ pub fn catalog_from_tasks(tasks: &WorkerTasks) -> CoreResult<TaskCatalog> {
                     if t.env.iter().any(|n| NEVER_PASSED.contains(&n.as_str())) {
                         return Err(bad("a secret variable is never passed to commands"));
                     }
+                    crate::tasks::check_secret_names(&t.secrets, &t.env).map_err(|e| bad(&e))?;
                     Runner::Command(CommandSpec {
                         argv: t.command.clone(),
                         env_allow: t.env.clone(),
+                        secrets: t.secrets.clone(),
                     })
                 }
             };
@@ -127,6 +131,7 @@ mod tests {
             backoff_secs: Some(3),
             backoff_max_secs: Some(30),
             env,
+            secrets: vec!["DEPLOY_TOKEN".into()],
             description: Some("runs".into()),
         }
     }
@@ -169,6 +174,10 @@ mod tests {
             },
             WorkerTask {
                 max_attempts: 0,
+                ..deploy.clone()
+            },
+            WorkerTask {
+                secrets: vec!["VELU_SECRETS_KEY".into()],
                 ..deploy.clone()
             },
         ] {

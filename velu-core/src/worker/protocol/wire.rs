@@ -86,6 +86,10 @@ pub struct HeartbeatInput {
     /// New lease length, in ms (1000..=3600000) [default: 30000].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ms: Option<u64>,
+    /// New progress lines of the jobs, by lease token (at most 512 lines in all, 64 per
+    /// report; docs/events.md) [default: none].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<crate::events::ProgressReport>,
 }
 
 /// A lease still held after a heartbeat.
@@ -212,6 +216,10 @@ pub struct WorkerTask {
     pub command: Vec<String>,
     /// Environment variables passed through from the worker, for `command`.
     pub env: Vec<String>,
+    /// Names of the org secrets each job receives (`worker.secrets` gives the values),
+    /// for `command`; empty otherwise.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Per-attempt timeout, in seconds.
     pub timeout_secs: u64,
     /// Default attempts.

@@ -1,0 +1,141 @@
+//! The job counters (`job_counts`, kept by triggers on `jobs`): `job stats` and the queued
+//! quota read them, so they must equal what the jobs table holds after every kind of
+//! write, concurrent ones included.
+
+use serde_json::{Value, json};
+use velu_tests::{TestEnv, backend_tests};
+
+use crate::support::{bootstrap, drain_queue, exec, fast_worker, scalar, spawn_worker};
+
+/// `(task, status) -> n` as the jobs table says, for `org_id`.
+async fn counted(env: &TestEnv, org_id: &str) -> Value {
+    let sql = format!(
+        "SELECT COALESCE(json_group_object(k, n), '{{}}') FROM (SELECT task || '/' || status AS k, count(*) AS n \
+         FROM jobs WHERE org_id = '{org_id}' GROUP BY task, status)"
+    );
+    let pg = format!(
+        "SELECT COALESCE(json_object_agg(k, n)::text, '{{}}') FROM (SELECT task || '/' || status AS k, count(*) AS n \
+         FROM jobs WHERE org_id = '{org_id}' GROUP BY task, status) t"
+    );
+    let text: String = match env.backend() {
+        velu_tests::Backend::Sqlite => scalar(env.velu(), &sql).await,
+        velu_tests::Backend::Postgres => scalar(env.velu(), &pg).await,
+    };
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The same from `job stats`.
+async fn stats(env: &TestEnv, org: &str) -> Value {
+    let s = env.cli_ok(&["job", "stats", "--org", org]).await;
+    let mut out = serde_json::Map::new();
+    for (task, by_status) in s["by_task"].as_object().expect("by_task") {
+        for (status, n) in by_status.as_object().expect("by status") {
+            if n.as_u64() != Some(0) {
+                out.insert(format!("{task}/{status}"), n.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+async fn assert_counts_true(env: &TestEnv, org: &str, org_id: &str) {
+    assert_eq!(
+        stats(env, org).await,
+        counted(env, org_id).await,
+        "stats of {org}"
+    );
+}
+
+backend_tests! {
+    async fn counters_follow_every_kind_of_write(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        let batch: Vec<_> = (0..40)
+            .map(|i| match i % 4 {
+                0 => json!({"task": "fail", "payload": {}, "max_attempts": 1}),
+                _ => json!({"task": "echo", "payload": {"i": i}}),
+            })
+            .collect();
+        let file = env.home().join("batch.json");
+        std::fs::write(&file, serde_json::to_string(&batch).unwrap()).unwrap();
+        for org in ["acme", "beta"] {
+            env.cli_ok(&["job", "submit-batch", "--org", org, "--file", file.to_str().unwrap()]).await;
+        }
+        assert_counts_true(&env, "acme", &acme.org_id).await;
+        // Cancel one queued job; run the rest.
+        let list = env.cli_ok(&["job", "list", "--org", "acme", "--task", "echo", "--limit", "1"]).await;
+        let one = list["items"][0]["id"].as_str().expect("a job").to_owned();
+        env.cli_ok(&["job", "cancel", "--org", "acme", &one]).await;
+        assert_counts_true(&env, "acme", &acme.org_id).await;
+        drain_queue(env.velu(), fast_worker("counts")).await;
+        assert_counts_true(&env, "acme", &acme.org_id).await;
+        assert_counts_true(&env, "beta", &beta.org_id).await;
+        let s = env.cli_ok(&["job", "stats", "--org", "acme"]).await;
+        assert_eq!(s["by_status"]["failed"], 10, "{s}");
+        assert_eq!(s["by_status"]["cancelled"], 1, "{s}");
+        assert_eq!(s["by_status"]["succeeded"], 29, "{s}");
+        // Retry a failed job: back to queued.
+        let failed = env.cli_ok(&["job", "list", "--org", "acme", "--status", "failed", "--limit", "1"]).await;
+        let failed = failed["items"][0]["id"].as_str().expect("a failed job").to_owned();
+        env.cli_ok(&["job", "retry", "--org", "acme", &failed]).await;
+        assert_counts_true(&env, "acme", &acme.org_id).await;
+        // History removed in bulk (what retention does) is counted out too.
+        exec(env.velu(), &format!("DELETE FROM jobs WHERE org_id = '{}' AND status = 'succeeded'", acme.org_id)).await;
+        assert_counts_true(&env, "acme", &acme.org_id).await;
+        assert_counts_true(&env, "beta", &beta.org_id).await;
+    }
+
+    async fn stats_read_the_counters_not_the_history(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        env.cli_ok(&["job", "submit", "--org", "acme", "--task", "echo"]).await;
+        // A counter moved behind the jobs table's back shows in stats: stats read counters.
+        exec(env.velu(), &format!("UPDATE job_counts SET n = n + 41 WHERE org_id = '{}'", acme.org_id)).await;
+        let s = env.cli_ok(&["job", "stats", "--org", "acme"]).await;
+        assert_eq!(s["total"], 42, "{s}");
+        assert_eq!(s["by_task"]["echo"]["queued"], 42, "{s}");
+        // And the quota: a hero org holds 10,000 queued jobs; counters say it is full.
+        exec(env.velu(), &format!("UPDATE job_counts SET n = 10000 WHERE org_id = '{}'", acme.org_id)).await;
+        let more = env.cli(&["job", "submit", "--org", "acme", "--task", "echo"]).await;
+        assert_eq!(more.error_code(), "quota_exceeded");
+    }
+
+    async fn counters_stay_true_under_concurrent_workers_and_submits(env) {
+        let acme = bootstrap(&env, "acme", "superhero").await;
+        let workers: Vec<_> = (0..3)
+            .map(|i| spawn_worker(env.velu(), velu_core::worker::WorkerConfig { concurrency: 8, ..fast_worker(&format!("w{i}")) }))
+            .collect();
+        let submitters: Vec<_> = (0..4)
+            .map(|s| {
+                let velu = env.velu().clone();
+                let who = velu_core::principal::Principal::operator();
+                tokio::spawn(async move {
+                    for i in 0..25 {
+                        let input = velu_core::jobs::SubmitJob {
+                            task: if i % 5 == 0 { "fail".into() } else { "echo".into() },
+                            payload: json!({"s": s, "i": i}),
+                            max_attempts: Some(1),
+                            ..Default::default()
+                        };
+                        velu_core::jobs::submit_job(&velu, &who, &velu_core::tenancy::OrgRef::new("acme"), &input)
+                            .await
+                            .expect("submits");
+                    }
+                })
+            })
+            .collect();
+        for s in submitters {
+            s.await.expect("submitter");
+        }
+        crate::support::eventually(60, || async {
+            let s = env.cli_ok(&["job", "stats", "--org", "acme"]).await;
+            (s["by_status"]["queued"] == 0 && s["by_status"]["running"] == 0).then_some(())
+        })
+        .await;
+        for w in workers {
+            w.stop().await;
+        }
+        assert_counts_true(&env, "acme", &acme.org_id).await;
+        let s = env.cli_ok(&["job", "stats", "--org", "acme"]).await;
+        assert_eq!(s["total"], 100, "{s}");
+    }
+}

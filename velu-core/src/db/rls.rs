@@ -1,0 +1,153 @@
+//! Row-level security on PostgreSQL: the two per-transaction settings its policies read,
+//! and the database role Velu's connections run as.
+//!
+//! Every tenant table has a policy (migration `m20261202_000014_row_level_security`) that
+//! shows and accepts a row only when its `org_id` equals the transaction's `velu.org_id`
+//! or when the transaction set `velu.cross_org` to `on`. With neither set a query sees
+//! nothing and writes nothing: the policies fail closed.
+//!
+//! * `velu.org_id` is set by one function, [`bind_org`], which only the tenancy floor
+//!   (`Principal::enter`) calls, inside the transaction the operation then uses.
+//! * `velu.cross_org` is on for the paths that cross orgs on purpose, each named by a
+//!   [`CrossOrg`] (listed in docs/security.md): they take a connection of the `Db`'s second
+//!   pool, whose sessions start with `velu.cross_org = on` (`Db::cross_org_tx`,
+//!   `Db::cross_org_read_tx`, `Db::query_all_cross_org`: no extra statement), or, for a
+//!   transaction already begun on the main pool, call [`cross_org`].
+//!
+//! Both are `set_config(..., true)`, the function form of `SET LOCAL`: they end with the
+//! transaction, so a pooled connection never carries them to the next caller.
+//!
+//! Superusers and `BYPASSRLS` roles skip every policy, so each pooled connection runs as
+//! the ordinary role [`APP_ROLE`] (a startup parameter, no extra statement), which
+//! `migrate up` creates and grants to the connecting user. On SQLite there are no
+//! policies and these functions do nothing: the tenancy type is the wall there.
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
+
+use crate::CoreResult;
+
+/// The ordinary role (no login, no `BYPASSRLS`) every pooled PostgreSQL connection runs as.
+pub const APP_ROLE: &str = "velu_app";
+
+/// A path that reads or writes more than one org's rows on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossOrg {
+    /// Finding an API key by its id before its org is known, and rewriting its hash.
+    KeyLookup,
+    /// The batched `last_used_at` writes of many orgs' keys.
+    LastUsedFlush,
+    /// The worker side of the queue: scan, claim, finish, heartbeat, lease reclaim, release.
+    Queue,
+    /// The fleet registry (workers of every org and of the platform).
+    Fleet,
+    /// The schedule ticker's scan for due schedules.
+    ScheduleTicker,
+    /// Platform operations: creating and bootstrapping orgs, platform keys, platform-wide
+    /// pauses and their audit events, listings across orgs.
+    Platform,
+    /// Metrics counted at scrape time across orgs (queue depth, workers).
+    Metrics,
+    /// Usage rollups written for many orgs at once.
+    Usage,
+    /// Signed plan changes from the billing system (the org comes from the event).
+    Billing,
+    /// Org secrets re-encrypted under a new key for every org.
+    SecretsRekey,
+}
+
+impl CrossOrg {
+    /// The path's name, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrossOrg::KeyLookup => "key_lookup",
+            CrossOrg::LastUsedFlush => "last_used_flush",
+            CrossOrg::Queue => "queue",
+            CrossOrg::Fleet => "fleet",
+            CrossOrg::ScheduleTicker => "schedule_ticker",
+            CrossOrg::Platform => "platform",
+            CrossOrg::Metrics => "metrics",
+            CrossOrg::Usage => "usage",
+            CrossOrg::Billing => "billing",
+            CrossOrg::SecretsRekey => "secrets_rekey",
+        }
+    }
+}
+
+/// Lets transaction `tx` see and write every org's rows, for path `why`. The only place
+/// that sets `velu.cross_org`. Does nothing on SQLite.
+pub async fn cross_org(tx: &DatabaseTransaction, why: CrossOrg) -> CoreResult<()> {
+    if tx.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    tracing::trace!(path = why.as_str(), "cross-org transaction");
+    tx.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT set_config('velu.cross_org', 'on', true)",
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Binds transaction `tx` to org `org_id`: from here on the policies show it that org's
+/// rows only. Called by the tenancy floor alone (`Principal::enter`). Does nothing on
+/// SQLite.
+pub(crate) async fn bind_org(tx: &DatabaseTransaction, org_id: &str) -> CoreResult<()> {
+    if tx.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    tx.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_config('velu.org_id', $1, true)",
+        [org_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Does the connecting user of `conn` (a direct connection, before the pool exists) have
+/// [`APP_ROLE`] to run as? False before `migrate up` created it.
+pub(crate) async fn app_role_ready(conn: &mut sea_orm::sqlx::PgConnection) -> CoreResult<bool> {
+    let ready: bool = sea_orm::sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 \
+         AND pg_has_role(session_user, oid, 'MEMBER'))",
+    )
+    .bind(APP_ROLE)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| crate::CoreError::Unavailable(e.to_string()))?;
+    Ok(ready)
+}
+
+/// Runs the rest of transaction `tx` as the connecting user rather than [`APP_ROLE`]: for
+/// migrations only, which create tables and policies the app role may not.
+pub(crate) async fn as_connecting_user(tx: &DatabaseTransaction) -> CoreResult<()> {
+    if tx.get_database_backend() == DbBackend::Postgres {
+        tx.execute_unprepared("SET LOCAL ROLE NONE").await?;
+    }
+    Ok(())
+}
+
+impl super::Db {
+    /// Runs one statement in a transaction of its own that crosses orgs for path `why`
+    /// (on SQLite, simply the statement).
+    pub async fn query_all_cross_org(
+        &self,
+        why: CrossOrg,
+        stmt: Statement,
+    ) -> CoreResult<Vec<sea_orm::QueryResult>> {
+        if self.backend() != super::Backend::Postgres {
+            return Ok(self.conn().query_all_raw(stmt).await?);
+        }
+        if let Some(cross) = &self.cross {
+            // The cross-org pool: one statement, one round trip.
+            tracing::trace!(path = why.as_str(), "cross-org statement");
+            return Ok(cross.query_all_raw(stmt).await?);
+        }
+        use sea_orm::TransactionTrait;
+        let tx = self.conn().begin().await?;
+        cross_org(&tx, why).await?;
+        let rows = tx.query_all_raw(stmt).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,121 @@
+//! The usage upsert: counters of `usage_daily` added to, never overwritten, by one
+//! statement per chunk of rows (`INSERT ... ON CONFLICT DO UPDATE SET n = n + x`, which
+//! both backends take). Rows are written in key order, so two writers that touch the same
+//! rows lock them in the same order and cannot deadlock.
+
+use sea_orm::{ConnectionTrait, Value as DbValue};
+
+use super::sql::stmt;
+use crate::CoreResult;
+use crate::jobs::JobStatus;
+use crate::usage::Delta;
+
+/// Rows per statement (8 parameters each, far below either backend's limit).
+const CHUNK: usize = 256;
+
+/// The counters of a row, in column order after the key.
+const COUNTERS: [&str; 5] = [
+    "jobs_submitted",
+    "jobs_succeeded",
+    "jobs_failed",
+    "run_ms",
+    "api_requests",
+];
+
+/// The statement for `rows` rows.
+fn upsert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| {
+            let p = |i: usize| format!("${}", r * 8 + i + 1);
+            format!("({})", (0..8).map(p).collect::<Vec<_>>().join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let set = COUNTERS
+        .iter()
+        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO usage_daily (org_id, day, task, {}) VALUES {values}
+         ON CONFLICT (org_id, day, task) DO UPDATE SET {set}",
+        COUNTERS.join(", ")
+    )
+}
+
+/// Adds `deltas` to their rows (created at zero when missing), inside the caller's
+/// transaction. Deltas with the same key must already be merged (see
+/// [`crate::usage::merge`]); all-zero deltas are skipped.
+pub(crate) async fn add_usage<C: ConnectionTrait>(conn: &C, deltas: &[Delta]) -> CoreResult<()> {
+    let mut rows: Vec<&Delta> = deltas.iter().filter(|d| !d.is_zero()).collect();
+    rows.sort_by(|a, b| a.key().cmp(&b.key()));
+    let backend = conn.get_database_backend();
+    for chunk in rows.chunks(CHUNK) {
+        let mut values: Vec<DbValue> = Vec::with_capacity(chunk.len() * 8);
+        for d in chunk {
+            values.extend([
+                d.org_id.clone().into(),
+                d.day.clone().into(),
+                d.task.clone().into(),
+                d.jobs_submitted.into(),
+                d.jobs_succeeded.into(),
+                d.jobs_failed.into(),
+                d.run_ms.into(),
+                d.api_requests.into(),
+            ]);
+        }
+        conn.execute_raw(stmt(backend, &upsert_sql(chunk.len()), values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: a data-modifying CTE (named `usage_rows`) for the finish statement. It reads
+/// `done` (the jobs written, `RETURNING id, org_id, task, status`) and `attempt_rows` (the
+/// attempts ended, `RETURNING job_id, started_at`), and adds one delta per (org, task) of
+/// the batch: succeeded and failed jobs, and the milliseconds from each attempt's start to
+/// `$time` (the batch's end time), on day `$day`. Rows go in key order (no deadlocks
+/// between two batches).
+pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
+    let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
+    let set = COUNTERS[1..4]
+        .iter()
+        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "usage_rows AS (
+           INSERT INTO usage_daily (org_id, day, task, {counters})
+           SELECT d.org_id, ${day}, d.task, 0,
+             count(*) FILTER (WHERE d.status = '{succeeded}'),
+             count(*) FILTER (WHERE d.status = '{failed}'),
+             COALESCE(sum(GREATEST(0,
+               (extract(epoch FROM (${time}::timestamptz - ar.started_at)) * 1000)::bigint)), 0)::bigint,
+             0
+           FROM done d LEFT JOIN attempt_rows ar ON ar.job_id = d.id
+           GROUP BY d.org_id, d.task
+           ORDER BY d.org_id, d.task
+           ON CONFLICT (org_id, day, task) DO UPDATE SET {set}
+         )",
+        counters = COUNTERS.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_placeholder_per_value_and_counters_add() {
+        let sql = upsert_sql(2);
+        assert!(
+            sql.contains("($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10"),
+            "{sql}"
+        );
+        assert!(sql.contains("$16)") && !sql.contains("$17"), "{sql}");
+        assert!(
+            sql.contains("run_ms = usage_daily.run_ms + excluded.run_ms"),
+            "{sql}"
+        );
+    }
+}

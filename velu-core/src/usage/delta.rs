@@ -1,0 +1,196 @@
+//! What one event adds to `usage_daily`: a [`Delta`] per (org, UTC day, task kind), merged
+//! per key before it is written, so a batch costs one upsert per row it touches.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+
+use crate::CoreResult;
+use crate::db::usage::add_usage;
+use crate::jobs::JobStatus;
+
+/// The `task` of the org-wide row (the org's API requests). No task kind has an empty name
+/// (`^[a-z][a-z0-9-]{0,63}$`), so it cannot collide with one.
+pub const ORG_WIDE: &str = "";
+
+/// Increments of one `usage_daily` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// The org.
+    pub org_id: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// A task kind, or [`ORG_WIDE`].
+    pub task: String,
+    /// Jobs queued.
+    pub jobs_submitted: i64,
+    /// Jobs that ended `succeeded`.
+    pub jobs_succeeded: i64,
+    /// Jobs that ended `failed` (no attempt left).
+    pub jobs_failed: i64,
+    /// Milliseconds of attempts that ended.
+    pub run_ms: i64,
+    /// Authenticated API requests (org-wide row only).
+    pub api_requests: i64,
+}
+
+impl Delta {
+    /// A zero delta of row (`org_id`, `day`, `task`).
+    pub fn new(org_id: &str, day: &str, task: &str) -> Delta {
+        Delta {
+            org_id: org_id.to_owned(),
+            day: day.to_owned(),
+            task: task.to_owned(),
+            ..Delta::default()
+        }
+    }
+
+    /// The row's key: (org, day, task).
+    pub fn key(&self) -> (&str, &str, &str) {
+        (&self.org_id, &self.day, &self.task)
+    }
+
+    /// True when it adds nothing.
+    pub fn is_zero(&self) -> bool {
+        [
+            self.jobs_submitted,
+            self.jobs_succeeded,
+            self.jobs_failed,
+            self.run_ms,
+            self.api_requests,
+        ]
+        .iter()
+        .all(|n| *n == 0)
+    }
+
+    fn add(&mut self, other: &Delta) {
+        self.jobs_submitted += other.jobs_submitted;
+        self.jobs_succeeded += other.jobs_succeeded;
+        self.jobs_failed += other.jobs_failed;
+        self.run_ms += other.run_ms;
+        self.api_requests += other.api_requests;
+    }
+}
+
+/// The UTC day of `at`, as stored (`YYYY-MM-DD`).
+pub fn day_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+/// Merges deltas of the same key, in key order.
+pub fn merge(deltas: impl IntoIterator<Item = Delta>) -> Vec<Delta> {
+    let mut by_key: BTreeMap<(String, String, String), Delta> = BTreeMap::new();
+    for d in deltas {
+        let key = (d.org_id.clone(), d.day.clone(), d.task.clone());
+        by_key.entry(key).and_modify(|e| e.add(&d)).or_insert(d);
+    }
+    by_key.into_values().collect()
+}
+
+/// Counts jobs submitted to `org_id` at `at`, one per task name given (a batch passes
+/// every job's task), inside the submit's transaction: one upsert per task kind.
+pub(crate) async fn record_submitted<'a, C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    at: DateTime<Utc>,
+    tasks: impl IntoIterator<Item = &'a str>,
+) -> CoreResult<()> {
+    let mut per_task: BTreeMap<&str, i64> = BTreeMap::new();
+    for task in tasks {
+        *per_task.entry(task).or_insert(0) += 1;
+    }
+    let day = day_of(at);
+    let deltas: Vec<Delta> = per_task
+        .into_iter()
+        .map(|(task, n)| Delta {
+            jobs_submitted: n,
+            ..Delta::new(org_id, &day, task)
+        })
+        .collect();
+    add_usage(conn, &deltas).await
+}
+
+/// One job a finish wrote, as the finish statement returns it.
+pub(crate) struct Ended<'a> {
+    /// The job's org.
+    pub org_id: &'a str,
+    /// Its task kind.
+    pub task: &'a str,
+    /// Its status now: `succeeded` and `failed` are counted, any other (a retry queued,
+    /// `cancelled`) only adds run time.
+    pub status: &'a str,
+    /// When the attempt that ended started (none if its row was not found).
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The deltas of the attempts of one finish batch, all ended at `at`: one per (org, task).
+pub(crate) fn ended_deltas<'a>(
+    at: DateTime<Utc>,
+    ended: impl IntoIterator<Item = Ended<'a>>,
+) -> Vec<Delta> {
+    let day = day_of(at);
+    let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
+    merge(ended.into_iter().map(|e| {
+        Delta {
+            jobs_succeeded: i64::from(e.status == succeeded),
+            jobs_failed: i64::from(e.status == failed),
+            run_ms: e
+                .started_at
+                .map_or(0, |s| (at - s).num_milliseconds().max(0)),
+            ..Delta::new(e.org_id, &day, e.task)
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_per_key_and_orders_keys() {
+        let d = |org: &str, task: &str, n: i64| Delta {
+            jobs_submitted: n,
+            ..Delta::new(org, "2026-12-02", task)
+        };
+        let merged = merge([d("b", "echo", 1), d("a", "sleep", 2), d("a", "sleep", 3)]);
+        assert_eq!(merged, vec![d("a", "sleep", 5), d("b", "echo", 1)]);
+        assert!(Delta::new("a", "d", "t").is_zero());
+    }
+
+    #[test]
+    fn ends_count_final_outcomes_and_every_attempt_s_time() {
+        let at = Utc::now();
+        let e = |status, secs: Option<i64>| Ended {
+            org_id: "o",
+            task: "echo",
+            status,
+            started_at: secs.map(|s| at - chrono::Duration::seconds(s)),
+        };
+        let d = ended_deltas(
+            at,
+            [
+                e("succeeded", Some(2)),
+                e("failed", Some(3)),
+                e("queued", Some(1)),
+                e("cancelled", None),
+            ],
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].jobs_succeeded, d[0].jobs_failed, d[0].run_ms),
+            (1, 1, 6000)
+        );
+        // A clock that went backwards adds nothing rather than a negative time.
+        let back = ended_deltas(at, [e("succeeded", Some(-5))]);
+        assert_eq!(back[0].run_ms, 0);
+    }
+
+    #[test]
+    fn the_day_is_utc() {
+        let at = DateTime::parse_from_rfc3339("2026-12-31T23:30:00-02:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(day_of(at), "2027-01-01");
+    }
+}
