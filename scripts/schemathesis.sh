@@ -50,6 +50,9 @@ export VELU_HOME=$work/home
 export VELU_TASKS_FILE=$root/tests/fixtures/tasks.yaml
 export VELU_LOG=${VELU_LOG:-warn}
 unset VELU_DATABASE_URL VELU_API_KEY_PEPPER VELU_API_KEY_PEPPER_FILE VELU_OUTPUT
+# A billing secret, so `POST /v1/billing/events` checks signatures (without one it fails
+# closed with `config`, a 500 by design).
+export VELU_BILLING_SECRET=schemathesis-billing-secret-0123456789abcdef
 mkdir -p "$VELU_HOME"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
