@@ -6,10 +6,10 @@
 //! It also grants the new scope `usage:read` to every key that holds every other scope of
 //! the admin role, so admin keys made before keep working as admins.
 
-use sea_orm_migration::sea_orm::{DbBackend, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261125_000001_create_organizations::Organizations;
+use crate::m20261201_000007_create_queue_pauses::rewrite_scopes;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -92,42 +92,4 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(UsageDaily::Table).to_owned())
             .await
     }
-}
-
-/// Applies `edit` to every key's scope list (stored space-separated, sorted), writing back
-/// only the keys it changed. Keys are few; this runs once.
-async fn rewrite_scopes(
-    manager: &SchemaManager<'_>,
-    edit: impl Fn(&mut Vec<&str>),
-) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    let backend = manager.get_database_backend();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT kid, scopes FROM api_keys",
-        ))
-        .await?;
-    for row in rows {
-        let kid: String = row.try_get("", "kid")?;
-        let stored: String = row.try_get("", "scopes")?;
-        let mut scopes: Vec<&str> = stored.split_whitespace().collect();
-        edit(&mut scopes);
-        scopes.sort_unstable();
-        scopes.dedup();
-        let updated = scopes.join(" ");
-        if updated != stored {
-            let sql = match backend {
-                DbBackend::Postgres => "UPDATE api_keys SET scopes = $1 WHERE kid = $2",
-                _ => "UPDATE api_keys SET scopes = ? WHERE kid = ?",
-            };
-            db.execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [updated.into(), kid.into()],
-            ))
-            .await?;
-        }
-    }
-    Ok(())
 }
