@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Queue throughput of Velu and graphile-worker, side by side in one run on this machine
-# and server (docs/benchmarks.md). Usage: scripts/bench-side-by-side.sh [PEERS_DIR]
+# Velu and its peers side by side in one run on this machine and server: the figures of
+# docs/benchmarks.md ("Side by side") come from one run of this script.
+#
+#   scripts/bench-side-by-side.sh [PEERS_DIR] | tee bench.log
+#
+# 1. Queue burn-down (the shared/bench/peers workload: N no-op jobs, 10 handlers):
+#    graphile-worker defaults and batched, pg-boss batch 100, then Velu's defaults on
+#    PostgreSQL and SQLite (medians of RUNS, fresh database per run).
+# 2. HTTP (scripts/bench_http.py): pgbench's ceiling for a submit's durable writes, then
+#    submit, list, show and whoami with wrk over ORGS orgs' keys, per backend.
+# 3. Sustained (scripts/bench_sustained.py, when SUSTAINED=1): fixed-rate HTTP submits
+#    while a worker drains; the highest rate held with submit-to-start p99 < 100 ms.
+#
 # PEERS_DIR defaults to ../shared/bench/peers; it is copied to a temporary folder so its
-# npm install never touches the original. Knobs: N (20000), RUNS (3), PGHOST, PGUSER.
+# npm install never touches the original. Knobs: N (20000), RUNS (3), PGHOST, PGUSER, and
+# those of bench_http.py (ORGS, CONNS, SECS, ROUNDS, BACKENDS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers=${1:-../shared/bench/peers}
@@ -10,20 +22,29 @@ export N=${N:-20000} RUNS=${RUNS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "# $(date -u +%FT%TZ) $(nproc) cores, $(psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -Atc 'show server_version' postgres) ; N=$N RUNS=$RUNS"
+echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL $(psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -Atc 'show server_version' postgres); N=$N RUNS=$RUNS; commit $(git rev-parse --short HEAD)"
+cargo build --release -p velu-cli >/dev/null 2>&1
 cargo bench -p velu-tests --bench queue --no-run >/dev/null 2>&1
 bench=$(ls -t target/release/deps/queue-* | grep -v '\.d$' | head -1)
 
+echo "## burn-down"
 if [ -d "$peers/graphile-worker" ]; then
-  cp -r "$peers/graphile-worker" "$work/"
-  echo "## graphile-worker, defaults (1 process x 10)"
-  PROCS=1 CONCURRENCY=10 TUNED=0 "$work/graphile-worker/run.sh" 2>&1 | tail -1
-  echo "## graphile-worker, batched (local queue 500, batch completion)"
-  PROCS=1 CONCURRENCY=10 TUNED=1 "$work/graphile-worker/run.sh" 2>&1 | tail -1
+  cp -r "$peers/graphile-worker" "$peers/pg-boss" "$work/"
+  printf 'graphile-worker defaults (1 process x 10): '
+  PROCS=1 CONCURRENCY=10 TUNED=0 "$work/graphile-worker/run.sh" 2>/dev/null | tail -1
+  printf 'graphile-worker batched (local queue 500, batch completion): '
+  PROCS=1 CONCURRENCY=10 TUNED=1 "$work/graphile-worker/run.sh" 2>/dev/null | tail -1
+  printf 'pg-boss batch 100: '
+  CONCURRENCY=10 BATCH=100 BURST=1 "$work/pg-boss/run.sh" 2>/dev/null | tail -1
 else
-  echo "## graphile-worker: $peers not found, skipped"
+  echo "peers: $peers not found, skipped"
 fi
-echo "## velu, defaults (1 worker x 10, claims ahead while jobs are short); local and remote (worker --server) workers"
-CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local,remote "$bench" 2>&1 | grep '^velu'
-echo "## velu, no claiming ahead (prefetch 0)"
-CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres "$bench" 2>&1 | grep '^velu'
+CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local "$bench" 2>&1 | grep '^velu'
+
+echo "## HTTP"
+VELU_BIN=target/release/velu-cli python3 scripts/bench_http.py
+
+if [ "${SUSTAINED:-0}" = 1 ]; then
+  echo "## sustained"
+  VELU_BIN=target/release/velu-cli python3 scripts/bench_sustained.py
+fi

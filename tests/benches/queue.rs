@@ -8,6 +8,9 @@
 //! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite MODES=local,remote
 //! COUNTERS=on|off|both (`off` drops the job-counter triggers of `job_counts` first, to
 //! measure what they cost; `both` runs the two alternately in one run)
+//! IDLE_ORGS=0,10000 (a list: runs alternate between the values; before the clock starts,
+//! that many other orgs get a finished job and a job due tomorrow each, so they have
+//! history and a backlog but nothing runnable: target 7 of issue "Performance")
 //! PGURL=postgres://postgres@127.0.0.1:5432/postgres
 //! Prints one line per backend and mode: `velu-<backend> jobs_per_s=<n> enqueue_per_s=<n>`
 //! for the local worker (on the database), `velu-<backend>-remote ...` for a remote worker
@@ -103,6 +106,55 @@ async fn drop_counter_triggers(velu: &Velu, backend: &str, pg_admin: &str) {
     }
 }
 
+/// `n` other orgs, each with one finished job and one job due tomorrow (SQL, as the
+/// database owner: quicker than the API for thousands of orgs, and the same rows).
+async fn idle_orgs(velu: &Velu, backend: &str, pg_admin: &str, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let (series, uuid, later) = match backend {
+        "postgres" => (
+            format!("SELECT g AS i FROM generate_series(1, {n}) AS g"),
+            "gen_random_uuid()::text",
+            "now() + interval '1 day'",
+        ),
+        _ => (
+            format!(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s"
+            ),
+            "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))",
+            "strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now', '+1 day')",
+        ),
+    };
+    let now = match backend {
+        "postgres" => "now()",
+        _ => "strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')",
+    };
+    let sql = format!(
+        "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+           SELECT {uuid}, 'Idle ' || i, 'idle-' || i, 'hero', {now}, {now} FROM ({series}) AS s;
+         INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts, max_attempts,
+             run_at, actor_type, actor_id, cancel_requested, created_at, updated_at, finished_at)
+           SELECT {uuid}, o.id, 'echo', st.status, '{{}}', 0, 1, 3,
+             CASE st.status WHEN 'queued' THEN {later} ELSE {now} END,
+             'cli', 'bench', false, {now}, {now},
+             CASE st.status WHEN 'queued' THEN NULL ELSE {now} END
+           FROM organizations o, (SELECT 'succeeded' AS status UNION ALL SELECT 'queued') AS st
+           WHERE o.slug LIKE 'idle-%';"
+    );
+    if backend == "postgres" {
+        let (prefix, _) = pg_admin.rsplit_once('/').expect("a database in PGURL");
+        let owner = Database::connect(format!("{prefix}/velu_bench"))
+            .await
+            .unwrap();
+        owner.execute_unprepared(&sql).await.unwrap();
+        owner.execute_unprepared("ANALYZE").await.unwrap();
+        owner.close().await.ok();
+    } else {
+        velu.db().conn().execute_unprepared(&sql).await.unwrap();
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn one_run(
     backend: &str,
@@ -112,12 +164,14 @@ async fn one_run(
     prefetch: usize,
     remote: bool,
     counters: bool,
+    idle: usize,
 ) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let velu = fresh_velu(backend, pg_admin, dir.path()).await;
     if !counters {
         drop_counter_triggers(&velu, backend, pg_admin).await;
     }
+    idle_orgs(&velu, backend, pg_admin, idle).await;
     let who = Principal::operator();
     let org = CreateOrg {
         name: "Bench".into(),
@@ -167,7 +221,7 @@ async fn one_run(
     let left = conn
         .query_one_raw(velu_core::sea_orm::Statement::from_string(
             conn.get_database_backend(),
-            "SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'",
+            "SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded' AND actor_id <> 'bench'",
         ))
         .await
         .unwrap()
@@ -181,8 +235,13 @@ async fn one_run(
         jobs_per_s: n as f64 / drain.as_secs_f64(),
     };
     eprintln!(
-        "  {backend}{}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s) [N={n} c={concurrency} prefetch={prefetch}]",
+        "  {backend}{}{}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s) [N={n} c={concurrency} prefetch={prefetch}]",
         if counters { "" } else { " (no counters)" },
+        if idle > 0 {
+            format!(" ({idle} idle orgs)")
+        } else {
+            String::new()
+        },
         enqueue.as_secs_f64() * 1e3,
         run.enqueue_per_s,
         drain.as_secs_f64() * 1e3,
@@ -253,6 +312,16 @@ fn main() {
         Ok("both") => vec![true, false],
         _ => vec![true],
     };
+    let idle: Vec<usize> = std::env::var("IDLE_ORGS")
+        .unwrap_or_else(|_| "0".into())
+        .split(',')
+        .map(|v| v.trim().parse().expect("IDLE_ORGS: numbers"))
+        .collect();
+    // Every (counters, idle orgs) setting, alternating inside each run.
+    let settings: Vec<(bool, usize)> = counters
+        .iter()
+        .flat_map(|&c| idle.iter().map(move |&i| (c, i)))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -261,9 +330,9 @@ fn main() {
         for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let remote = mode == "remote";
             // Runs alternate between the counter settings, so noise falls on each.
-            let mut results: Vec<Vec<Run>> = counters.iter().map(|_| Vec::new()).collect();
+            let mut results: Vec<Vec<Run>> = settings.iter().map(|_| Vec::new()).collect();
             for _ in 0..runs {
-                for (k, &on) in counters.iter().enumerate() {
+                for (k, &(on, idle)) in settings.iter().enumerate() {
                     results[k].push(rt.block_on(one_run(
                         backend,
                         &pg_admin,
@@ -272,10 +341,11 @@ fn main() {
                         prefetch,
                         remote,
                         on,
+                        idle,
                     )));
                 }
             }
-            for (k, &on) in counters.iter().enumerate() {
+            for (k, &(on, idle)) in settings.iter().enumerate() {
                 let mut label = if remote {
                     format!("{backend}-remote")
                 } else {
@@ -283,6 +353,9 @@ fn main() {
                 };
                 if !on {
                     label.push_str("-nocounters");
+                }
+                if idle > 0 {
+                    label.push_str(&format!("-idle{idle}"));
                 }
                 let r = &results[k];
                 println!(

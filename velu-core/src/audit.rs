@@ -70,6 +70,35 @@ pub(crate) async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Records many actions in one `INSERT` (a grouped submit: one per job), at `at`.
+pub(crate) async fn record_many<C: ConnectionTrait>(
+    conn: &C,
+    records: impl IntoIterator<Item = (&Actor, Record<'_>)>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<()> {
+    let models: Vec<audit_events::ActiveModel> = records
+        .into_iter()
+        .map(|(actor, rec)| audit_events::ActiveModel {
+            id: Set(new_id()),
+            org_id: Set(rec.org_id.map(str::to_owned)),
+            actor_type: Set(actor.kind.as_str().to_owned()),
+            actor_id: Set(actor.id.clone()),
+            action: Set(rec.action.to_owned()),
+            target_type: Set(rec.target_type.to_owned()),
+            target_id: Set(rec.target_id.to_owned()),
+            details: Set(rec.details),
+            created_at: Set(at),
+        })
+        .collect();
+    if models.is_empty() {
+        return Ok(());
+    }
+    audit_events::Entity::insert_many(models)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
 /// Lists an org's audit events, newest first. Needs `audit:read`.
 pub async fn list_audit(
     velu: &Velu,

@@ -130,6 +130,61 @@ impl Principal {
         Ok(entered)
     }
 
+    /// [`Principal::enter`] for many callers at once, for a write that crosses orgs on
+    /// purpose (a grouped submit, `CrossOrg::GroupCommit`): each `(principal, org)` gets
+    /// exactly the answer `enter` would give it (`not_found` unless it exists and is
+    /// visible, then `forbidden` without `scope`), from one query for all of them. Binds
+    /// nothing: the caller's transaction already crosses orgs, and it must keep each
+    /// item's rows to the org entered here.
+    pub(crate) async fn enter_many<C: ConnectionTrait>(
+        conn: &C,
+        asks: &[(&Principal, &OrgRef)],
+        scope: Scope,
+    ) -> CoreResult<Vec<CoreResult<OrgScope>>> {
+        let ids: Vec<&str> = asks
+            .iter()
+            .map(|(_, o)| o.0.as_str())
+            .filter(|t| is_uuid(t))
+            .collect();
+        let slugs: Vec<&str> = asks
+            .iter()
+            .map(|(_, o)| o.0.as_str())
+            .filter(|t| !is_uuid(t) && slug_shaped(t))
+            .collect();
+        let rows = if ids.is_empty() && slugs.is_empty() {
+            Vec::new()
+        } else {
+            organizations::Entity::find()
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(organizations::Column::Id.is_in(ids))
+                        .add(organizations::Column::Slug.is_in(slugs)),
+                )
+                .all(conn)
+                .await?
+        };
+        Ok(asks
+            .iter()
+            .map(|(who, org)| {
+                let text = org.0.as_str();
+                let found = if is_uuid(text) {
+                    rows.iter().find(|r| r.id == text)
+                } else if slug_shaped(text) {
+                    rows.iter().find(|r| r.slug == text)
+                } else {
+                    None
+                };
+                match found {
+                    Some(model) if who.can_see_org(&model.id) => {
+                        who.require(scope)?;
+                        Ok(OrgScope { org: model.clone() })
+                    }
+                    _ => Err(CoreError::not_found("organization", text)),
+                }
+            })
+            .collect())
+    }
+
     async fn enter_visible<C: ConnectionTrait>(
         &self,
         conn: &C,

@@ -46,6 +46,8 @@ struct Inner {
     auth: Authenticator,
     metrics: Arc<Metrics>,
     api_requests: crate::usage::ApiRequests,
+    /// Single submits waiting to share a transaction (`jobs/group.rs`).
+    submits: crate::jobs::GroupCommitter,
     jobs_ready: tokio::sync::watch::Sender<u64>,
     tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -129,6 +131,7 @@ impl Velu {
                 jobs_ready: tokio::sync::watch::Sender::new(0),
                 tasks_running: std::sync::Mutex::new(Vec::new()),
                 api_requests: crate::usage::ApiRequests::default(),
+                submits: crate::jobs::GroupCommitter::default(),
             }),
         };
         if opts.background {
@@ -254,6 +257,11 @@ impl Velu {
                 .jobs_ready
                 .send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// The group committer of single submits.
+    pub(crate) fn submits(&self) -> &crate::jobs::GroupCommitter {
+        &self.inner.submits
     }
 
     /// A handle that does not keep this one alive, for a background task.

@@ -183,6 +183,29 @@ backend_tests! {
         env.cli_ok(&["key", "create", "--org", "tiny", "--name", "k6", "--role", "viewer"]).await;
     }
 
+    async fn key_quota_counts_live_keys_only_however_long_the_history(env) {
+        let tiny = bootstrap(&env, "tiny", "base").await;
+        // A long history of revoked keys, and keys that expired without being revoked.
+        for i in 0..30 {
+            let k = env.cli_ok(&["key", "create", "--org", "tiny", "--name", &format!("old-{i}"), "--role", "viewer"]).await;
+            let id = k["key"]["id"].as_str().unwrap().to_owned();
+            env.cli_ok(&["key", "revoke", &id, "--org", "tiny"]).await;
+        }
+        for i in 0..2 {
+            env.cli_ok(&["key", "create", "--org", "tiny", "--name", &format!("short-{i}"), "--role", "viewer"]).await;
+        }
+        // 3 bootstrap keys + 2 = the base plan's 5.
+        let over = env.cli(&["key", "create", "--org", "tiny", "--name", "over", "--role", "viewer"]).await;
+        assert_eq!(over.error_code(), "quota_exceeded");
+        crate::support::exec(env.velu(), &format!(
+            "UPDATE api_keys SET expires_at = '2020-01-01T00:00:00Z' WHERE org_id = '{}' AND name LIKE 'short-%'", tiny.org_id)).await;
+        // The two expired keys free their places; no more.
+        env.cli_ok(&["key", "create", "--org", "tiny", "--name", "new-1", "--role", "viewer"]).await;
+        env.cli_ok(&["key", "create", "--org", "tiny", "--name", "new-2", "--role", "viewer"]).await;
+        let over = env.cli(&["key", "create", "--org", "tiny", "--name", "over", "--role", "viewer"]).await;
+        assert_eq!(over.error_code(), "quota_exceeded");
+    }
+
     async fn legacy_keys_verify_and_rotate_into_v1(env) {
         bootstrap(&env, "acme", "hero").await;
         let raw = "velu_LegacyRawKeyFromTheEarlierSystem_0123456789ab";

@@ -9,6 +9,7 @@ mod escalation;
 mod events;
 mod fleet;
 mod generated;
+mod group_commit;
 mod hardening;
 mod http_errors;
 mod job_counts;

@@ -91,6 +91,45 @@ pub(crate) async fn insert_queued_batch<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Inserts the `queued` events of jobs of several orgs, `(job id, org id)` each, all
+/// queued `via` at `at` (a grouped submit): one statement per chunk.
+pub(crate) async fn insert_queued_many<C: ConnectionTrait>(
+    conn: &C,
+    jobs: &[(&str, &str)],
+    via: &str,
+    at: DateTime<Utc>,
+) -> CoreResult<()> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        org_id: &'a str,
+    }
+    let backend = conn.get_database_backend();
+    let source = super::sql::json_records(
+        backend,
+        1,
+        &[
+            ("id", super::sql::JsonField::Text),
+            ("org_id", super::sql::JsonField::Text),
+        ],
+    );
+    let sql = format!(
+        "INSERT INTO job_events (job_id, org_id, kind, at, detail)
+         SELECT s.id, s.org_id, '{queued}', $2, $3 FROM ({source}) AS s",
+        queued = EventKind::Queued.as_str(),
+    );
+    let rows: Vec<Row> = jobs.iter().map(|(id, org_id)| Row { id, org_id }).collect();
+    for chunk in rows.chunks(CHUNK) {
+        conn.execute_raw(stmt(
+            backend,
+            &sql,
+            vec![json_param(chunk)?, at.into(), via.to_owned().into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// The backend of a sea-orm statement, as `db::Backend`.
 fn of(backend: DbBackend) -> Backend {
     match backend {

@@ -74,6 +74,28 @@ pub async fn send<C: ConnectionTrait>(conn: &C, change: &Change) -> CoreResult<(
     Ok(())
 }
 
+/// [`send`] of several changes in one statement (PostgreSQL; nothing on SQLite).
+pub async fn send_many<C: ConnectionTrait>(conn: &C, changes: &[Change]) -> CoreResult<()> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let pairs: Vec<(String, String)> = changes
+        .iter()
+        .filter_map(Change::channel_and_payload)
+        .map(|(c, p)| (c.to_owned(), p))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_notify(x ->> 0, x ->> 1) FROM jsonb_array_elements($1::jsonb) AS x",
+        [crate::db::sql::json_param(&pairs)?],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// A callback that receives every change seen by the listener.
 pub type ChangeHandler = Arc<dyn Fn(Change) + Send + Sync>;
 

@@ -53,6 +53,9 @@ pub enum CrossOrg {
     Billing,
     /// Org secrets re-encrypted under a new key for every org.
     SecretsRekey,
+    /// Concurrent submits of many orgs written in one transaction (group commit), each
+    /// entered and checked on its own first.
+    GroupCommit,
 }
 
 impl CrossOrg {
@@ -69,6 +72,7 @@ impl CrossOrg {
             CrossOrg::Usage => "usage",
             CrossOrg::Billing => "billing",
             CrossOrg::SecretsRekey => "secrets_rekey",
+            CrossOrg::GroupCommit => "group_commit",
         }
     }
 }

@@ -8,6 +8,8 @@
 //! (see [`JobStatus`]); each attempt is kept in `job_attempts`.
 
 mod counts;
+mod group;
+mod grouped;
 mod input;
 mod read;
 mod steer;
@@ -21,6 +23,7 @@ use crate::entity::{job_attempts, jobs};
 use crate::time::Timestamp;
 use crate::{CoreError, CoreResult};
 
+pub(crate) use group::GroupCommitter;
 pub use input::{SubmitJob, parse_batch};
 pub(crate) use read::find_job as find_job_row;
 pub use read::{JobFilter, JobStats, job_stats, list_jobs, show_job};

@@ -80,17 +80,17 @@ pub struct BatchSubmitted {
 }
 
 /// A submission that passed every check, ready to insert.
-struct Checked {
-    task: String,
-    payload: Value,
-    priority: i32,
-    run_at: chrono::DateTime<chrono::Utc>,
-    max_attempts: i32,
-    idempotency_key: Option<String>,
+pub(super) struct Checked {
+    pub task: String,
+    pub payload: Value,
+    pub priority: i32,
+    pub run_at: chrono::DateTime<chrono::Utc>,
+    pub max_attempts: i32,
+    pub idempotency_key: Option<String>,
 }
 
 /// Checks one submission against the catalog and the org's current plan.
-fn check(
+pub(super) fn check(
     velu: &Velu,
     plan: Plan,
     input: &SubmitJob,
@@ -221,7 +221,24 @@ async fn find_by_key<C: ConnectionTrait>(
 }
 
 /// Submits one job to `org`. Needs `jobs:submit`; the plan is read from the database.
+///
+/// Concurrent submits share transactions and commits (`jobs/group.rs`), each with its own
+/// checks, result and error; a submit with an idempotency key is written alone, so the
+/// race for its key is decided by the unique index as before.
 pub async fn submit_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    input: &SubmitJob,
+) -> CoreResult<Submitted> {
+    if input.idempotency_key.is_some() {
+        return submit_alone(velu, who, org, input).await;
+    }
+    velu.submits().submit(velu, who, org, input).await
+}
+
+/// [`submit_job`] in a transaction of its own.
+pub(super) async fn submit_alone(
     velu: &Velu,
     who: &Principal,
     org: &OrgRef,

@@ -1,7 +1,7 @@
 //! Checks on a new key: its name, expiry, name clash and the plan's key quota.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::access::*;
 use super::documents::*;
@@ -61,16 +61,9 @@ pub(super) async fn ensure_key_quota<C: ConnectionTrait>(
 ) -> CoreResult<()> {
     let plan = current_plan(conn, &org.id).await?;
     let limit = plan.limits().api_keys;
-    let active = api_keys::Entity::find()
-        .filter(api_keys::Column::OrgId.eq(org.id.as_str()))
-        .filter(api_keys::Column::RevokedAt.is_null())
-        .filter(
-            Condition::any()
-                .add(api_keys::Column::ExpiresAt.is_null())
-                .add(api_keys::Column::ExpiresAt.gt(at)),
-        )
-        .count(conn)
-        .await?;
+    // At most `limit` index entries (ix_api_keys_org_active): the org's revoked and
+    // expired keys are outside the ranges read, and counting stops at the limit.
+    let active = active_keys_up_to(conn, &org.id, at, u64::from(limit)).await?;
     if active >= u64::from(limit) {
         return Err(CoreError::QuotaExceeded {
             what: format!("active API keys on the {plan} plan"),
@@ -78,6 +71,34 @@ pub(super) async fn ensure_key_quota<C: ConnectionTrait>(
         });
     }
     Ok(())
+}
+
+/// How many of `org_id`'s keys are active at `at`, counting no further than `cap`.
+async fn active_keys_up_to<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    at: DateTime<Utc>,
+    cap: u64,
+) -> CoreResult<u64> {
+    let backend = conn.get_database_backend();
+    let sql = "SELECT CAST(count(*) AS BIGINT) AS n FROM (
+                 SELECT 1 FROM api_keys
+                 WHERE org_id = $1 AND revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > $2)
+                 LIMIT $3) AS active";
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    let row = conn
+        .query_one_raw(crate::db::sql::stmt(
+            backend,
+            sql,
+            vec![org_id.to_owned().into(), at.into(), cap.into()],
+        ))
+        .await?;
+    let n: i64 = match row {
+        Some(r) => r.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(n.max(0) as u64)
 }
 
 #[cfg(test)]

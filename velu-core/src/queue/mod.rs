@@ -34,7 +34,7 @@ pub use depth::{DEPTH_STATUSES, depth};
 pub use finish::{Finish, finish};
 pub use lease::{heartbeat, heartbeat_with_progress, reclaim_expired, release};
 pub use pause::PauseScope;
-pub(crate) use pause::{hold_claims, is_held};
+pub(crate) use pause::{hold_claims, holds, is_held};
 pub use ready::ready_orgs;
 pub use scrub::{NUL_REPLACEMENT, scrub_nul};
 pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};

@@ -114,3 +114,56 @@ pub(crate) async fn is_held<C: ConnectionTrait>(
         .await?;
     Ok(held.is_some())
 }
+
+/// The pauses that hold jobs of any of `orgs` or `tasks`: the paused orgs among `orgs`
+/// and the paused kinds among `tasks`, in one indexed lookup (a grouped submit's
+/// [`is_held`]).
+pub(crate) async fn holds<C: ConnectionTrait>(
+    conn: &C,
+    orgs: &[&str],
+    tasks: &[&str],
+) -> CoreResult<Holds> {
+    let rows: Vec<(String, String)> = queue_pauses::Entity::find()
+        .select_only()
+        .column(queue_pauses::Column::Scope)
+        .column(queue_pauses::Column::Target)
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(queue_pauses::Column::Scope.eq(PauseScope::Org.as_str()))
+                        .add(queue_pauses::Column::Target.is_in(orgs.iter().copied())),
+                )
+                .add(
+                    Condition::all()
+                        .add(queue_pauses::Column::Scope.eq(PauseScope::Task.as_str()))
+                        .add(queue_pauses::Column::Target.is_in(tasks.iter().copied())),
+                ),
+        )
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut held = Holds::default();
+    for (scope, target) in rows {
+        if scope == PauseScope::Org.as_str() {
+            held.orgs.insert(target);
+        } else {
+            held.tasks.insert(target);
+        }
+    }
+    Ok(held)
+}
+
+/// Paused orgs and kinds, as [`holds`] found them.
+#[derive(Debug, Default)]
+pub(crate) struct Holds {
+    orgs: std::collections::HashSet<String>,
+    tasks: std::collections::HashSet<String>,
+}
+
+impl Holds {
+    /// Is a job of `task` for `org_id` held back?
+    pub(crate) fn holds(&self, org_id: &str, task: &str) -> bool {
+        self.orgs.contains(org_id) || self.tasks.contains(task)
+    }
+}

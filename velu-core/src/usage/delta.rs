@@ -111,6 +111,21 @@ pub(crate) async fn record_submitted<'a, C: ConnectionTrait>(
     add_usage(conn, &deltas).await
 }
 
+/// Counts jobs submitted at `at` to several orgs, one `(org, task)` per job (a grouped
+/// submit): one upsert per (org, task kind) row touched.
+pub(crate) async fn record_submitted_many<'a, C: ConnectionTrait>(
+    conn: &C,
+    at: DateTime<Utc>,
+    jobs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> CoreResult<()> {
+    let day = day_of(at);
+    let deltas = merge(jobs.into_iter().map(|(org_id, task)| Delta {
+        jobs_submitted: 1,
+        ..Delta::new(org_id, &day, task)
+    }));
+    add_usage(conn, &deltas).await
+}
+
 /// One job a finish wrote, as the finish statement returns it.
 pub(crate) struct Ended<'a> {
     /// The job's org.

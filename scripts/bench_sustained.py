@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Sustained load: HTTP submits at a fixed rate while a worker drains (issue "Performance",
+target 2). Measures, never asserts (exit 0 unless the setup itself fails).
+
+Per backend (BACKENDS: postgres,sqlite): a fresh database with ORGS orgs (superhero plan),
+`velu-cli serve` and one `velu-cli worker --concurrency 10` on the default task catalog.
+Then for each rate in RATES (submits per second, ascending): CONNS keep-alive connections
+send `echo` jobs of random orgs on a fixed schedule (request i due at start + i/rate; a
+connection that falls behind sends at once, so a slow server shows as a lower achieved
+rate) for SECS seconds; then up to DRAIN seconds for the backlog to start. From the
+database: the jobs submitted in the window, how many started, and the submit-to-start
+delay (started_at - created_at) p50/p99.
+
+A rate is held when the achieved rate is within 2% of the asked one, every job started,
+and submit-to-start p99 < 100 ms. Prints one line per rate and the highest rate held; stops
+at the first rate not held. Knobs: VELU_BIN, BACKENDS, ORGS (200), RATES
+(250,500,750,1000,1500,2000), SECS (60), DRAIN (30), CONNS (32), PGURL, KEEP=1.
+"""
+
+import asyncio
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_http import ROOT, World, env, psql  # noqa: E402
+
+
+async def post(reader_writer, port, key, org):
+    reader, writer = reader_writer
+    body = json.dumps({"task": "echo", "payload": {"n": 1}})
+    writer.write((f"POST /v1/orgs/{org}/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  f"X-API-Key: {key}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def produce(port, creds, rate, secs, conns):
+    total = int(rate * secs)
+    start = time.monotonic() + 0.2
+    nxt = [0]
+    counts = {"ok": 0, "bad": 0}
+
+    async def one():
+        rw = await asyncio.open_connection("127.0.0.1", port)
+        while True:
+            i = nxt[0]
+            if i >= total:
+                break
+            nxt[0] += 1
+            due = start + i / rate
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            c = random.choice(creds)
+            try:
+                status = await post(rw, port, c[0], c[1])
+            except (OSError, asyncio.IncompleteReadError):
+                counts["bad"] += 1
+                rw = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            counts["ok" if status == 201 else "bad"] += 1
+        rw[1].close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(conns)))
+    wall = time.monotonic() - t0
+    return counts, total / max(wall, 1e-9)
+
+
+def delays(world, since_iso):
+    """(submitted, started, p50_ms, p99_ms) of the jobs created since `since_iso`."""
+    if world.backend == "postgres":
+        rows = psql(world.env["VELU_DATABASE_URL"].rsplit("/", 1)[0],
+                    "SELECT extract(epoch FROM (started_at - created_at)) * 1000 FROM jobs "
+                    f"WHERE created_at >= '{since_iso}Z' AND started_at IS NOT NULL", db=world.db).split()
+        started = [float(r) for r in rows]
+        submitted = int(psql(world.env["VELU_DATABASE_URL"].rsplit("/", 1)[0],
+                             f"SELECT count(*) FROM jobs WHERE created_at >= '{since_iso}Z'",
+                             db=world.db))
+    else:
+        db = sqlite3.connect(os.path.join(world.home, "velu.db"))
+        rows = db.execute("SELECT (julianday(started_at) - julianday(created_at)) * 86400000.0 "
+                          "FROM jobs WHERE created_at >= ?", (since_iso,)).fetchall()
+        db.close()
+        submitted = len(rows)
+        started = [r[0] for r in rows if r[0] is not None]
+    started.sort()
+    if not started:
+        return submitted, 0, float("nan"), float("nan")
+    p = lambda q: started[min(len(started) - 1, int(q * len(started)))]
+    return submitted, len(started), p(0.50), p(0.99)
+
+
+def main():
+    backends = env("BACKENDS", "postgres,sqlite").split(",")
+    rates = [int(r) for r in env("RATES", "250,500,750,1000,1500,2000").split(",")]
+    orgs, secs, drain, conns = int(env("ORGS", 200)), int(env("SECS", 60)), int(env("DRAIN", 30)), int(env("CONNS", 32))
+    pgurl = env("PGURL", "postgres://postgres@127.0.0.1:5432")
+    binary = env("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli"))
+    keep = env("KEEP", "") == "1"
+    print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores; "
+          f"ORGS={orgs} SECS={secs} CONNS={conns}", flush=True)
+    for n, backend in enumerate(backends):
+        world = World("velu", binary, backend, orgs, pgurl, 100 + n)
+        worker = subprocess.Popen([binary, "worker", "--concurrency", "10"], env=world.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        held = 0
+        try:
+            time.sleep(2)
+            for rate in rates:
+                since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
+                counts, achieved = asyncio.run(produce(world.port, world.creds, rate, secs, conns))
+                deadline = time.monotonic() + drain
+                while True:
+                    submitted, started, p50, p99 = delays(world, since)
+                    if started >= submitted or time.monotonic() > deadline:
+                        break
+                    time.sleep(1)
+                ok = achieved >= 0.98 * rate and started >= submitted and counts["bad"] == 0 and p99 < 100
+                print(f"velu {backend} sustained rate={rate} achieved={achieved:.0f} "
+                      f"submitted={submitted} started={started} errors={counts['bad']} "
+                      f"submit_to_start_p50_ms={p50:.1f} p99_ms={p99:.1f} held={'yes' if ok else 'no'}",
+                      flush=True)
+                if not ok:
+                    break
+                held = rate
+            print(f"velu {backend} sustained highest_rate_held={held}", flush=True)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            world.close(pgurl, keep)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+//! Group commit of single submits (`velu-core/src/jobs/group.rs`): concurrent submits of
+//! many orgs and keys share transactions, and each keeps its own checks, result and
+//! error. The group's transaction crosses orgs on purpose, so these tests try to make a
+//! job land in the wrong org, under the wrong actor, past a quota or without its records.
+
+use poem::http::Method;
+use serde_json::{Value, json};
+use velu_tests::{TestEnv, backend_tests};
+
+use crate::support::{Boot, bootstrap, scalar};
+
+/// Sends `n` submits at once, each `(key, org, body)`; returns (status, body) in order.
+async fn burst(env: &TestEnv, asks: Vec<(String, String, Value)>) -> Vec<(u16, Value)> {
+    let velu = env.velu().clone();
+    let handles: Vec<_> = asks
+        .into_iter()
+        .map(|(key, org, body)| {
+            let app = velu_http::app(velu.clone());
+            tokio::spawn(async move {
+                use poem::{Body, Endpoint, IntoResponse, Request};
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("/v1/orgs/{org}/jobs").parse().expect("uri"))
+                    .header("x-api-key", key)
+                    .header("content-type", "application/json")
+                    .body(Body::from_string(body.to_string()));
+                let resp = match app.call(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(e) => e.into_response(),
+                };
+                let status = resp.status().as_u16();
+                let text = resp.into_body().into_string().await.expect("body");
+                (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+fn kid(token: &str) -> String {
+    token
+        .strip_prefix("velu_k1_")
+        .expect("token prefix")
+        .split('_')
+        .next()
+        .expect("kid")
+        .to_owned()
+}
+
+async fn count(env: &TestEnv, sql: &str) -> i64 {
+    scalar::<i64>(env.velu(), sql).await
+}
+
+backend_tests! {
+    async fn each_submit_of_a_burst_keeps_its_own_org_actor_and_error(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        let mut asks = Vec::new();
+        let mut expect = Vec::new();
+        for i in 0..48 {
+            let (key, org, body, want): (&str, &str, Value, &str) = match i % 6 {
+                0 | 1 => (&acme.builder, "acme", json!({"task": "echo", "payload": {"i": i}}), "acme"),
+                2 => (&beta.builder, "beta", json!({"task": "echo", "payload": {"i": i}}), "beta"),
+                // Another org's key, by slug and by id: a missing org.
+                3 => (&beta.builder, if i % 12 == 3 { "acme" } else { acme.org_id.as_str() },
+                      json!({"task": "echo", "payload": {}}), "not_found"),
+                // A viewer may not submit.
+                4 => (&acme.viewer, "acme", json!({"task": "echo", "payload": {}}), "forbidden"),
+                // A bad submission in the middle of good ones.
+                _ => (&beta.builder, "beta", json!({"task": "no-such-kind", "payload": {"i": "\u{0}"}}), "invalid"),
+            };
+            asks.push((key.to_owned(), org.to_owned(), body));
+            expect.push(want);
+        }
+        let answers = burst(&env, asks).await;
+        let mut ids = Vec::new();
+        for (i, ((status, body), want)) in answers.iter().zip(&expect).enumerate() {
+            match *want {
+                "acme" | "beta" => {
+                    assert_eq!(*status, 201, "submit {i}: {body}");
+                    let (boot, slug): (&Boot, &str) = if *want == "acme" { (&acme, "acme") } else { (&beta, "beta") };
+                    assert_eq!(body["org_id"], boot.org_id.as_str(), "submit {i} to {slug}: {body}");
+                    assert_eq!(body["actor_id"], kid(&boot.builder).as_str(), "submit {i}: {body}");
+                    assert_eq!(body["payload"]["i"], i as u64, "submit {i} got another's payload: {body}");
+                    assert_eq!(body["status"], "queued");
+                    ids.push((body["id"].as_str().expect("id").to_owned(), boot.org_id.clone()));
+                }
+                code => {
+                    assert_ne!(*status, 201, "submit {i} should fail with {code}: {body}");
+                    assert_eq!(body["code"], code, "submit {i}: {body}");
+                }
+            }
+        }
+        assert_eq!(ids.len(), 24);
+        // Every accepted job is stored in its org, with one queued event and one audit
+        // record in that org; nothing else was written.
+        for (id, org_id) in &ids {
+            let stored = count(&env, &format!("SELECT count(*) FROM jobs WHERE id = '{id}' AND org_id = '{org_id}'")).await;
+            assert_eq!(stored, 1, "job {id} in {org_id}");
+            let events = count(&env, &format!(
+                "SELECT count(*) FROM job_events WHERE job_id = '{id}' AND org_id = '{org_id}' AND kind = 'queued'")).await;
+            assert_eq!(events, 1, "queued event of {id}");
+            let audit = count(&env, &format!(
+                "SELECT count(*) FROM audit_events WHERE target_id = '{id}' AND org_id = '{org_id}' AND action = 'job.submit'")).await;
+            assert_eq!(audit, 1, "audit of {id}");
+        }
+        assert_eq!(count(&env, "SELECT count(*) FROM jobs").await, 24);
+        assert_eq!(count(&env, &format!("SELECT count(*) FROM jobs WHERE org_id = '{}'", acme.org_id)).await, 16);
+        // Usage and counters agree with what was accepted.
+        let submitted = count(&env, &format!(
+            "SELECT CAST(COALESCE(SUM(jobs_submitted), 0) AS BIGINT) FROM usage_daily WHERE org_id = '{}'", beta.org_id)).await;
+        assert_eq!(submitted, 8);
+        let stats = env.cli_ok(&["job", "stats", "--org", "acme"]).await;
+        assert_eq!(stats["by_status"]["queued"], 16, "{stats}");
+        // Each job is readable by its own org only.
+        let (id, _) = ids.iter().find(|(_, o)| *o == acme.org_id).expect("an acme job");
+        let seen = env.http(Method::GET, &format!("/v1/orgs/beta/jobs/{id}"), Some(&beta.builder), None).await;
+        assert_eq!(seen.status, 404, "{}", seen.text);
+    }
+
+    async fn a_burst_at_the_quota_admits_exactly_the_room_left(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        // hero: 10,000 queued jobs. Leave room for 5.
+        let batch: Vec<_> = (0..9_995).map(|_| json!({"task": "echo", "payload": {}})).collect();
+        let file = env.home().join("batch.json");
+        std::fs::write(&file, serde_json::to_string(&batch).unwrap()).unwrap();
+        env.cli_ok(&["job", "submit-batch", "--org", "acme", "--file", file.to_str().unwrap()]).await;
+        let asks = (0..12)
+            .map(|i| (acme.builder.clone(), "acme".to_owned(), json!({"task": "echo", "payload": {"i": i}})))
+            .collect();
+        let answers = burst(&env, asks).await;
+        let ok = answers.iter().filter(|(s, _)| *s == 201).count();
+        let refused = answers.iter().filter(|(_, b)| b["code"] == "quota_exceeded").count();
+        assert_eq!((ok, refused), (5, 7), "{answers:?}");
+        assert_eq!(count(&env, &format!("SELECT count(*) FROM jobs WHERE org_id = '{}'", acme.org_id)).await, 10_000);
+    }
+}
