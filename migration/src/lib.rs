@@ -22,6 +22,7 @@ mod m20261202_000013_create_billing_events;
 pub(crate) mod m20261202_000014_row_level_security;
 mod m20261202_000015_create_job_counts;
 mod m20261202_000016_index_active_keys;
+mod m20261202_000017_shard_usage_daily;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_row_level_security::Migration),
             Box::new(m20261202_000015_create_job_counts::Migration),
             Box::new(m20261202_000016_index_active_keys::Migration),
+            Box::new(m20261202_000017_shard_usage_daily::Migration),
         ]
     }
 }

@@ -2,6 +2,12 @@
 //! statement per chunk of rows (`INSERT ... ON CONFLICT DO UPDATE SET n = n + x`, which
 //! both backends take). Rows are written in key order, so two writers that touch the same
 //! rows lock them in the same order and cannot deadlock.
+//!
+//! Each (org, day, task) is spread over shards (migration m20261202_000017): on
+//! PostgreSQL a writer adds to the shard of its backend (`pg_backend_pid() % SHARDS`), so
+//! concurrent transactions of one org (grouped submits, finish batches of several
+//! workers) rarely wait on each other's row lock until commit; SQLite writes shard 0.
+//! Only the sum over shards means anything.
 
 use sea_orm::{ConnectionTrait, Value as DbValue};
 
@@ -22,12 +28,25 @@ const COUNTERS: [&str; 5] = [
     "api_requests",
 ];
 
+/// The shards of one (org, day, task) on PostgreSQL.
+pub(crate) const SHARDS: i32 = 16;
+
+/// The shard a statement writes to.
+fn shard_sql(backend: sea_orm::DbBackend) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("pg_backend_pid() % {SHARDS}"),
+        _ => "0".to_owned(),
+    }
+}
+
 /// The statement for `rows` rows.
-fn upsert_sql(rows: usize) -> String {
+fn upsert_sql(backend: sea_orm::DbBackend, rows: usize) -> String {
+    let shard = shard_sql(backend);
     let values = (0..rows)
         .map(|r| {
             let p = |i: usize| format!("${}", r * 8 + i + 1);
-            format!("({})", (0..8).map(p).collect::<Vec<_>>().join(", "))
+            let counters = (3..8).map(p).collect::<Vec<_>>().join(", ");
+            format!("({}, {}, {}, {shard}, {counters})", p(0), p(1), p(2))
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -37,8 +56,8 @@ fn upsert_sql(rows: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO usage_daily (org_id, day, task, {}) VALUES {values}
-         ON CONFLICT (org_id, day, task) DO UPDATE SET {set}",
+        "INSERT INTO usage_daily (org_id, day, task, shard, {}) VALUES {values}
+         ON CONFLICT (org_id, day, task, shard) DO UPDATE SET {set}",
         COUNTERS.join(", ")
     )
 }
@@ -64,7 +83,7 @@ pub(crate) async fn add_usage<C: ConnectionTrait>(conn: &C, deltas: &[Delta]) ->
                 d.api_requests.into(),
             ]);
         }
-        conn.execute_raw(stmt(backend, &upsert_sql(chunk.len()), values))
+        conn.execute_raw(stmt(backend, &upsert_sql(backend, chunk.len()), values))
             .await?;
     }
     Ok(())
@@ -85,8 +104,8 @@ pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
         .join(", ");
     format!(
         "usage_rows AS (
-           INSERT INTO usage_daily (org_id, day, task, {counters})
-           SELECT d.org_id, ${day}, d.task, 0,
+           INSERT INTO usage_daily (org_id, day, task, shard, {counters})
+           SELECT d.org_id, ${day}, d.task, pg_backend_pid() % {SHARDS}, 0,
              count(*) FILTER (WHERE d.status = '{succeeded}'),
              count(*) FILTER (WHERE d.status = '{failed}'),
              COALESCE(sum(GREATEST(0,
@@ -95,7 +114,7 @@ pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
            FROM done d LEFT JOIN attempt_rows ar ON ar.job_id = d.id
            GROUP BY d.org_id, d.task
            ORDER BY d.org_id, d.task
-           ON CONFLICT (org_id, day, task) DO UPDATE SET {set}
+           ON CONFLICT (org_id, day, task, shard) DO UPDATE SET {set}
          )",
         counters = COUNTERS.join(", ")
     )
@@ -107,10 +126,16 @@ mod tests {
 
     #[test]
     fn one_placeholder_per_value_and_counters_add() {
-        let sql = upsert_sql(2);
+        let sql = upsert_sql(sea_orm::DbBackend::Sqlite, 2);
         assert!(
-            sql.contains("($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10"),
+            sql.contains("($1, $2, $3, 0, $4, $5, $6, $7, $8), ($9, $10"),
             "{sql}"
+        );
+        let pg = upsert_sql(sea_orm::DbBackend::Postgres, 1);
+        assert!(
+            pg.contains("($1, $2, $3, pg_backend_pid() % 16, $4")
+                && pg.contains("ON CONFLICT (org_id, day, task, shard)"),
+            "{pg}"
         );
         assert!(sql.contains("$16)") && !sql.contains("$17"), "{sql}");
         assert!(

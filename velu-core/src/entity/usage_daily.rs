@@ -14,6 +14,10 @@ pub struct Model {
     /// A task kind, or `''` for the org-wide row.
     #[sea_orm(primary_key, auto_increment = false)]
     pub task: String,
+    /// Which of the row's shards (concurrent writers add to different ones; a report sums
+    /// them): see `db::usage`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub shard: i16,
     pub jobs_submitted: i64,
     pub jobs_succeeded: i64,
     pub jobs_failed: i64,

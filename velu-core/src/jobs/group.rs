@@ -3,8 +3,10 @@
 //! "Performance", target 3).
 //!
 //! A submit hands its request to the process's [`GroupCommitter`] and waits for its own
-//! answer. A few leader tasks (one on SQLite, whose writes are serial anyway; two on
-//! PostgreSQL, so one group gathers while the other commits) each take whatever has
+//! answer. A few leader tasks (one on SQLite, whose writes are serial anyway; four on
+//! PostgreSQL, so groups gather while others commit, and their commits share the server's
+//! WAL flushes; the rows they share, usage counters and job counters, are sharded by
+//! connection so they do not queue on each other's locks) each take whatever has
 //! arrived, up to [`MAX_GROUP`], and write it with [`super::grouped::write_group`]: every
 //! request is entered and checked on its own and keeps its own result or error; the
 //! accepted ones are written together. No request waits for company: a lone submit is a
@@ -98,7 +100,7 @@ impl GroupCommitter {
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let leaders = match velu.db().backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => 2,
+            Backend::Postgres => 4,
         };
         for _ in 0..leaders {
             tokio::spawn(lead(velu.downgrade(), rx.clone()));

@@ -71,6 +71,9 @@ pub(super) async fn write_group(
     let mut queued = if orgs.is_empty() {
         HashMap::new()
     } else {
+        // Other groups (other leaders, other servers) admitting to these orgs wait here
+        // until this one commits: the counts read next stay true.
+        super::admission::hold_admission(&tx, &orgs).await?;
         super::counts::queued_many(&tx, &orgs).await?
     };
     let mut accepted = Vec::with_capacity(checked.len());
@@ -109,9 +112,6 @@ pub(super) async fn write_group(
         accepted.push(Accepted { index, model });
     }
 
-    if !accepted.is_empty() {
-        write_accepted(&tx, group, &accepted, at).await?;
-    }
     let paused = if accepted.is_empty() {
         Default::default()
     } else {
@@ -121,6 +121,9 @@ pub(super) async fn write_group(
         let orgs: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
         crate::queue::holds(&tx, &orgs, &tasks).await?
     };
+    if !accepted.is_empty() {
+        write_accepted(&tx, group, &accepted, at).await?;
+    }
     tx.commit().await?;
 
     let mut changed: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
@@ -206,6 +209,13 @@ async fn write_accepted(
         at,
     )
     .await?;
+    let mut orgs: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let changes: Vec<Change> = orgs.iter().map(|o| Change::Jobs((*o).to_owned())).collect();
+    notify::send_many(tx, &changes).await?;
+    // Last: the usage rows are the ones concurrent groups share (one per org, day and
+    // task), so their row locks are held only from here to the commit.
     crate::usage::record_submitted_many(
         tx,
         at,
@@ -214,10 +224,5 @@ async fn write_accepted(
             .map(|a| (a.model.org_id.as_str(), a.model.task.as_str())),
     )
     .await?;
-    let mut orgs: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    let changes: Vec<Change> = orgs.iter().map(|o| Change::Jobs((*o).to_owned())).collect();
-    notify::send_many(tx, &changes).await?;
     Ok(())
 }

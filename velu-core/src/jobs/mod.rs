@@ -7,6 +7,7 @@
 //! `queued → running → succeeded | failed | cancelled`, and back to `queued` for a retry
 //! (see [`JobStatus`]); each attempt is kept in `job_attempts`.
 
+mod admission;
 mod counts;
 mod group;
 mod grouped;

@@ -165,13 +165,15 @@ pub(super) fn check(
 }
 
 /// How many more jobs the org may queue: its plan's quota minus what is queued, read from
-/// the org's `job_counts` rows (a few counter rows, however long the backlog).
+/// the org's `job_counts` rows (a few counter rows, however long the backlog). Takes the
+/// org's admission lock first (`admission.rs`): the answer holds until `conn` commits.
 pub(super) async fn queue_room<C: ConnectionTrait>(
     conn: &C,
     org_id: &str,
     plan: Plan,
 ) -> CoreResult<u64> {
     let limit = plan.limits().queued_jobs;
+    super::admission::hold_admission(conn, &[org_id]).await?;
     let queued = super::counts::queued(conn, org_id).await?;
     Ok(limit.saturating_sub(queued))
 }

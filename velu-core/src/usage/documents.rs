@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use super::delta::ORG_WIDE;
-use crate::entity::usage_daily;
 use crate::tenancy::OrgRef;
 
 /// What `usage` is asked: one org (by id or slug), or every org the caller may see.
@@ -82,7 +81,7 @@ impl UsageReport {
         org_id: Option<String>,
         from: String,
         to: String,
-        rows: Vec<usage_daily::Model>,
+        rows: Vec<super::read::UsageSums>,
     ) -> UsageReport {
         let mut run_ms = 0i64;
         let mut totals = UsageTotals::default();
