@@ -40,11 +40,13 @@ else
   echo "peers: $peers not found, skipped"
 fi
 CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local "$bench" 2>&1 | grep '^velu'
+echo "## claim with 10,000 other orgs that have history and a backlog but nothing runnable"
+CONCURRENCY=10 BACKENDS=postgres IDLE_ORGS=0,10000 "$bench" 2>&1 | grep '^velu'
 
 echo "## HTTP"
 VELU_BIN=target/release/velu-cli python3 scripts/bench_http.py
 
 if [ "${SUSTAINED:-0}" = 1 ]; then
   echo "## sustained"
-  VELU_BIN=target/release/velu-cli python3 scripts/bench_sustained.py
+  VELU_BIN=target/release/velu-cli RATES=${RATES:-250,500,1000,2000} python3 scripts/bench_sustained.py
 fi
