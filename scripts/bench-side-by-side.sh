@@ -9,6 +9,7 @@
 #    PostgreSQL and SQLite (medians of RUNS, fresh database per run).
 # 2. HTTP (scripts/bench_http.py): pgbench's ceiling for a submit's durable writes, then
 #    submit, list, show and whoami with wrk over ORGS orgs' keys, per backend.
+#    With HTTP_BEFORE=<another velu-cli binary>: submit of both builds, side by side.
 # 3. Sustained (scripts/bench_sustained.py, when SUSTAINED=1): fixed-rate HTTP submits
 #    while a worker drains; the highest rate held with submit-to-start p99 < 100 ms.
 #
@@ -39,12 +40,16 @@ if [ -d "$peers/graphile-worker" ]; then
 else
   echo "peers: $peers not found, skipped"
 fi
-CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local "$bench" 2>&1 | grep '^velu'
+CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local "$bench" 2>&1 | grep -E '^velu|panicked' || true
 echo "## claim with 10,000 other orgs that have history and a backlog but nothing runnable"
-CONCURRENCY=10 BACKENDS=postgres IDLE_ORGS=0,10000 "$bench" 2>&1 | grep '^velu'
+CONCURRENCY=10 BACKENDS=postgres IDLE_ORGS=0,10000 "$bench" 2>&1 | grep -E '^velu|panicked' || true
 
 echo "## HTTP"
 VELU_BIN=target/release/velu-cli python3 scripts/bench_http.py
+if [ -n "${HTTP_BEFORE:-}" ]; then
+  echo "## HTTP submit, this build against $HTTP_BEFORE, side by side"
+  VELU_BIN=target/release/velu-cli VELU_BIN_BEFORE="$HTTP_BEFORE" ROUTES=submit python3 scripts/bench_http.py | grep -v '^pgbench'
+fi
 
 if [ "${SUSTAINED:-0}" = 1 ]; then
   echo "## sustained"

@@ -80,6 +80,13 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
         shared.record_run(started.elapsed());
         drop(permit);
         let stopped = *stop_rx.borrow();
+        // An outcome to write is counted as unwritten before the job leaves `running`:
+        // a worker that exits when idle must never see it in neither (it would stop while
+        // the job still holds a place in the database).
+        let writes = !matches!(stopped, Some(Stop::LeaseLost | Stop::Shutdown));
+        if writes {
+            shared.unwritten.fetch_add(1, Ordering::AcqRel);
+        }
         crate::metrics::worker().attempt_ended(&job.task, stopped, &outcome, started.elapsed());
         shared.running().remove(&job.id);
         shared.slot_freed.notify_one();
@@ -92,9 +99,6 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
                 release(&shared, std::slice::from_ref(&job.token)).await;
             }
             (_, outcome) => {
-                // Counted as unwritten before any await: the job has left `running`, and
-                // a worker that exits when idle must not see it as gone meanwhile.
-                shared.unwritten.fetch_add(1, Ordering::AcqRel);
                 // The lines written last go before the end in the stream.
                 if let Some(tail) = &tail {
                     flush_progress(&shared, &job.token, tail).await;
