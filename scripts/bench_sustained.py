@@ -7,14 +7,14 @@ Per backend (BACKENDS: postgres,sqlite): a fresh database with ORGS orgs (superh
 Then for each rate in RATES (submits per second, ascending): CONNS keep-alive connections
 send `echo` jobs of random orgs on a fixed schedule (request i due at start + i/rate; a
 connection that falls behind sends at once, so a slow server shows as a lower achieved
-rate) for SECS seconds; then up to DRAIN seconds for the backlog to start. From the
+rate) for SUSTAINED_SECS seconds; then up to DRAIN seconds for the backlog to start. From the
 database: the jobs submitted in the window, how many started, and the submit-to-start
 delay (started_at - created_at) p50/p99.
 
 A rate is held when the achieved rate is within 2% of the asked one, every job started,
 and submit-to-start p99 < 100 ms. Prints one line per rate and the highest rate held; stops
 at the first rate not held. Knobs: VELU_BIN, BACKENDS, ORGS (200), RATES
-(250,500,750,1000,1500,2000), SECS (60), DRAIN (30), CONNS (32), PGURL, KEEP=1.
+(250,500,750,1000,1500,2000), SUSTAINED_SECS (60), DRAIN (30), CONNS (32), PGURL, KEEP=1.
 """
 
 import asyncio
@@ -108,12 +108,13 @@ def delays(world, since_iso):
 def main():
     backends = env("BACKENDS", "postgres,sqlite").split(",")
     rates = [int(r) for r in env("RATES", "250,500,750,1000,1500,2000").split(",")]
-    orgs, secs, drain, conns = int(env("ORGS", 200)), int(env("SECS", 60)), int(env("DRAIN", 30)), int(env("CONNS", 32))
+    orgs, drain, conns = int(env("ORGS", 200)), int(env("DRAIN", 30)), int(env("CONNS", 32))
+    secs = int(env("SUSTAINED_SECS", 60))
     pgurl = env("PGURL", "postgres://postgres@127.0.0.1:5432")
     binary = env("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli"))
     keep = env("KEEP", "") == "1"
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores; "
-          f"ORGS={orgs} SECS={secs} CONNS={conns}", flush=True)
+          f"ORGS={orgs} SUSTAINED_SECS={secs} CONNS={conns}", flush=True)
     for n, backend in enumerate(backends):
         world = World("velu", binary, backend, orgs, pgurl, 100 + n)
         worker = subprocess.Popen([binary, "worker", "--concurrency", "10"], env=world.env,

@@ -203,20 +203,33 @@ async fn one_run(
         workspace_retention: Duration::from_secs(3600),
         ..WorkerConfig::default()
     };
-    let (report, drain) = if remote {
-        remote_drain(&velu, dir.path(), cfg).await
+    let (succeeded, drain) = if remote {
+        let (report, drain) = remote_drain(&velu, dir.path(), cfg).await;
+        (report.succeeded as usize, drain)
     } else {
+        // An exit-when-idle worker has been seen to stop early (an open bug, issue
+        // "Performance"'s note): a new one finishes the drain, on the clock, and the early
+        // stops are reported.
         let t1 = Instant::now();
-        let report = Worker::new(velu.clone(), cfg)
-            .run(std::future::pending())
-            .await
-            .unwrap();
-        (report, t1.elapsed())
+        let mut succeeded = 0;
+        for stop in 0..10 {
+            let report = Worker::new(velu.clone(), cfg.clone())
+                .run(std::future::pending())
+                .await
+                .unwrap();
+            succeeded += report.succeeded as usize;
+            if succeeded >= n {
+                break;
+            }
+            eprintln!(
+                "  EARLY STOP {}: a worker exited idle after {} of {n} jobs",
+                stop + 1,
+                succeeded
+            );
+        }
+        (succeeded, t1.elapsed())
     };
-    assert_eq!(
-        report.succeeded as usize, n,
-        "every job succeeded: {report:?}"
-    );
+    assert_eq!(succeeded, n, "every job succeeded");
     let conn = velu.db().conn();
     let left = conn
         .query_one_raw(velu_core::sea_orm::Statement::from_string(

@@ -29,6 +29,8 @@ pub(super) async fn claim_loop(
         let free = capacity.saturating_sub(busy);
         let mut claimed = 0usize;
         let mut waited = false;
+        // A failed claim proves nothing about the queue: never a reason to exit when idle.
+        let mut failed = false;
         // Claim in batches: a claim costs a round trip and a commit whatever its size,
         // so while work is in hand, wait until half the capacity is free.
         if free > 0 && (busy == 0 || free * 2 >= capacity) {
@@ -51,6 +53,7 @@ pub(super) async fn claim_loop(
                     tracing::warn!(error = %e, "claim failed");
                     // Whatever failed (the database, the server), do not hammer it.
                     waited = false;
+                    failed = true;
                 }
             }
             shared
@@ -62,7 +65,7 @@ pub(super) async fn claim_loop(
             continue;
         }
         let idle = shared.running().is_empty() && shared.unwritten.load(Ordering::Acquire) == 0;
-        if cfg.exit_when_idle && claimed == 0 && idle {
+        if cfg.exit_when_idle && claimed == 0 && !failed && idle {
             break;
         }
         // A long poll that came back empty has waited already.

@@ -82,9 +82,14 @@ impl FairScan {
             }
             self.orgs.shuffle(&mut rand::rng());
         }
-        let claimed = self
+        let (claimed, failed) = self
             .claim_round(db, catalog, only, worker, free, lease)
             .await;
+        // Nothing claimed because claims failed is not "nothing to do": say so.
+        if let (true, Some(e)) = (claimed.is_empty(), failed) {
+            self.orgs.clear();
+            return Err(e);
+        }
         if claimed.is_empty() {
             self.orgs.clear();
         } else {
@@ -95,7 +100,8 @@ impl FairScan {
         Ok(claimed)
     }
 
-    /// Claims up to `free` jobs spread over the scanned orgs.
+    /// Claims up to `free` jobs spread over the scanned orgs; with the first error of an
+    /// org whose claim failed (the others are still tried).
     async fn claim_round(
         &self,
         db: &Db,
@@ -104,9 +110,10 @@ impl FairScan {
         worker: &str,
         free: usize,
         lease: Duration,
-    ) -> Vec<ClaimedJob> {
+    ) -> (Vec<ClaimedJob>, Option<crate::CoreError>) {
         let mut left = free;
         let mut claimed = Vec::new();
+        let mut failed = None;
         for (i, org) in self.orgs.iter().enumerate() {
             if left == 0 {
                 break;
@@ -118,10 +125,13 @@ impl FairScan {
                     left -= jobs.len().min(left);
                     claimed.extend(jobs);
                 }
-                Err(e) => tracing::warn!(error = %e, org = %org.id, "claim failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, org = %org.id, "claim failed");
+                    failed.get_or_insert(e);
+                }
             }
         }
-        claimed
+        (claimed, failed)
     }
 }
 
