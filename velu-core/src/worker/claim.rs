@@ -27,6 +27,11 @@ pub(super) async fn claim_loop(
         let capacity = cfg.concurrency + shared.prefetch_now();
         let busy = shared.running().len();
         let free = capacity.saturating_sub(busy);
+        // What this worker held when the claim started. The database counts an outcome
+        // not yet written as a running job (so the plan's cap may leave no room), and the
+        // outcome may be written while the claim is under way: an empty claim proves the
+        // queue empty only if nothing was held when it began.
+        let held_before = busy + shared.unwritten.load(Ordering::Acquire) as usize;
         let mut claimed = 0usize;
         let mut waited = false;
         // A failed claim proves nothing about the queue: never a reason to exit when idle.
@@ -64,7 +69,9 @@ pub(super) async fn claim_loop(
         if claimed > 0 && free > claimed {
             continue;
         }
-        let idle = shared.running().is_empty() && shared.unwritten.load(Ordering::Acquire) == 0;
+        let idle = held_before == 0
+            && shared.running().is_empty()
+            && shared.unwritten.load(Ordering::Acquire) == 0;
         if cfg.exit_when_idle && claimed == 0 && !failed && idle {
             break;
         }
