@@ -17,67 +17,21 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use velu_core::db::SchemaPolicy;
 use velu_core::jobs::{
     JobFilter, SubmitJob, job_stats, list_jobs, show_job, submit_batch, submit_job,
 };
 use velu_core::orgs::{CreateOrg, OrgRef, create_org};
 use velu_core::pagination::PageRequest;
-use velu_core::sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
-use velu_core::settings::Settings;
-use velu_core::tasks::TaskCatalog;
+use velu_core::sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use velu_core::worker::{Worker, WorkerConfig};
-use velu_core::{OpenOptions, Principal, Velu};
+use velu_core::{Principal, Velu};
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let m = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[m]
-    } else {
-        (xs[m - 1] + xs[m]) / 2.0
-    }
-}
+mod common;
+use common::{env_or, median};
 
 /// A fresh database (`name` on PostgreSQL, a file in `dir` on SQLite) with org `bench`.
 async fn world(backend: &str, pg_admin: &str, name: &str, dir: &std::path::Path) -> Velu {
-    let url = match backend {
-        "postgres" => {
-            let admin = Database::connect(pg_admin)
-                .await
-                .expect("postgres reachable");
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
-            admin.close().await.ok();
-            let (prefix, _) = pg_admin.rsplit_once('/').expect("a database in PGURL");
-            Some(format!("{prefix}/{name}"))
-        }
-        _ => None,
-    };
-    let settings = Settings::new(Some(dir.join(name)), url)
-        .unwrap()
-        .with_pepper(Some("bench-pepper-0123456789abcdef".into()));
-    let opts = OpenOptions {
-        schema: Some(SchemaPolicy::Apply),
-        background: true,
-        ..OpenOptions::default()
-    };
-    let velu = Velu::open(settings, TaskCatalog::builtin(), opts)
-        .await
-        .expect("open");
+    let velu = common::fresh_velu(backend, pg_admin, name, dir.join(name)).await;
     let org = CreateOrg {
         name: "Bench".into(),
         slug: "bench".into(),

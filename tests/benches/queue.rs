@@ -20,69 +20,19 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use velu_core::db::SchemaPolicy;
 use velu_core::jobs::{SubmitJob, submit_batch};
 use velu_core::keys::{CreateKey, KeyOwner, create_key};
 use velu_core::orgs::{CreateOrg, OrgRef, create_org};
 use velu_core::sea_orm::{ConnectionTrait, Database};
-use velu_core::settings::Settings;
-use velu_core::tasks::TaskCatalog;
 use velu_core::worker::{Worker, WorkerConfig};
-use velu_core::{OpenOptions, Principal, Velu};
+use velu_core::{Principal, Velu};
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let m = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[m]
-    } else {
-        (xs[m - 1] + xs[m]) / 2.0
-    }
-}
+mod common;
+use common::{env_or, median};
 
 struct Run {
     enqueue_per_s: f64,
     jobs_per_s: f64,
-}
-
-async fn fresh_velu(backend: &str, pg_admin: &str, dir: &std::path::Path) -> Velu {
-    let url = match backend {
-        "postgres" => {
-            let admin = Database::connect(pg_admin)
-                .await
-                .expect("postgres reachable");
-            admin
-                .execute_unprepared("DROP DATABASE IF EXISTS velu_bench WITH (FORCE)")
-                .await
-                .unwrap();
-            admin
-                .execute_unprepared("CREATE DATABASE velu_bench")
-                .await
-                .unwrap();
-            admin.close().await.ok();
-            let (prefix, _) = pg_admin.rsplit_once('/').expect("a database in PGURL");
-            Some(format!("{prefix}/velu_bench"))
-        }
-        _ => None,
-    };
-    let settings = Settings::new(Some(dir.to_owned()), url)
-        .unwrap()
-        .with_pepper(Some("bench-pepper-0123456789abcdef".into()));
-    let opts = OpenOptions {
-        schema: Some(SchemaPolicy::Apply),
-        background: true,
-        ..OpenOptions::default()
-    };
-    Velu::open(settings, TaskCatalog::builtin(), opts)
-        .await
-        .expect("open")
 }
 
 /// Drops the triggers that keep `job_counts` (migration m20261202_000015), as the
@@ -167,7 +117,7 @@ async fn one_run(
     idle: usize,
 ) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let velu = fresh_velu(backend, pg_admin, dir.path()).await;
+    let velu = common::fresh_velu(backend, pg_admin, "velu_bench", dir.path().to_owned()).await;
     if !counters {
         drop_counter_triggers(&velu, backend, pg_admin).await;
     }

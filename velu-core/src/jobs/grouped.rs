@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait};
 use serde_json::json;
 
 use super::group::Pending;
@@ -26,6 +26,14 @@ use crate::principal::Principal;
 use crate::scopes::Scope;
 use crate::time::now;
 use crate::{CoreResult, Velu};
+
+/// The distinct orgs of `accepted`, sorted.
+fn orgs_of(accepted: &[Accepted]) -> Vec<&str> {
+    let mut orgs: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    orgs
+}
 
 /// A request that passed every check, with its new row.
 struct Accepted {
@@ -118,18 +126,14 @@ pub(super) async fn write_group(
         let mut tasks: Vec<&str> = accepted.iter().map(|a| a.model.task.as_str()).collect();
         tasks.sort_unstable();
         tasks.dedup();
-        let orgs: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
-        crate::queue::holds(&tx, &orgs, &tasks).await?
+        crate::queue::holds(&tx, &orgs_of(&accepted), &tasks).await?
     };
     if !accepted.is_empty() {
         write_accepted(&tx, group, &accepted, at).await?;
     }
     tx.commit().await?;
 
-    let mut changed: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
-    changed.sort_unstable();
-    changed.dedup();
-    for org in changed {
+    for org in orgs_of(&accepted) {
         velu.changed(Change::Jobs(org.to_owned()));
     }
     for a in accepted {
@@ -154,36 +158,10 @@ async fn write_accepted(
     accepted: &[Accepted],
     at: chrono::DateTime<chrono::Utc>,
 ) -> CoreResult<()> {
-    let rows: Vec<jobs::ActiveModel> = accepted
+    // Every column of the rows built above, as they are.
+    let rows = accepted
         .iter()
-        .map(|a| {
-            let m = &a.model;
-            jobs::ActiveModel {
-                id: Set(m.id.clone()),
-                org_id: Set(m.org_id.clone()),
-                task: Set(m.task.clone()),
-                status: Set(m.status.clone()),
-                payload: Set(m.payload.clone()),
-                result: Set(None),
-                error: Set(None),
-                priority: Set(m.priority),
-                attempts: Set(0),
-                max_attempts: Set(m.max_attempts),
-                run_at: Set(m.run_at),
-                actor_type: Set(m.actor_type.clone()),
-                actor_id: Set(m.actor_id.clone()),
-                idempotency_key: Set(None),
-                cancel_requested: Set(false),
-                lease_owner: Set(None),
-                lease_token: Set(None),
-                lease_expires_at: Set(None),
-                created_at: Set(at),
-                updated_at: Set(at),
-                started_at: Set(None),
-                finished_at: Set(None),
-            }
-        })
-        .collect();
+        .map(|a| jobs::ActiveModel::from(a.model.clone()).reset_all());
     jobs::Entity::insert_many(rows)
         .exec_without_returning(tx)
         .await?;
@@ -209,10 +187,10 @@ async fn write_accepted(
         at,
     )
     .await?;
-    let mut orgs: Vec<&str> = accepted.iter().map(|a| a.model.org_id.as_str()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    let changes: Vec<Change> = orgs.iter().map(|o| Change::Jobs((*o).to_owned())).collect();
+    let changes: Vec<Change> = orgs_of(accepted)
+        .into_iter()
+        .map(|o| Change::Jobs(o.to_owned()))
+        .collect();
     notify::send_many(tx, &changes).await?;
     // Last: the usage rows are the ones concurrent groups share (one per org, day and
     // task), so their row locks are held only from here to the commit.

@@ -92,27 +92,8 @@ pub(crate) async fn is_held<C: ConnectionTrait>(
     org_id: &str,
     tasks: &[&str],
 ) -> CoreResult<bool> {
-    let held = queue_pauses::Entity::find()
-        .select_only()
-        .column(queue_pauses::Column::Scope)
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(queue_pauses::Column::Scope.eq(PauseScope::Org.as_str()))
-                        .add(queue_pauses::Column::Target.eq(org_id)),
-                )
-                .add(
-                    Condition::all()
-                        .add(queue_pauses::Column::Scope.eq(PauseScope::Task.as_str()))
-                        .add(queue_pauses::Column::Target.is_in(tasks.iter().copied())),
-                ),
-        )
-        .limit(1)
-        .into_tuple::<String>()
-        .one(conn)
-        .await?;
-    Ok(held.is_some())
+    // Only pauses of this org or of these kinds are read: any one found holds.
+    Ok(holds(conn, &[org_id], tasks).await?.any())
 }
 
 /// The pauses that hold jobs of any of `orgs` or `tasks`: the paused orgs among `orgs`
@@ -162,6 +143,11 @@ pub(crate) struct Holds {
 }
 
 impl Holds {
+    /// Was any pause found?
+    fn any(&self) -> bool {
+        !self.orgs.is_empty() || !self.tasks.is_empty()
+    }
+
     /// Is a job of `task` for `org_id` held back?
     pub(crate) fn holds(&self, org_id: &str, task: &str) -> bool {
         self.orgs.contains(org_id) || self.tasks.contains(task)
