@@ -33,6 +33,7 @@ use commands::migrate::MigrateCommand;
 use commands::org::OrgCommand;
 use commands::plan::PlanCommand;
 use commands::queue::QueueCommand;
+use commands::retention::RetentionCommand;
 use commands::schedule::ScheduleCommand;
 use commands::secret::SecretCommand;
 use commands::task::TaskCommand;
@@ -80,6 +81,9 @@ pub enum Command {
     /// An org's queue: pause, resume, show.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// History retention per plan: show what is due, run the removal.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -145,6 +149,7 @@ impl Command {
             Command::Usage(c) => c.http_twin(),
             Command::Whoami(c) => c.http_twin(),
             Command::Queue(c) => c.http_twin(),
+            Command::Retention(c) => c.http_twin(),
             Command::Schedule(c) => c.http_twin(),
             Command::Secret(c) => c.http_twin(),
             Command::Migrate(_) => Err(local_only("migrate", "schema changes are the operator's")),
@@ -204,6 +209,7 @@ impl Command {
             Command::Secret(c) => c.run(g).await,
             Command::Task(c) => c.run(g).await,
             Command::Queue(c) => c.run(g).await,
+            Command::Retention(c) => c.run(g).await,
             Command::Audit(c) => c.run(g).await,
             Command::Usage(c) => c.run(g).await,
             Command::Whoami(c) => c.run(g).await,

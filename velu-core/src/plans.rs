@@ -45,6 +45,9 @@ pub struct PlanLimits {
     pub api_keys: u32,
     /// Schedules (paused ones count too); see `crate::schedules`.
     pub schedules: u32,
+    /// Days a finished job is kept before retention removes it (`crate::jobs::retention`,
+    /// docs/retention.md).
+    pub history_days: u32,
 }
 
 /// A plan as `plan list` and `plan show` print it.
@@ -98,6 +101,7 @@ impl Plan {
                 api_keys: 5,
                 // Base runs no task kind, so it has nothing to schedule.
                 schedules: 0,
+                history_days: 7,
             },
             Plan::Hero => PlanLimits {
                 requests_per_minute: 600,
@@ -106,6 +110,7 @@ impl Plan {
                 payload_bytes: 256 * KIB,
                 api_keys: 50,
                 schedules: 20,
+                history_days: 30,
             },
             Plan::Superhero => PlanLimits {
                 requests_per_minute: 6_000,
@@ -114,6 +119,7 @@ impl Plan {
                 payload_bytes: 1024 * KIB,
                 api_keys: 500,
                 schedules: 200,
+                history_days: 90,
             },
         }
     }
@@ -205,6 +211,7 @@ mod tests {
             assert!(lo.payload_bytes < hi.payload_bytes);
             assert!(lo.api_keys < hi.api_keys);
             assert!(lo.schedules < hi.schedules);
+            assert!(lo.history_days < hi.history_days);
         }
     }
 

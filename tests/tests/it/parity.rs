@@ -517,6 +517,7 @@ async fn run_case(w: &World, op: &str) -> Vec<Check> {
             ),
         ],
         "jobs.events" => Box::pin(crate::parity_events::cases(w, op)).await,
+        "jobs.retention" | "retention.run" => Box::pin(crate::parity_retention::cases(w, op)).await,
         op if op.starts_with("jobs.") => Box::pin(run_job_case(w, op)).await,
         op if op.starts_with("workers.") => Box::pin(crate::parity_workers::cases(w, op)).await,
         op if op.starts_with("queue.") || op == "tasks.pause" || op == "tasks.resume" => {

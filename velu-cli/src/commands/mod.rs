@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod org;
 pub mod plan;
 pub mod queue;
+pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod serve;

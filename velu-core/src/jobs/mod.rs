@@ -13,6 +13,7 @@ mod group;
 mod grouped;
 mod input;
 mod read;
+pub mod retention;
 mod steer;
 mod submit;
 mod vocabulary;

@@ -13,6 +13,7 @@ mod metrics;
 mod orgs;
 mod plans;
 mod queue;
+mod retention;
 mod schedules;
 mod secrets;
 mod usage;
@@ -290,7 +291,7 @@ pub fn service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
             keys::KeysApi,
             whoami::WhoamiApi,
             (audit::AuditApi, usage::UsageApi),
-            (jobs::JobsApi, events::EventsApi),
+            (jobs::JobsApi, events::EventsApi, retention::RetentionApi),
             schedules::SchedulesApi,
             secrets::SecretsApi,
             queue::QueueApi,

@@ -15,6 +15,7 @@ pub mod optional;
 pub mod orgs;
 pub mod plans;
 pub mod queue;
+pub mod retention;
 pub mod schedules;
 pub mod secrets;
 pub mod usage;

@@ -60,6 +60,8 @@ mirror! {
         pub api_keys: u32,
         /// Schedules (paused ones count too).
         pub schedules: u32,
+        /// Days a finished job is kept before retention removes it.
+        pub history_days: u32,
     }
 }
 

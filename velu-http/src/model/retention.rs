@@ -1,0 +1,75 @@
+//! History retention: an org's retention state, a run's body and report.
+
+use poem_openapi::Object;
+use velu_core::jobs::retention;
+
+use super::common::ts;
+use super::mirror::{each, mirror};
+use super::plans::PlanName;
+
+mirror! {
+    /// An org's history retention: what its plan keeps and how much is due for removal.
+    pub struct RetentionState from retention::RetentionState {
+        /// The org.
+        pub org_id: String,
+        /// Its plan now.
+        pub plan: PlanName,
+        /// Days its plan keeps a finished job.
+        pub history_days: u32,
+        /// Finished jobs that ended before this time (RFC 3339 UTC) are due for removal.
+        pub cutoff: String = |t| ts(t),
+        /// Finished jobs due now, counted up to 10000.
+        pub due_jobs: u64,
+        /// True when more than 10000 are due (`due_jobs` is the cap).
+        pub due_jobs_capped: bool,
+    }
+}
+
+mirror! {
+    /// What one org's part of a retention run removed.
+    pub struct OrgRetention from retention::OrgRetention {
+        /// The org.
+        pub org_id: String,
+        /// Its plan when the run reached it.
+        pub plan: PlanName,
+        /// Days its plan keeps a finished job.
+        pub history_days: u32,
+        /// Jobs that ended before this time (RFC 3339 UTC) were removed.
+        pub cutoff: String = |t| ts(t),
+        /// Jobs removed, with their attempts and events.
+        pub removed: u64,
+    }
+}
+
+mirror! {
+    /// What a retention run removed.
+    pub struct RetentionReport from retention::RetentionReport {
+        /// Jobs removed in all.
+        pub removed: u64,
+        /// Orgs where jobs were removed, by id.
+        pub orgs: Vec<OrgRetention> = |v| each(v),
+        /// True when the run stopped at its `max_jobs` with jobs still due: run it again.
+        pub more: bool,
+    }
+}
+
+/// Body of a retention run (optional).
+#[derive(Debug, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RetentionRunBody {
+    /// Org id or slug; none means every org.
+    #[oai(nullable, validator(max_length = 200))]
+    pub org: Option<String>,
+    /// Most jobs this run removes, 1 to 10000000 (default 100000).
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "10000000")))]
+    pub max_jobs: Option<u64>,
+}
+
+impl From<RetentionRunBody> for retention::RetentionRun {
+    fn from(b: RetentionRunBody) -> Self {
+        retention::RetentionRun {
+            org: b.org,
+            max_jobs: b.max_jobs,
+        }
+    }
+}
