@@ -12,6 +12,8 @@
 #    With HTTP_BEFORE=<another velu-cli binary>: submit of both builds, side by side.
 # 3. Sustained (scripts/bench_sustained.py, when SUSTAINED=1): fixed-rate HTTP submits
 #    while a worker drains; the highest rate held with submit-to-start p99 < 100 ms.
+#    With SUSTAINED_BEFORE=<another velu-cli binary>: that build at the first rate too.
+#    SKIP_HTTP=1 leaves out part 2.
 #
 # PEERS_DIR defaults to ../shared/bench/peers; it is copied to a temporary folder so its
 # npm install never touches the original. Knobs: N (20000), RUNS (3), PGHOST, PGUSER, and
@@ -44,14 +46,22 @@ CONCURRENCY=10 BACKENDS=postgres,sqlite MODES=local "$bench" 2>&1 | grep -E '^ve
 echo "## claim with 10,000 other orgs that have history and a backlog but nothing runnable"
 CONCURRENCY=10 BACKENDS=postgres IDLE_ORGS=0,10000 "$bench" 2>&1 | grep -E '^velu|panicked' || true
 
-echo "## HTTP"
-VELU_BIN=target/release/velu-cli python3 scripts/bench_http.py
-if [ -n "${HTTP_BEFORE:-}" ]; then
-  echo "## HTTP submit, this build against $HTTP_BEFORE, side by side"
-  VELU_BIN=target/release/velu-cli VELU_BIN_BEFORE="$HTTP_BEFORE" ROUTES=submit python3 scripts/bench_http.py | grep -v '^pgbench'
+if [ "${SKIP_HTTP:-0}" = 1 ]; then
+  echo "## HTTP: skipped (SKIP_HTTP=1)"
+else
+  echo "## HTTP"
+  VELU_BIN=target/release/velu-cli python3 scripts/bench_http.py
+  if [ -n "${HTTP_BEFORE:-}" ]; then
+    echo "## HTTP submit, this build against $HTTP_BEFORE, side by side"
+    VELU_BIN=target/release/velu-cli VELU_BIN_BEFORE="$HTTP_BEFORE" ROUTES=submit python3 scripts/bench_http.py | grep -v '^pgbench'
+  fi
 fi
 
 if [ "${SUSTAINED:-0}" = 1 ]; then
   echo "## sustained"
   VELU_BIN=target/release/velu-cli RATES=${RATES:-250,500,1000,2000} python3 scripts/bench_sustained.py
+  if [ -n "${SUSTAINED_BEFORE:-}" ]; then
+    echo "## sustained, $SUSTAINED_BEFORE (before) at the first rate, side by side"
+    VELU_BIN="$SUSTAINED_BEFORE" RATES=${RATES%%,*} python3 scripts/bench_sustained.py | sed 's/^velu /before /'
+  fi
 fi

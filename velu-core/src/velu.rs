@@ -154,6 +154,19 @@ impl Velu {
         ) {
             running.push(listener);
         }
+        let watcher_weak = weak.clone();
+        if let Some(watcher) = crate::db::sqlite_watch::spawn_commit_watcher(
+            self.db(),
+            Arc::new(move || {
+                // Another process (or connection) committed: jobs may be ready. Caches are
+                // left alone: a commit says nothing about what changed.
+                if let Some(inner) = watcher_weak.upgrade() {
+                    inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }),
+        ) {
+            running.push(watcher);
+        }
         running.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(LAST_USED_FLUSH);
             tick.tick().await;
@@ -279,8 +292,9 @@ impl Velu {
             .push(task);
     }
 
-    /// Changes whenever jobs may have become ready (submitted here, or announced by
-    /// another node through PostgreSQL notifications).
+    /// Changes whenever jobs may have become ready (submitted here, announced by another
+    /// node through PostgreSQL notifications, or, on SQLite, after a commit of another
+    /// process: `db/sqlite_watch.rs`).
     pub fn jobs_ready(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.jobs_ready.subscribe()
     }

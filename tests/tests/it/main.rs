@@ -3,6 +3,7 @@
 
 mod auth;
 mod billing;
+mod claim_many;
 mod cli_output;
 mod docs;
 mod escalation;

@@ -39,7 +39,7 @@ pub struct WorkerArgs {
     /// Keep job workspaces this long after they were last touched (0: remove at once).
     #[arg(long, default_value = "24h", value_parser = parse_duration_secs)]
     workspace_retention: u64,
-    /// Longest wait for new work without a wake-up (SQLite has no notifications).
+    /// Longest wait for new work when no wake-up comes.
     #[arg(long, default_value = "1s", value_parser = parse_duration_secs)]
     poll: u64,
     /// Stop when nothing is ready and nothing runs.

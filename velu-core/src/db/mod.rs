@@ -1,5 +1,6 @@
 //! The database handle: one pool, SQLite or PostgreSQL, and the few places where the two
-//! backends differ (write transactions, wake-up notifications).
+//! backends differ (write transactions, wake-up notifications: `notify.rs` on PostgreSQL,
+//! `sqlite_watch.rs` on SQLite).
 
 pub(crate) mod batch;
 pub(crate) mod events;
@@ -7,6 +8,7 @@ mod migrate;
 pub mod notify;
 pub mod rls;
 pub(crate) mod sql;
+pub mod sqlite_watch;
 pub(crate) mod usage;
 
 use std::time::Duration;

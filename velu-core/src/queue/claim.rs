@@ -15,6 +15,17 @@ use crate::entity::jobs;
 use crate::jobs::JobStatus;
 use crate::{CoreError, CoreResult};
 
+/// One org's part of a claim over several orgs ([`claim_for_orgs`]).
+#[derive(Debug, Clone)]
+pub struct OrgClaim<'a> {
+    /// The org, with its plan as scanned.
+    pub org: &'a ReadyOrg,
+    /// How many of its jobs, at most.
+    pub want: u32,
+    /// Of these kinds only.
+    pub kinds: Vec<String>,
+}
+
 /// Claims up to `want` ready jobs of `org` whose kind is in `kinds`, within the org's
 /// concurrency limit, for `worker` with a lease of `lease`. Nothing of a paused org, and
 /// no job of a paused kind, is claimed (checked inside the claim: see `pause.rs`).
@@ -27,32 +38,69 @@ pub async fn claim_for_org(
     lease: Duration,
     at: DateTime<Utc>,
 ) -> CoreResult<Vec<ClaimedJob>> {
-    let limit = org.plan.limits().concurrent_jobs;
-    if want == 0 || limit == 0 || kinds.is_empty() {
+    let part = OrgClaim {
+        org,
+        want,
+        kinds: kinds.to_vec(),
+    };
+    claim_for_orgs(db, worker, &[part], lease, at).await
+}
+
+/// Claims for several orgs at once, each part as [`claim_for_org`] would, in one round
+/// trip and one commit on PostgreSQL (the orgs' claim locks taken in one global order, so
+/// two such claims never deadlock) and one write transaction on SQLite.
+pub async fn claim_for_orgs(
+    db: &Db,
+    worker: &str,
+    parts: &[OrgClaim<'_>],
+    lease: Duration,
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<ClaimedJob>> {
+    let parts: Vec<&OrgClaim<'_>> = parts
+        .iter()
+        .filter(|p| p.want > 0 && p.org.plan.limits().concurrent_jobs > 0 && !p.kinds.is_empty())
+        .collect();
+    if parts.is_empty() {
         return Ok(Vec::new());
     }
     let expires = lease_expiry(at, lease);
     let backend = db.db_backend();
-    let values = vec![
-        org.id.clone().into(),
-        at.into(),
-        json_param(kinds)?,
-        i64::from(want).into(),
-        i64::from(limit).into(),
-        worker.to_owned().into(),
-        expires.into(),
-    ];
     let models = match db.backend() {
         Backend::Postgres => {
-            // One round trip: lock the org, check pauses, count exactly, claim, record
-            // the attempts (migrations m20261125_000006, m20261201_000007).
-            // The `claimed` events ride in the same statement (after the rows are locked).
+            // One round trip: per org, lock it, check pauses, count exactly, claim, record
+            // the attempts (migrations m20261125_000006, m20261201_000007). The orgs go in
+            // the order of their lock keys. The `claimed` events ride in the same
+            // statement (after the rows are locked).
+            let records: Vec<serde_json::Value> = parts
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "org": p.org.id,
+                        "want": p.want,
+                        "lim": p.org.plan.limits().concurrent_jobs,
+                        "kinds": p.kinds,
+                    })
+                })
+                .collect();
             let sql = format!(
-                "WITH c AS (SELECT * FROM velu_claim_jobs($1, $2, $3::jsonb, $4, $5, $6, $7)),
+                "WITH c AS (
+                   SELECT k.* FROM (
+                     SELECT * FROM jsonb_to_recordset($1::jsonb)
+                       AS r(org text, want bigint, lim bigint, kinds jsonb)
+                     ORDER BY hashtext(r.org), r.org
+                   ) r
+                   CROSS JOIN LATERAL velu_claim_jobs(r.org, $2, r.kinds, r.want, r.lim, $3, $4) k
+                 ),
                  ev AS ({claimed})
                  SELECT * FROM c",
-                claimed = events::claimed_sql("c", 2, 6),
+                claimed = events::claimed_sql("c", 2, 3),
             );
+            let values = vec![
+                json_param(&records)?,
+                at.into(),
+                worker.to_owned().into(),
+                expires.into(),
+            ];
             let rows = db
                 .query_all_cross_org(CrossOrg::Queue, stmt(backend, &sql, values))
                 .await?;
@@ -63,31 +111,10 @@ pub async fn claim_for_org(
         Backend::Sqlite => {
             // The write lock of BEGIN IMMEDIATE serializes every claimer.
             let tx = db.cross_org_tx(CrossOrg::Queue).await?;
-            let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
-            let running_count =
-                format!("(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = '{running}')");
-            let sql = format!(
-                "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
-                   lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
-                   started_at = COALESCE(started_at, $2), updated_at = $2
-                 WHERE id IN (
-                   SELECT id FROM jobs
-                   WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
-                     AND NOT {org_paused}
-                     AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
-                   ORDER BY priority DESC, run_at, id
-                   LIMIT max(0, min($4, $5 - {running_count}))
-                 )
-                 RETURNING *",
-                kinds = json_array_rows(Backend::Sqlite, 3),
-                org_paused = org_paused_sql("$1"),
-                paused_tasks = paused_tasks_sql(),
-            );
-            let rows = tx.query_all_raw(stmt(backend, &sql, values)).await?;
-            let models = rows
-                .iter()
-                .map(|r| jobs::Model::from_query_result(r, ""))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut models = Vec::new();
+            for part in parts {
+                models.extend(claim_sqlite(&tx, worker, part, expires, at).await?);
+            }
             if !models.is_empty() {
                 let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
                 let sql = format!(
@@ -135,4 +162,50 @@ pub async fn claim_for_org(
             })
         })
         .collect()
+}
+
+/// SQLite: one org's part of a claim, inside the claimer's write transaction.
+async fn claim_sqlite(
+    tx: &sea_orm::DatabaseTransaction,
+    worker: &str,
+    part: &OrgClaim<'_>,
+    expires: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> CoreResult<Vec<jobs::Model>> {
+    let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
+    let running_count =
+        format!("(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = '{running}')");
+    let sql = format!(
+        "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
+           lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
+           started_at = COALESCE(started_at, $2), updated_at = $2
+         WHERE id IN (
+           SELECT id FROM jobs
+           WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
+             AND NOT {org_paused}
+             AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
+           ORDER BY priority DESC, run_at, id
+           LIMIT max(0, min($4, $5 - {running_count}))
+         )
+         RETURNING *",
+        kinds = json_array_rows(Backend::Sqlite, 3),
+        org_paused = org_paused_sql("$1"),
+        paused_tasks = paused_tasks_sql(),
+    );
+    let values = vec![
+        part.org.id.clone().into(),
+        at.into(),
+        json_param(&part.kinds)?,
+        i64::from(part.want).into(),
+        i64::from(part.org.plan.limits().concurrent_jobs).into(),
+        worker.to_owned().into(),
+        expires.into(),
+    ];
+    let rows = tx
+        .query_all_raw(stmt(tx.get_database_backend(), &sql, values))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| jobs::Model::from_query_result(r, ""))
+        .collect::<Result<Vec<_>, _>>()?)
 }

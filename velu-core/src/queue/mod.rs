@@ -29,7 +29,7 @@ mod ready;
 mod scrub;
 mod types;
 
-pub use claim::claim_for_org;
+pub use claim::{OrgClaim, claim_for_org, claim_for_orgs};
 pub use depth::{DEPTH_STATUSES, depth};
 pub use finish::{Finish, finish};
 pub use lease::{heartbeat, heartbeat_with_progress, reclaim_expired, release};

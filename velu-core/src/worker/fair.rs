@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use crate::CoreResult;
 use crate::db::Db;
 use crate::plans::Plan;
-use crate::queue::{self, ClaimedJob, KindsByPlan, ReadyOrg};
+use crate::queue::{self, ClaimedJob, KindsByPlan, OrgClaim, ReadyOrg};
 use crate::tasks::TaskCatalog;
 use crate::time::now;
 
@@ -59,49 +59,71 @@ impl FairScan {
         if free == 0 {
             return Ok(Vec::new());
         }
-        if self.orgs.is_empty() || self.fetched.is_none_or(|t| t.elapsed() > ORGS_FRESH) {
-            let kinds: KindsByPlan = Plan::ALL
-                .into_iter()
-                .map(|p| (p, kinds_for_plan(catalog, only, p)))
-                .collect();
-            self.fetched = Some(Instant::now());
-            let found =
-                queue::ready_orgs(db, now(), ORGS_PER_SCAN, &kinds, self.scan_after.as_deref())
-                    .await;
-            self.orgs = match found {
-                Ok(o) => o,
-                Err(e) => {
-                    self.orgs.clear();
-                    return Err(e);
-                }
-            };
-            // The next scan starts after the last org seen: every org gets its turn,
-            // however many there are.
-            if let Some(last) = self.orgs.last() {
-                self.scan_after = Some(last.id.clone());
+        // A list reused from an earlier scan may miss orgs whose jobs arrived since (the
+        // wake-up that brought the worker here may be one of them): when it yields nothing,
+        // scan again at once rather than wait for the next wake-up or poll.
+        for _ in 0..2 {
+            let rescanned =
+                self.orgs.is_empty() || self.fetched.is_none_or(|t| t.elapsed() > ORGS_FRESH);
+            if rescanned {
+                self.scan(db, catalog, only).await?;
             }
-            self.orgs.shuffle(&mut rand::rng());
-        }
-        let (claimed, failed) = self
-            .claim_round(db, catalog, only, worker, free, lease)
-            .await;
-        // Nothing claimed because claims failed is not "nothing to do": say so.
-        if let (true, Some(e)) = (claimed.is_empty(), failed) {
+            let (claimed, failed) = self
+                .claim_round(db, catalog, only, worker, free, lease)
+                .await;
+            // Nothing claimed because claims failed is not "nothing to do": say so.
+            if let (true, Some(e)) = (claimed.is_empty(), failed) {
+                self.orgs.clear();
+                return Err(e);
+            }
+            if !claimed.is_empty() {
+                // The next round starts with the next org: with one free slot at a time,
+                // orgs take turns.
+                self.orgs.rotate_left(1);
+                return Ok(claimed);
+            }
             self.orgs.clear();
-            return Err(e);
+            if rescanned {
+                break;
+            }
         }
-        if claimed.is_empty() {
-            self.orgs.clear();
-        } else {
-            // The next round starts with the next org: with one free slot at a time,
-            // orgs take turns.
-            self.orgs.rotate_left(1);
-        }
-        Ok(claimed)
+        Ok(Vec::new())
     }
 
-    /// Claims up to `free` jobs spread over the scanned orgs; with the first error of an
-    /// org whose claim failed (the others are still tried).
+    /// Scans for orgs with ready work, after where the last scan stopped.
+    async fn scan(
+        &mut self,
+        db: &Db,
+        catalog: &TaskCatalog,
+        only: Option<&[String]>,
+    ) -> CoreResult<()> {
+        let kinds: KindsByPlan = Plan::ALL
+            .into_iter()
+            .map(|p| (p, kinds_for_plan(catalog, only, p)))
+            .collect();
+        self.fetched = Some(Instant::now());
+        let found =
+            queue::ready_orgs(db, now(), ORGS_PER_SCAN, &kinds, self.scan_after.as_deref()).await;
+        self.orgs = match found {
+            Ok(o) => o,
+            Err(e) => {
+                self.orgs.clear();
+                return Err(e);
+            }
+        };
+        // The next scan starts after the last org seen: every org gets its turn, however
+        // many there are.
+        if let Some(last) = self.orgs.last() {
+            self.scan_after = Some(last.id.clone());
+        }
+        self.orgs.shuffle(&mut rand::rng());
+        Ok(())
+    }
+
+    /// Claims up to `free` jobs spread over the scanned orgs, each a fair share, in one
+    /// claim (one round trip on PostgreSQL); with the error when the claim failed. An org
+    /// that had fewer ready jobs than its share leaves the rest free: the claim loop
+    /// claims again at once while a claim brings work.
     async fn claim_round(
         &self,
         db: &Db,
@@ -111,28 +133,30 @@ impl FairScan {
         free: usize,
         lease: Duration,
     ) -> (Vec<ClaimedJob>, Option<crate::CoreError>) {
-        let mut left = free;
-        let mut claimed = Vec::new();
-        let mut failed = None;
-        for (i, org) in self.orgs.iter().enumerate() {
-            if left == 0 {
-                break;
-            }
-            let share = left.div_ceil(self.orgs.len() - i);
-            let kinds = kinds_for_plan(catalog, only, org.plan);
-            match queue::claim_for_org(db, worker, org, share as u32, &kinds, lease, now()).await {
-                Ok(jobs) => {
-                    left -= jobs.len().min(left);
-                    claimed.extend(jobs);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, org = %org.id, "claim failed");
-                    failed.get_or_insert(e);
-                }
+        let parts: Vec<OrgClaim<'_>> = shares(free, self.orgs.len())
+            .zip(&self.orgs)
+            .map(|(want, org)| OrgClaim {
+                org,
+                want,
+                kinds: kinds_for_plan(catalog, only, org.plan),
+            })
+            .collect();
+        match queue::claim_for_orgs(db, worker, &parts, lease, now()).await {
+            Ok(jobs) => (jobs, None),
+            Err(e) => {
+                tracing::warn!(error = %e, orgs = parts.len(), "claim failed");
+                (Vec::new(), Some(e))
             }
         }
-        (claimed, failed)
     }
+}
+
+/// `free` places shared over `orgs` orgs in turn order: as even as can be, the first
+/// orgs getting one more; orgs past the places get none (they come first next round).
+fn shares(free: usize, orgs: usize) -> impl Iterator<Item = u32> {
+    let n = orgs.min(free).max(1);
+    let (each, extra) = (free / n, free % n);
+    (0..orgs.min(free)).map(move |i| (each + usize::from(i < extra)) as u32)
 }
 
 /// Kinds a worker may run for an org on `plan`: the plan's, narrowed to `only`.
@@ -146,4 +170,26 @@ pub(crate) fn kinds_for_plan(
         kinds.retain(|k| only.contains(k));
     }
     kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shares;
+
+    #[test]
+    fn shares_spread_the_free_places_evenly() {
+        let s = |free, orgs| shares(free, orgs).collect::<Vec<_>>();
+        assert_eq!(s(10, 3), [4, 3, 3]);
+        assert_eq!(s(3, 10), [1, 1, 1]);
+        assert_eq!(s(4, 4), [1, 1, 1, 1]);
+        assert_eq!(s(5, 1), [5]);
+        assert_eq!(s(0, 4), Vec::<u32>::new());
+        assert_eq!(s(4, 0), Vec::<u32>::new());
+        for (free, orgs) in [(17, 5), (40, 256), (1, 1), (100, 7)] {
+            let v = s(free, orgs);
+            assert_eq!(v.iter().sum::<u32>() as usize, free, "{free} over {orgs}");
+            assert_eq!(v.len(), free.min(orgs), "{free} over {orgs}");
+            assert!(v.iter().max().unwrap() - v.iter().min().unwrap() <= 1);
+        }
+    }
 }

@@ -1,0 +1,163 @@
+//! The claim over several orgs at once (`queue::claim_for_orgs`, one round trip on
+//! PostgreSQL) and the wake-up of idle workers on SQLite (`db/sqlite_watch.rs`): each
+//! org's cap, pause and share hold as in a claim of one org; concurrent claims over the
+//! same orgs in opposite orders neither deadlock nor take a job twice.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use velu_core::plans::Plan;
+use velu_core::queue::{self, OrgClaim, ReadyOrg};
+use velu_core::{OpenOptions, Principal};
+use velu_tests::{TestEnv, backend_tests};
+
+use crate::support::{bootstrap, eventually, scalar};
+
+/// Submits `n` echo jobs to `org` in one batch.
+async fn fill(env: &TestEnv, org: &str, n: usize) {
+    let batch: Vec<_> = (0..n)
+        .map(|i| json!({"task": "echo", "payload": {"i": i}}))
+        .collect();
+    let file = env.home().join(format!("{org}.json"));
+    std::fs::write(&file, serde_json::to_string(&batch).unwrap()).unwrap();
+    env.cli_ok(&[
+        "job",
+        "submit-batch",
+        "--org",
+        org,
+        "--file",
+        file.to_str().unwrap(),
+    ])
+    .await;
+}
+
+fn echo() -> Vec<String> {
+    vec!["echo".to_owned()]
+}
+
+backend_tests! {
+    async fn one_claim_over_many_orgs_keeps_each_orgs_rules(env) {
+        let a = bootstrap(&env, "alpha", "hero").await; // cap 10
+        let b = bootstrap(&env, "beta", "hero").await;
+        let c = bootstrap(&env, "gamma", "superhero").await; // cap 100
+        let d = bootstrap(&env, "delta", "hero").await;
+        for org in ["alpha", "beta", "gamma", "delta"] {
+            fill(&env, org, 30).await;
+        }
+        env.cli_ok(&["queue", "pause", "--org", "delta"]).await;
+        let ready = |id: &str, plan| ReadyOrg { id: id.to_owned(), plan };
+        let (ra, rb, rc, rd) = (
+            ready(&a.org_id, Plan::Hero),
+            ready(&b.org_id, Plan::Hero),
+            ready(&c.org_id, Plan::Superhero),
+            ready(&d.org_id, Plan::Hero),
+        );
+        let parts = vec![
+            // More than alpha's cap: the cap wins.
+            OrgClaim { org: &ra, want: 25, kinds: echo() },
+            OrgClaim { org: &rb, want: 3, kinds: echo() },
+            // A kind gamma has none of: nothing.
+            OrgClaim { org: &rc, want: 5, kinds: vec!["sleep".into()] },
+            // Paused: nothing.
+            OrgClaim { org: &rd, want: 5, kinds: echo() },
+        ];
+        let now = velu_core::time::now();
+        let claimed = queue::claim_for_orgs(env.velu().db(), "w1", &parts, Duration::from_secs(30), now)
+            .await
+            .unwrap();
+        let count = |org: &str| claimed.iter().filter(|j| j.org_id == org).count();
+        assert_eq!(
+            (count(&a.org_id), count(&b.org_id), count(&c.org_id), count(&d.org_id)),
+            (10, 3, 0, 0),
+            "alpha at its cap, beta its share, gamma no such kind, delta paused"
+        );
+        // Each claimed job is running under its own lease, with one attempt and one
+        // `claimed` event.
+        let ids: HashSet<&str> = claimed.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids.len(), 13);
+        let list = claimed.iter().map(|j| format!("'{}'", j.id)).collect::<Vec<_>>().join(",");
+        let running: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND lease_owner = 'w1' AND id IN ({list})")).await;
+        let attempts: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM job_attempts WHERE job_id IN ({list})")).await;
+        let events: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM job_events WHERE kind = 'claimed' AND job_id IN ({list})")).await;
+        assert_eq!((running, attempts, events), (13, 13, 13));
+        // Alpha is full: a second claim gets none of it, but the rest of beta's.
+        let again = queue::claim_for_orgs(env.velu().db(), "w2", &parts[..2], Duration::from_secs(30), now)
+            .await
+            .unwrap();
+        assert_eq!(again.iter().filter(|j| j.org_id == a.org_id).count(), 0, "alpha is at its cap");
+        assert_eq!(again.iter().filter(|j| j.org_id == b.org_id).count(), 3);
+    }
+
+    async fn concurrent_claims_in_opposite_orders_take_each_job_once(env) {
+        let mut orgs = Vec::new();
+        for slug in ["o1", "o2", "o3", "o4", "o5", "o6"] {
+            let boot = bootstrap(&env, slug, "superhero").await;
+            fill(&env, slug, 40).await;
+            orgs.push(ReadyOrg { id: boot.org_id, plan: Plan::Superhero });
+        }
+        let mut reversed = orgs.clone();
+        reversed.reverse();
+        let db = env.velu().db().clone();
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let db = db.clone();
+            let order = if w % 2 == 0 { orgs.clone() } else { reversed.clone() };
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let parts: Vec<OrgClaim<'_>> = order
+                        .iter()
+                        .map(|org| OrgClaim { org, want: 3, kinds: vec!["echo".to_owned()] })
+                        .collect();
+                    let got = queue::claim_for_orgs(&db, &format!("w{w}"), &parts, Duration::from_secs(60), velu_core::time::now())
+                        .await
+                        .expect("no claim fails (no deadlock)");
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(all.len(), 240, "every job claimed");
+        assert_eq!(distinct.len(), 240, "none twice");
+        let attempts: i64 = scalar(env.velu(), "SELECT COUNT(*) FROM job_attempts").await;
+        assert_eq!(attempts, 240, "one attempt per job");
+    }
+
+    async fn an_idle_node_hears_of_jobs_another_node_submits(env) {
+        // Two nodes of one database, each with its own pools (two processes, in effect):
+        // a submit on one must wake the other's idle workers, on SQLite too.
+        let opts = || OpenOptions { background: true, ..OpenOptions::default() };
+        let listener = env.another_node(opts()).await;
+        let submitter = env.another_node(OpenOptions::default()).await;
+        bootstrap(&env, "acme", "hero").await;
+        let mut ready = listener.jobs_ready();
+        // Let what the nodes did so far be heard (the listener's start, the bootstrap):
+        // until the signal stays quiet for a while.
+        loop {
+            ready.borrow_and_update();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if !ready.has_changed().unwrap() {
+                break;
+            }
+        }
+        let input: velu_core::jobs::SubmitJob =
+            serde_json::from_value(json!({"task": "echo", "payload": {}})).unwrap();
+        velu_core::jobs::submit_job(&submitter, &Principal::operator(), &velu_core::orgs::OrgRef::new("acme"), &input)
+            .await
+            .unwrap();
+        eventually(10, || {
+            let changed = ready.has_changed().unwrap();
+            async move { changed.then_some(()) }
+        })
+        .await;
+        listener.shutdown().await;
+    }
+}
