@@ -77,9 +77,11 @@ impl FairScan {
                 return Err(e);
             }
             if !claimed.is_empty() {
-                // The next round starts with the next org: with one free slot at a time,
-                // orgs take turns.
-                self.orgs.rotate_left(1);
+                // Orgs served go to the back, those that gave less than asked (drained for
+                // now, or at their cap) leave the list: the next round asks orgs not asked
+                // yet, and with one free slot at a time orgs take turns.
+                let asked: Vec<u32> = shares(free, self.orgs.len()).collect();
+                self.orgs = next_turns(std::mem::take(&mut self.orgs), &asked, &claimed);
                 return Ok(claimed);
             }
             self.orgs.clear();
@@ -151,6 +153,32 @@ impl FairScan {
     }
 }
 
+/// The turn order after a round that asked the first `asked.len()` orgs for `asked[i]`
+/// jobs each and got `claimed`: the orgs not asked, then the asked ones that gave all they
+/// were asked (they may have more). An org that gave less is left out until a scan finds
+/// it ready again.
+fn next_turns(orgs: Vec<ReadyOrg>, asked: &[u32], claimed: &[ClaimedJob]) -> Vec<ReadyOrg> {
+    let mut got: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    for job in claimed {
+        *got.entry(job.org_id.as_str()).or_default() += 1;
+    }
+    let n = asked.len().min(orgs.len());
+    let full: Vec<bool> = orgs[..n]
+        .iter()
+        .zip(asked)
+        .map(|(org, want)| got.get(org.id.as_str()).copied().unwrap_or(0) >= *want)
+        .collect();
+    let mut orgs = orgs;
+    let served: Vec<ReadyOrg> = orgs.drain(..n).collect();
+    orgs.extend(
+        served
+            .into_iter()
+            .zip(full)
+            .filter_map(|(org, full)| full.then_some(org)),
+    );
+    orgs
+}
+
 /// `free` places shared over `orgs` orgs in turn order: as even as can be, the first
 /// orgs getting one more; orgs past the places get none (they come first next round).
 fn shares(free: usize, orgs: usize) -> impl Iterator<Item = u32> {
@@ -174,7 +202,52 @@ pub(crate) fn kinds_for_plan(
 
 #[cfg(test)]
 mod tests {
-    use super::shares;
+    use super::{next_turns, shares};
+    use crate::plans::Plan;
+    use crate::queue::{ClaimedJob, ReadyOrg};
+
+    fn org(id: &str) -> ReadyOrg {
+        ReadyOrg {
+            id: id.to_owned(),
+            plan: Plan::Hero,
+        }
+    }
+
+    fn job(org: &str) -> ClaimedJob {
+        ClaimedJob {
+            id: format!("job-of-{org}"),
+            org_id: org.to_owned(),
+            task: "echo".to_owned(),
+            payload: serde_json::json!({}),
+            token: "t".to_owned(),
+            attempt: 1,
+            max_attempts: 3,
+        }
+    }
+
+    fn ids(orgs: &[ReadyOrg]) -> Vec<&str> {
+        orgs.iter().map(|o| o.id.as_str()).collect()
+    }
+
+    #[test]
+    fn served_orgs_go_back_drained_ones_leave() {
+        let orgs = vec![org("a"), org("b"), org("c"), org("d"), org("e")];
+        // a, b, c asked for one each: a and c gave one, b none.
+        let next = next_turns(orgs, &[1, 1, 1], &[job("a"), job("c")]);
+        assert_eq!(ids(&next), ["d", "e", "a", "c"]);
+        // One place at a time: the orgs take turns.
+        let mut orgs = vec![org("a"), org("b"), org("c")];
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            let first = orgs[0].id.clone();
+            order.push(first.clone());
+            orgs = next_turns(orgs, &[1], &[job(&first)]);
+        }
+        assert_eq!(order, ["a", "b", "c", "a", "b", "c"]);
+        // Asked for two, gave one: out.
+        let next = next_turns(vec![org("a"), org("b")], &[2], &[job("a")]);
+        assert_eq!(ids(&next), ["b"]);
+    }
 
     #[test]
     fn shares_spread_the_free_places_evenly() {
