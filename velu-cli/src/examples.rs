@@ -154,6 +154,14 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         &["velu-cli queue pause --org acme --reason \"runaway jobs\""],
     ),
     ("queue resume", &["velu-cli queue resume --org acme"]),
+    ("retention show", &["velu-cli retention show --org acme"]),
+    (
+        "retention run",
+        &[
+            "velu-cli retention run --org acme",
+            "velu-cli retention run --max-jobs 1000000",
+        ],
+    ),
     (
         "audit list",
         &["velu-cli audit list --org acme --limit 20 -o table"],
