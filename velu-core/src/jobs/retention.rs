@@ -222,22 +222,13 @@ pub async fn run_retention(
         },
     };
     match &input.org {
-        Some(org) => {
-            // The org must exist (a missing one is `not_found`) before anything runs.
-            let tx = velu.db().read_tx().await?;
-            let id = who
-                .enter(&tx, &OrgRef::new(org.as_str()), Scope::OrgsManage)
-                .await?
-                .id()
-                .to_owned();
-            tx.commit().await?;
-            run.org(velu, who, &id).await?;
-        }
+        // A missing org is `not_found` at its first slice, before anything is removed.
+        Some(org) => run.org(velu, who, &OrgRef::new(org.as_str())).await?,
         None => {
             let mut after: Option<String> = None;
             while let Some(page) = org_page(velu, after.as_deref()).await? {
                 for id in &page {
-                    run.org(velu, who, id).await?;
+                    run.org(velu, who, &OrgRef::new(id.as_str())).await?;
                     if run.report.more {
                         return Ok(run.report);
                     }
@@ -272,20 +263,18 @@ struct Run {
 }
 
 impl Run {
-    /// Removes org `org_id`'s due jobs, slice by slice, within the budget left.
-    async fn org(&mut self, velu: &Velu, who: &Principal, org_id: &str) -> CoreResult<()> {
+    /// Removes the org's due jobs, slice by slice, within the budget left.
+    async fn org(&mut self, velu: &Velu, who: &Principal, org_ref: &OrgRef) -> CoreResult<()> {
         let mut cursor = String::new();
         let mut done: Option<OrgRetention> = None;
         loop {
             let want = self.left.min(SLICE);
             let tx = velu.db().write_tx().await?;
-            let org = who
-                .enter(&tx, &OrgRef::new(org_id), Scope::OrgsManage)
-                .await?;
+            let org = who.enter(&tx, org_ref, Scope::OrgsManage).await?;
             let plan = org.plan()?;
             let cut = cutoff(plan, now());
             let entry = done.get_or_insert_with(|| OrgRetention {
-                org_id: org_id.to_owned(),
+                org_id: org.id().to_owned(),
                 plan,
                 history_days: plan.history_days(),
                 cutoff: cut.into(),
@@ -293,11 +282,11 @@ impl Run {
             });
             if want == 0 {
                 // The budget is spent: is anything of this org still due?
-                self.report.more = !due_ids(&tx, org_id, cut, &cursor, 1).await?.is_empty();
+                self.report.more = !due_ids(&tx, org.id(), cut, &cursor, 1).await?.is_empty();
                 tx.commit().await?;
                 break;
             }
-            let ids = due_ids(&tx, org_id, cut, &cursor, want).await?;
+            let ids = due_ids(&tx, org.id(), cut, &cursor, want).await?;
             let Some(last) = ids.last().cloned() else {
                 tx.commit().await?;
                 break;

@@ -68,19 +68,22 @@ impl FairScan {
             if rescanned {
                 self.scan(db, catalog, only).await?;
             }
-            let (claimed, failed) = self
-                .claim_round(db, catalog, only, worker, free, lease)
-                .await;
-            // Nothing claimed because claims failed is not "nothing to do": say so.
-            if let (true, Some(e)) = (claimed.is_empty(), failed) {
-                self.orgs.clear();
-                return Err(e);
-            }
+            let asked: Vec<u32> = shares(free, self.orgs.len()).collect();
+            let claimed = match self
+                .claim_round(db, catalog, only, worker, &asked, lease)
+                .await
+            {
+                Ok(claimed) => claimed,
+                // A failed claim is not "nothing to do": say so.
+                Err(e) => {
+                    self.orgs.clear();
+                    return Err(e);
+                }
+            };
             if !claimed.is_empty() {
                 // Orgs served go to the back, those that gave less than asked (drained for
                 // now, or at their cap) leave the list: the next round asks orgs not asked
                 // yet, and with one free slot at a time orgs take turns.
-                let asked: Vec<u32> = shares(free, self.orgs.len()).collect();
                 self.orgs = next_turns(std::mem::take(&mut self.orgs), &asked, &claimed);
                 return Ok(claimed);
             }
@@ -122,20 +125,22 @@ impl FairScan {
         Ok(())
     }
 
-    /// Claims up to `free` jobs spread over the scanned orgs, each a fair share, in one
-    /// claim (one round trip on PostgreSQL); with the error when the claim failed. An org
-    /// that had fewer ready jobs than its share leaves the rest free: the claim loop
-    /// claims again at once while a claim brings work.
+    /// Claims `asked[i]` jobs of the `i`-th scanned org (their fair shares, [`shares`]) in
+    /// one claim (one round trip on PostgreSQL). An org that had fewer ready jobs than its
+    /// share leaves the rest free: the claim loop claims again at once while a claim
+    /// brings work.
     async fn claim_round(
         &self,
         db: &Db,
         catalog: &TaskCatalog,
         only: Option<&[String]>,
         worker: &str,
-        free: usize,
+        asked: &[u32],
         lease: Duration,
-    ) -> (Vec<ClaimedJob>, Option<crate::CoreError>) {
-        let parts: Vec<OrgClaim<'_>> = shares(free, self.orgs.len())
+    ) -> CoreResult<Vec<ClaimedJob>> {
+        let parts: Vec<OrgClaim<'_>> = asked
+            .iter()
+            .copied()
             .zip(&self.orgs)
             .map(|(want, org)| OrgClaim {
                 org,
@@ -143,13 +148,9 @@ impl FairScan {
                 kinds: kinds_for_plan(catalog, only, org.plan),
             })
             .collect();
-        match queue::claim_for_orgs(db, worker, &parts, lease, now()).await {
-            Ok(jobs) => (jobs, None),
-            Err(e) => {
-                tracing::warn!(error = %e, orgs = parts.len(), "claim failed");
-                (Vec::new(), Some(e))
-            }
-        }
+        queue::claim_for_orgs(db, worker, &parts, lease, now())
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, orgs = parts.len(), "claim failed"))
     }
 }
 
