@@ -6,6 +6,7 @@
 //!
 //! `cargo bench -p velu-tests --bench queue` (see docs/benchmarks.md). Knobs (env):
 //! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite MODES=local,remote
+//! PLAN=superhero (the bench org's plan: `hero` caps it at 10 running jobs)
 //! COUNTERS=on|off|both (`off` drops the job-counter triggers of `job_counts` first, to
 //! measure what they cost; `both` runs the two alternately in one run)
 //! IDLE_ORGS=0,10000 (a list: runs alternate between the values; before the clock starts,
@@ -126,7 +127,7 @@ async fn one_run(
     let org = CreateOrg {
         name: "Bench".into(),
         slug: "bench".into(),
-        plan: Some("superhero".into()),
+        plan: Some(std::env::var("PLAN").unwrap_or_else(|_| "superhero".into())),
     };
     create_org(&velu, &who, &org).await.unwrap();
     let jobs: Vec<SubmitJob> = (0..n)

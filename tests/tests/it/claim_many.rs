@@ -160,4 +160,31 @@ backend_tests! {
         .await;
         listener.shutdown().await;
     }
+
+    async fn the_scan_lists_an_org_by_a_job_it_may_run_however_deep(env) {
+        // The scan's "has a job this worker may run" stops at the first such job
+        // (queue/ready.rs): it must still find one behind many it may not run, and list
+        // no org whose ready jobs are all of kinds not asked for or paused.
+        let alpha = bootstrap(&env, "alpha", "hero").await;
+        bootstrap(&env, "beta", "hero").await;
+        for org in ["alpha", "beta"] {
+            let batch: Vec<_> = (0..60).map(|_| json!({"task": "sleep", "payload": {"seconds": 0}})).collect();
+            let file = env.home().join(format!("{org}-sleep.json"));
+            std::fs::write(&file, serde_json::to_string(&batch).unwrap()).unwrap();
+            env.cli_ok(&["job", "submit-batch", "--org", org, "--file", file.to_str().unwrap()]).await;
+        }
+        // Alpha's one echo job comes after its 60 sleeps in the claim order.
+        env.cli_ok(&["job", "submit", "--org", "alpha", "--task", "echo", "--payload", "{}"]).await;
+        let velu = env.velu();
+        let scan = |kinds: Vec<String>| {
+            let kinds = [(Plan::Hero, kinds)].into_iter().collect();
+            async move { queue::ready_orgs(velu.db(), velu_core::time::now(), 10, &kinds, None).await.unwrap() }
+        };
+        let listed: Vec<String> = scan(echo()).await.into_iter().map(|o| o.id).collect();
+        assert_eq!(listed, vec![alpha.org_id.clone()], "alpha by its echo job; beta has none");
+        assert_eq!(scan(vec!["sleep".into()]).await.len(), 2, "both have sleeps");
+        assert!(scan(vec!["fail".into()]).await.is_empty(), "nobody has a fail job");
+        env.cli_ok(&["task", "pause", "echo"]).await;
+        assert!(scan(echo()).await.is_empty(), "a paused kind takes no place");
+    }
 }

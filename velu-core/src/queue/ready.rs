@@ -61,6 +61,10 @@ async fn scan_ready_orgs(
     let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
     // Paused orgs and kinds take no places (`pause.rs`); the claim checks again.
     let (org_paused, paused_tasks) = (org_paused_sql("o.org_id"), paused_tasks_sql());
+    // "Has a job it may run" is a scalar subquery with LIMIT 1, evaluated per org and
+    // stopping at the first such job. Written as EXISTS, PostgreSQL turned it into a
+    // semi-join that hashed every queued job of the scanned orgs: 11 ms per scan with
+    // 20,000 queued, against 0.35 ms this way (docs/benchmarks.md).
     let sql = format!(
         "WITH RECURSIVE o(org_id) AS (
           SELECT * FROM (SELECT org_id FROM jobs WHERE status = '{queued}' AND run_at <= $1
@@ -74,9 +78,9 @@ async fn scan_ready_orgs(
         WHERE NOT {org_paused}
           AND (CASE g.plan {cap} ELSE 0 END)
                 > (SELECT count(*) FROM jobs r WHERE r.org_id = o.org_id AND r.status = '{running}')
-          AND EXISTS (SELECT 1 FROM jobs k WHERE k.org_id = o.org_id AND k.status = '{queued}'
+          AND (SELECT 1 FROM jobs k WHERE k.org_id = o.org_id AND k.status = '{queued}'
                       AND k.run_at <= $1 AND k.task IN ({plan_kinds})
-                      AND k.task NOT IN ({paused_tasks}))
+                      AND k.task NOT IN ({paused_tasks}) LIMIT 1) IS NOT NULL
           {upper}
         LIMIT $2"
     );

@@ -33,6 +33,7 @@ pub(super) async fn claim_loop(
         // queue empty only if nothing was held when it began.
         let held_before = busy + shared.unwritten.load(Ordering::Acquire) as usize;
         let mut claimed = 0usize;
+        let mut asked = false;
         let mut waited = false;
         // A failed claim proves nothing about the queue: never a reason to exit when idle.
         let mut failed = false;
@@ -42,6 +43,7 @@ pub(super) async fn claim_loop(
             // Long-poll only when idle: with work in hand, freed slots must be refilled.
             waited = long_poll && busy == 0 && !cfg.exit_when_idle;
             let wait = if waited { cfg.poll } else { Duration::ZERO };
+            asked = true;
             let _timer = crate::metrics::worker().claim_timer(wait);
             match shared
                 .access
@@ -77,10 +79,16 @@ pub(super) async fn claim_loop(
         }
         // A long poll that came back empty has waited already.
         let pause = if waited { Duration::ZERO } else { cfg.poll };
+        // A claim that came back empty while this worker held jobs may have met its orgs'
+        // plan caps, which the held jobs fill until their outcomes are written: a handler
+        // ending frees no place there, so claiming again before the completer has written
+        // would come back empty too. New work still wakes it (`wake`), and the poll.
+        let await_write = asked && !failed && claimed == 0 && held_before > 0;
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            () = shared.slot_freed.notified() => {}
+            () = shared.slot_freed.notified(), if !await_write => {}
+            () = shared.written.notified(), if await_write => {}
             () = async {
                 match wake.as_mut() {
                     Some(w) => { let _ = w.changed().await; }

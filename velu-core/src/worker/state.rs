@@ -38,6 +38,9 @@ pub(super) struct Shared {
     pub running: Mutex<HashMap<String, Running>>,
     /// Signalled when a handler ends or outcomes are written: room to claim.
     pub slot_freed: Notify,
+    /// Signalled when the completer has written a batch of outcomes: the places their
+    /// jobs held in the database (against the orgs' plan caps) are free.
+    pub written: Notify,
     /// Moving average of handler run time, in microseconds (`u64::MAX`: none yet).
     pub avg_run_us: AtomicU64,
     /// Outcomes sent to the completer and not yet written (their jobs still count as
@@ -67,6 +70,7 @@ impl Shared {
             cfg,
             running: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),
+            written: Notify::new(),
             unwritten: AtomicU64::new(0),
             avg_run_us: AtomicU64::new(u64::MAX),
             permits,
