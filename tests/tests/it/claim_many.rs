@@ -187,4 +187,41 @@ backend_tests! {
         env.cli_ok(&["task", "pause", "echo"]).await;
         assert!(scan(echo()).await.is_empty(), "a paused kind takes no place");
     }
+
+    async fn the_scan_wraps_around_after_its_cursor_in_id_order(env) {
+        // One statement scans the orgs after the cursor, then from the first org up to
+        // the cursor: in that order, within the limit (queue/ready.rs).
+        let mut ids = Vec::new();
+        for org in ["alpha", "beta", "gamma"] {
+            ids.push(bootstrap(&env, org, "hero").await.org_id);
+            fill(&env, org, 2).await;
+        }
+        let alpha_id = ids[0].clone();
+        ids.sort();
+        let velu = env.velu();
+        let kinds = [(Plan::Hero, echo())].into_iter().collect();
+        let scan = |limit: u64, after: Option<String>| {
+            let kinds = &kinds;
+            async move {
+                let found = queue::ready_orgs(velu.db(), velu_core::time::now(), limit, kinds, after.as_deref())
+                    .await
+                    .unwrap();
+                found.into_iter().map(|o| o.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(scan(10, None).await, ids, "no cursor: every org in id order");
+        let (first, middle, last) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+        assert_eq!(scan(10, Some(middle.clone())).await, vec![last.clone(), first.clone(), middle.clone()]);
+        assert_eq!(scan(2, Some(middle.clone())).await, vec![last.clone(), first.clone()], "the limit cuts the wrap");
+        assert_eq!(scan(1, Some(middle)).await, vec![last.clone()]);
+        assert_eq!(scan(10, Some(last.clone())).await, ids, "after the last: from the start");
+        // An org at its cap takes no place in either pass.
+        let hero_cap = Plan::Hero.limits().concurrent_jobs as u32;
+        fill(&env, "alpha", hero_cap as usize).await;
+        let alpha = ReadyOrg { id: alpha_id, plan: Plan::Hero };
+        let claimed = queue::claim_for_org(velu.db(), "w", &alpha, hero_cap, &echo(), Duration::from_secs(30), velu_core::time::now()).await.unwrap();
+        assert_eq!(claimed.len(), hero_cap as usize);
+        let left = scan(10, Some(ids[1].clone())).await;
+        assert!(!left.contains(&alpha.id) && left.len() == 2, "{left:?}");
+    }
 }
