@@ -167,6 +167,10 @@ impl Velu {
         ) {
             running.push(watcher);
         }
+        let db = self.db().clone();
+        running.push(tokio::spawn(async move {
+            crate::db::autovacuum::warn_if_off(&db).await;
+        }));
         running.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(LAST_USED_FLUSH);
             tick.tick().await;

@@ -217,3 +217,26 @@ async fn sqlite_default_is_private_wal_and_self_migrating() {
     assert_eq!(dir, 0o700);
     velu.shutdown().await;
 }
+
+backend_tests! {
+    async fn autovacuum_off_names_the_server_setting_and_each_table(env) {
+        use velu_core::db::autovacuum::autovacuum_off;
+        let db = env.velu().db();
+        let before = autovacuum_off(db).await.unwrap();
+        if env.backend() == Backend::Sqlite {
+            assert!(!before.any(), "SQLite needs no vacuum for the queue");
+            return;
+        }
+        let server: String = crate::support::scalar(env.velu(), "SELECT current_setting('autovacuum')").await;
+        assert_eq!(before.server, server == "off");
+        assert!(before.tables.is_empty(), "{before:?}");
+        crate::support::exec(env.velu(), "ALTER TABLE job_events SET (autovacuum_enabled = false)").await;
+        crate::support::exec(env.velu(), "ALTER TABLE jobs SET (autovacuum_enabled = false)").await;
+        let off = autovacuum_off(db).await.unwrap();
+        assert_eq!(off.tables, ["job_events", "jobs"]);
+        assert!(off.any());
+        crate::support::exec(env.velu(), "ALTER TABLE jobs RESET (autovacuum_enabled)").await;
+        crate::support::exec(env.velu(), "ALTER TABLE job_events SET (autovacuum_enabled = true)").await;
+        assert_eq!(autovacuum_off(db).await.unwrap(), before);
+    }
+}

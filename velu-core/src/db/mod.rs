@@ -2,6 +2,7 @@
 //! backends differ (write transactions, wake-up notifications: `notify.rs` on PostgreSQL,
 //! `sqlite_watch.rs` on SQLite).
 
+pub mod autovacuum;
 pub(crate) mod batch;
 pub(crate) mod events;
 mod migrate;
