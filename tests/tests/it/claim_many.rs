@@ -216,7 +216,7 @@ backend_tests! {
         assert_eq!(scan(1, Some(middle)).await, vec![last.clone()]);
         assert_eq!(scan(10, Some(last.clone())).await, ids, "after the last: from the start");
         // An org at its cap takes no place in either pass.
-        let hero_cap = Plan::Hero.limits().concurrent_jobs as u32;
+        let hero_cap = Plan::Hero.limits().concurrent_jobs;
         fill(&env, "alpha", hero_cap as usize).await;
         let alpha = ReadyOrg { id: alpha_id, plan: Plan::Hero };
         let claimed = queue::claim_for_org(velu.db(), "w", &alpha, hero_cap, &echo(), Duration::from_secs(30), velu_core::time::now()).await.unwrap();
