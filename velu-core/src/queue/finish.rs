@@ -95,7 +95,9 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                  ),
                  attempt_rows AS (
                    UPDATE job_attempts a SET finished_at = $2, outcome = v.outcome, error = v.error
-                   FROM v WHERE a.job_id = v.id AND a.lease_token = v.token AND a.finished_at IS NULL
+                   FROM v JOIN done d ON d.id = v.id
+                   WHERE a.job_id = d.id AND a.attempt = d.attempts AND a.lease_token = v.token
+                     AND a.finished_at IS NULL
                    RETURNING a.job_id, a.started_at
                  ),
                  ev AS ({events}),
@@ -104,7 +106,11 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                 events = events::transitions_sql(Backend::Postgres, "done j", 2),
                 usage = finish_usage_cte(2, 3)
             );
-            // One statement: atomic on its own, one round trip.
+            // One statement: atomic on its own, one round trip. The attempt is found by
+            // its full primary key (the job's id and attempt count, from `done`): matched
+            // on the job id alone, a planner without statistics on `job_attempts` (a
+            // server that never analyzes it) scanned the whole history on every finish.
+            // 210 ms per batch with 1,000,000 finished attempts (docs/benchmarks.md).
             db.query_all_cross_org(
                 CrossOrg::Queue,
                 stmt(backend, &sql, vec![batch, at.into(), day_of(at).into()]),

@@ -110,7 +110,9 @@ fn error_value(code: JobErrorCode, message: &str) -> DbValue {
     )))
 }
 
-/// Ends the attempts of running jobs matching `filter` as `lost`, then requeues, fails
+/// Ends the attempts of running jobs matching `filter` as `lost` (a running job's attempt
+/// is found by its primary key, the job's id and attempt count, so the history of
+/// finished attempts is never scanned), then requeues, fails
 /// or cancels the jobs as `jobs_set` says (inside `tx`). `filter` is SQL over `jobs`
 /// using `$1` (now) and `$3..`; `$2` is the error recorded.
 async fn end_attempts(
@@ -122,7 +124,9 @@ async fn end_attempts(
 ) -> CoreResult<Vec<String>> {
     let attempts_sql = format!(
         "UPDATE job_attempts SET finished_at = $1, outcome = '{lost}', error = $2
-         WHERE finished_at IS NULL AND lease_token IN (SELECT lease_token FROM jobs WHERE {filter})",
+         WHERE finished_at IS NULL
+           AND (job_id, attempt, lease_token) IN
+               (SELECT id, attempts, lease_token FROM jobs WHERE {filter})",
         lost = AttemptOutcome::Lost.as_str(),
     );
     tx.execute_raw(stmt(backend, &attempts_sql, values.clone()))
