@@ -72,7 +72,7 @@ async fn plant_history(velu: &Velu, n: u64) {
                 "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s"
             ),
             "printf('00000000-0000-7000-8000-%012x', i)",
-            ["?", "?"],
+            ["?1", "?2"],
         )
     };
     let jobs = format!(
