@@ -8,7 +8,7 @@
 //! construction: there is no path from a request to another org's data that skips it.
 //!
 //! Entering happens inside the transaction the operation then uses, and binds it to the
-//! org (`db::rls::bind_org`): on PostgreSQL the row-level security policies then show
+//! org (`db::rls::enter_org`, in the statement that finds it): on PostgreSQL the row-level security policies then show
 //! that transaction the org's rows only, so a query that forgot its org filter still sees
 //! no other tenant. On SQLite the [`OrgScope`] type is the wall.
 
@@ -86,9 +86,10 @@ impl Principal {
         org: &OrgRef,
         scope: Scope,
     ) -> CoreResult<OrgScope> {
-        let entered = self.enter_visible(tx, org).await?;
+        let entered = self
+            .enter_visible_and_bind(tx, org, self.scopes.contains(scope))
+            .await?;
         self.require(scope)?;
-        rls::bind_org(tx, entered.id()).await?;
         Ok(entered)
     }
 
@@ -122,11 +123,11 @@ impl Principal {
         tx: &DatabaseTransaction,
         org: &OrgRef,
     ) -> CoreResult<OrgScope> {
-        let entered = self.enter_visible(tx, org).await?;
+        let allowed = self.org_id.is_some() || self.scopes.contains(Scope::OrgsManage);
+        let entered = self.enter_visible_and_bind(tx, org, allowed).await?;
         if self.org_id.is_none() {
             self.require(Scope::OrgsManage)?;
         }
-        rls::bind_org(tx, entered.id()).await?;
         Ok(entered)
     }
 
@@ -183,6 +184,42 @@ impl Principal {
                 }
             })
             .collect())
+    }
+
+    /// Finds org `org` as the principal may see it and, when `allowed` (the caller's scope
+    /// check passed), binds `tx` to it. On PostgreSQL one statement does both (the row-level
+    /// binding rides in the lookup: `rls::enter_org`), so entering costs one round trip;
+    /// the binding happens only for a row the principal may see. A caller that is not
+    /// `allowed` gets the org (to answer `forbidden` rather than `not_found`) and an
+    /// unbound transaction.
+    async fn enter_visible_and_bind(
+        &self,
+        tx: &DatabaseTransaction,
+        org: &OrgRef,
+        allowed: bool,
+    ) -> CoreResult<OrgScope> {
+        if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return self.enter_visible(tx, org).await;
+        }
+        let text = org.0.as_str();
+        let not_found = || CoreError::not_found("organization", text);
+        let column = if is_uuid(text) {
+            "id"
+        } else if slug_shaped(text) {
+            "slug"
+        } else {
+            return Err(not_found());
+        };
+        let model = rls::enter_org(tx, column, text, self.org_id.as_deref(), allowed)
+            .await?
+            .ok_or_else(not_found)?;
+        // The statement matched only a visible org; checked again here, so a change to it
+        // can never widen what a principal sees.
+        if self.can_see_org(&model.id) {
+            Ok(OrgScope { org: model })
+        } else {
+            Err(not_found())
+        }
     }
 
     async fn enter_visible<C: ConnectionTrait>(

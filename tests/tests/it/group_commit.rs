@@ -108,6 +108,18 @@ backend_tests! {
                 "SELECT count(*) FROM audit_events WHERE target_id = '{id}' AND org_id = '{org_id}' AND action = 'job.submit'")).await;
             assert_eq!(audit, 1, "audit of {id}");
         }
+        // Each audit record names the key that submitted its job and the job's task.
+        let builder = |org: &str| if org == acme.org_id { kid(&acme.builder) } else { kid(&beta.builder) };
+        for (id, org_id) in &ids {
+            let actor = count(&env, &format!(
+                "SELECT count(*) FROM audit_events WHERE target_id = '{id}' AND actor_type = 'api_key'
+                   AND actor_id = '{}'", builder(org_id))).await;
+            assert_eq!(actor, 1, "audit actor of {id}");
+            let page = env.cli_ok(&["audit", "list", "--org", org_id, "--limit", "100"]).await;
+            let rec = page["items"].as_array().expect("items").iter()
+                .find(|r| r["target_id"] == id.as_str()).unwrap_or_else(|| panic!("audit of {id}: {page}"));
+            assert_eq!(rec["details"], json!({"task": "echo"}), "{rec}");
+        }
         assert_eq!(count(&env, "SELECT count(*) FROM jobs").await, 24);
         assert_eq!(count(&env, &format!("SELECT count(*) FROM jobs WHERE org_id = '{}'", acme.org_id)).await, 16);
         // Usage and counters agree with what was accepted.
@@ -120,6 +132,48 @@ backend_tests! {
         let (id, _) = ids.iter().find(|(_, o)| *o == acme.org_id).expect("an acme job");
         let seen = env.http(Method::GET, &format!("/v1/orgs/beta/jobs/{id}"), Some(&beta.builder), None).await;
         assert_eq!(seen.status, 404, "{}", seen.text);
+    }
+
+    async fn a_burst_wakes_the_workers_of_each_org_it_wrote(env) {
+        // PostgreSQL: the group's statement sends one wake-up per org it wrote (a worker in
+        // another process learns of the jobs from it, not from its next poll). SQLite has
+        // no notifications (its workers watch the file: `db/sqlite_watch.rs`).
+        use std::sync::{Arc, Mutex};
+        use velu_core::db::notify::{Change, spawn_listener};
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = seen.clone();
+        let Some(listener) = spawn_listener(env.velu().db(), Arc::new(move |change| {
+            if let Change::Jobs(org) = change {
+                sink.lock().expect("lock").push(org);
+            }
+        })) else {
+            return;
+        };
+        // The listener subscribes asynchronously: submit until a wake-up arrives, so the
+        // test does not depend on how fast it subscribed.
+        let mut rounds = 0;
+        loop {
+            let asks = (0..8)
+                .map(|i| {
+                    let (key, org) = if i % 2 == 0 { (&acme.builder, "acme") } else { (&beta.builder, "beta") };
+                    (key.clone(), org.to_owned(), json!({"task": "echo", "payload": {}}))
+                })
+                .collect();
+            assert!(burst(&env, asks).await.iter().all(|(s, _)| *s == 201));
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let got = seen.lock().expect("lock").clone();
+            if got.contains(&acme.org_id) && got.contains(&beta.org_id) {
+                break;
+            }
+            rounds += 1;
+            assert!(rounds < 50, "no wake-up for both orgs after {rounds} bursts: {got:?}");
+        }
+        listener.abort();
+        // Nothing but the two orgs' ids was sent on the jobs channel.
+        let got = seen.lock().expect("lock").clone();
+        assert!(got.iter().all(|o| *o == acme.org_id || *o == beta.org_id), "{got:?}");
     }
 
     async fn a_burst_at_the_quota_admits_exactly_the_room_left(env) {

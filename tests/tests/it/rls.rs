@@ -198,6 +198,53 @@ backend_tests! {
         assert_eq!(count(&tx, "SELECT count(*) FROM audit_events WHERE action = 'planted'").await, 0);
     }
 
+    async fn an_enter_that_is_refused_binds_nothing(env) {
+        // Entering finds the org and binds the transaction in one statement
+        // (`rls::enter_org`): a caller refused there, for another org or for a missing
+        // scope, must be left with a transaction that sees nothing.
+        if env.backend() == Backend::Sqlite {
+            return;
+        }
+        let (alpha, beta) = two_orgs(&env).await;
+        let key_of = |org: &str, scopes: &[&str]| Principal {
+            actor: velu_core::Actor { kind: velu_core::ActorType::ApiKey, id: "k".into() },
+            org_id: Some(org.to_owned()),
+            scopes: velu_core::scopes::ScopeSet::parse(scopes).expect("scopes"),
+            plan: None,
+        };
+        let viewer = key_of(&alpha, &["jobs:read"]);
+        let db = env.velu().db();
+        let cases: [(&Principal, String, Scope, &str); 4] = [
+            // Its own org, by slug and by id, without the scope: forbidden.
+            (&viewer, "alpha".into(), Scope::JobsSubmit, "forbidden"),
+            (&viewer, alpha.clone(), Scope::JobsSubmit, "forbidden"),
+            // Another org, by slug and by id, with or without the scope: a missing org.
+            (&viewer, "beta".into(), Scope::JobsRead, "not_found"),
+            (&viewer, beta.clone(), Scope::JobsSubmit, "not_found"),
+        ];
+        for (who, org, scope, code) in cases {
+            let tx = db.read_tx().await.expect("tx");
+            let err = who.enter(&tx, &OrgRef::new(org.clone()), scope).await.expect_err("refused");
+            assert_eq!(err.code(), code, "{org} {scope:?}");
+            assert_eq!(count(&tx, "SELECT count(*) FROM jobs").await, 0, "{org}: the refused transaction sees nothing");
+            let bound = tx
+                .query_one_raw(Statement::from_string(
+                    tx.get_database_backend(),
+                    "SELECT COALESCE(current_setting('velu.org_id', true), '') AS v",
+                ))
+                .await
+                .expect("setting")
+                .expect("row")
+                .try_get::<String>("", "v")
+                .expect("text");
+            assert_eq!(bound, "", "{org}: nothing bound");
+        }
+        // The positive control: the same key with the scope it holds sees its 3 jobs.
+        let tx = db.read_tx().await.expect("tx");
+        viewer.enter(&tx, &OrgRef::new("alpha"), Scope::JobsRead).await.expect("enters");
+        assert_eq!(count(&tx, "SELECT count(*) FROM jobs").await, 3);
+    }
+
     async fn odd_org_names_never_bind_a_transaction(env) {
         let _ = two_orgs(&env).await;
         for bad in ["alpha\0", "ALPHA", "alphä", "", "' OR true --", &"a".repeat(10_000)] {

@@ -132,10 +132,7 @@ pub(crate) async fn insert_queued_many<C: ConnectionTrait>(
 
 /// The backend of a sea-orm statement, as `db::Backend`.
 fn of(backend: DbBackend) -> Backend {
-    match backend {
-        DbBackend::Postgres => Backend::Postgres,
-        _ => Backend::Sqlite,
-    }
+    Backend::of(backend)
 }
 
 /// The job error code inside the stored `error` document of alias `j`.

@@ -46,6 +46,14 @@ impl Backend {
         }
     }
 
+    /// The backend of a sea-orm connection or statement.
+    pub(crate) fn of(backend: DbBackend) -> Backend {
+        match backend {
+            DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -79,21 +79,36 @@ pub async fn send_many<C: ConnectionTrait>(conn: &C, changes: &[Change]) -> Core
     if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
-    let pairs: Vec<(String, String)> = changes
-        .iter()
-        .filter_map(Change::channel_and_payload)
-        .map(|(c, p)| (c.to_owned(), p))
-        .collect();
-    if pairs.is_empty() {
+    let Some(pairs) = pairs_param(changes)? else {
         return Ok(());
-    }
+    };
     conn.execute_raw(Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        "SELECT pg_notify(x ->> 0, x ->> 1) FROM jsonb_array_elements($1::jsonb) AS x",
-        [crate::db::sql::json_param(&pairs)?],
+        send_many_sql(1),
+        [pairs],
     ))
     .await?;
     Ok(())
+}
+
+/// `changes` as the parameter of [`send_many_sql`] (a JSON array of `[channel, payload]`),
+/// or `None` when none of them is sent.
+pub(crate) fn pairs_param(changes: &[Change]) -> CoreResult<Option<sea_orm::Value>> {
+    let pairs: Vec<(&str, String)> = changes
+        .iter()
+        .filter_map(Change::channel_and_payload)
+        .collect();
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(crate::db::sql::json_param(&pairs)?))
+}
+
+/// PostgreSQL: the `SELECT` that sends the notifications of parameter `$param` (see
+/// [`pairs_param`]), one row per notification; a statement must read its rows for them to
+/// be sent (a CTE nobody reads is not run).
+pub(crate) fn send_many_sql(param: usize) -> String {
+    format!("SELECT pg_notify(x ->> 0, x ->> 1) FROM jsonb_array_elements(${param}::jsonb) AS x")
 }
 
 /// A callback that receives every change seen by the listener.

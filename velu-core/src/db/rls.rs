@@ -6,8 +6,10 @@
 //! or when the transaction set `velu.cross_org` to `on`. With neither set a query sees
 //! nothing and writes nothing: the policies fail closed.
 //!
-//! * `velu.org_id` is set by one function, [`bind_org`], which only the tenancy floor
-//!   (`Principal::enter`) calls, inside the transaction the operation then uses.
+//! * `velu.org_id` is set by two functions: [`enter_org`], the tenancy floor's lookup
+//!   (`Principal::enter`), which binds in the same statement that finds the org, inside the
+//!   transaction the operation then uses; and [`bind_org`], for the worker's read of a
+//!   claimed job's org secrets (the org comes from the claimed row, not from a caller).
 //! * `velu.cross_org` is on for the paths that cross orgs on purpose, each named by a
 //!   [`CrossOrg`] (listed in docs/security.md): they take a connection of the `Db`'s second
 //!   pool, whose sessions start with `velu.cross_org = on` (`Db::cross_org_tx`,
@@ -93,8 +95,8 @@ pub async fn cross_org(tx: &DatabaseTransaction, why: CrossOrg) -> CoreResult<()
 }
 
 /// Binds transaction `tx` to org `org_id`: from here on the policies show it that org's
-/// rows only. Called by the tenancy floor alone (`Principal::enter`). Does nothing on
-/// SQLite.
+/// rows only. Called for a claimed job's org (`secrets::deliver`); callers' orgs are bound
+/// by [`enter_org`]. Does nothing on SQLite.
 pub(crate) async fn bind_org(tx: &DatabaseTransaction, org_id: &str) -> CoreResult<()> {
     if tx.get_database_backend() != DbBackend::Postgres {
         return Ok(());
@@ -106,6 +108,52 @@ pub(crate) async fn bind_org(tx: &DatabaseTransaction, org_id: &str) -> CoreResu
     ))
     .await?;
     Ok(())
+}
+
+/// Finds the org whose `column` (`id` or `slug`) is `text`, only if `visible_to` is
+/// `None` (the operator, platform keys) or its id, and, when `bind` is true, binds
+/// transaction `tx` to it in the same statement (PostgreSQL only: the one round trip of
+/// the tenancy floor, `Principal::enter`). `set_config` runs only for the row found, so a
+/// missing or invisible org binds nothing.
+pub(crate) async fn enter_org(
+    tx: &DatabaseTransaction,
+    column: &'static str,
+    text: &str,
+    visible_to: Option<&str>,
+    bind: bool,
+) -> CoreResult<Option<crate::entity::organizations::Model>> {
+    use sea_orm::FromQueryResult;
+    debug_assert!(matches!(column, "id" | "slug"));
+    let sql = format!(
+        "SELECT o.id, o.name, o.slug, o.plan, o.created_at, o.updated_at,
+           CASE WHEN $3 THEN set_config('velu.org_id', o.id, true) END AS bound
+         FROM organizations o
+         WHERE o.{column} = $1 AND ($2::text IS NULL OR o.id = $2::text)"
+    );
+    let row = tx
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [
+                text.into(),
+                visible_to.map(str::to_owned).into(),
+                bind.into(),
+            ],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if bind {
+        // Fail closed: a row came back, so its binding must have happened.
+        let bound: Option<String> = row.try_get("", "bound")?;
+        if bound.as_deref() != Some(row.try_get::<String>("", "id")?.as_str()) {
+            return Err(crate::CoreError::internal("the org binding did not take"));
+        }
+    }
+    Ok(Some(
+        crate::entity::organizations::Model::from_query_result(&row, "")?,
+    ))
 }
 
 /// Does the connecting user of `conn` (a direct connection, before the pool exists) have

@@ -120,6 +120,25 @@ pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
     )
 }
 
+/// PostgreSQL: a data-modifying CTE (named `usage_rows`) adding one submitted job per row
+/// of `source` (a relation with `org_id` and `task` columns) to day `$day`: one row per
+/// (org, task), in key order, on this backend's shard.
+pub(crate) fn submit_usage_cte(source: &str, day: usize) -> String {
+    let submitted = COUNTERS[0];
+    format!(
+        "usage_rows AS (
+           INSERT INTO usage_daily (org_id, day, task, shard, {counters})
+           SELECT s.org_id, ${day}, s.task, pg_backend_pid() % {SHARDS}, count(*), 0, 0, 0, 0
+           FROM {source} s
+           GROUP BY s.org_id, s.task
+           ORDER BY s.org_id, s.task
+           ON CONFLICT (org_id, day, task, shard)
+             DO UPDATE SET {submitted} = usage_daily.{submitted} + excluded.{submitted}
+         )",
+        counters = COUNTERS.join(", "),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

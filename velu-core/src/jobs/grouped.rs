@@ -1,8 +1,9 @@
 //! One group of single submits in one transaction: every request entered and checked on
 //! its own, exactly as `submit_alone` would (the same errors, in the same order: org,
 //! scope, submission, quota), then the accepted ones written together: one statement each
-//! for the org rows, the queued counters, the pauses, the jobs, their events, their audit
-//! records, the usage rows and the wake-ups, whatever the group's size.
+//! for the org rows, the queued counters and the pauses, then the jobs, their events, their
+//! audit records, the usage rows and the wake-ups (one statement on PostgreSQL,
+//! `grouped_pg.rs`; one each on SQLite), whatever the group's size.
 //!
 //! The transaction crosses orgs on purpose (`CrossOrg::GroupCommit`): row-level security
 //! cannot tell the group's orgs apart, so this file keeps each job to the org its request
@@ -10,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ActiveModelTrait, EntityTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait};
 use serde_json::json;
 
 use super::group::Pending;
@@ -151,13 +152,24 @@ pub(super) async fn write_group(
 }
 
 /// The accepted jobs' rows, `queued` events, audit records, usage and wake-ups: one
-/// statement each.
+/// statement in all on PostgreSQL (`grouped_pg.rs`), one statement each on SQLite.
 async fn write_accepted(
     tx: &sea_orm::DatabaseTransaction,
     group: &[Pending],
     accepted: &[Accepted],
     at: chrono::DateTime<chrono::Utc>,
 ) -> CoreResult<()> {
+    let changes: Vec<Change> = orgs_of(accepted)
+        .into_iter()
+        .map(|o| Change::Jobs(o.to_owned()))
+        .collect();
+    if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let rows: Vec<_> = accepted
+            .iter()
+            .map(|a| (&a.model, &group[a.index].who.actor))
+            .collect();
+        return super::grouped_pg::write_accepted_pg(tx, &rows, &changes, at).await;
+    }
     // Every column of the rows built above, as they are.
     let rows = accepted
         .iter()
@@ -187,10 +199,6 @@ async fn write_accepted(
         at,
     )
     .await?;
-    let changes: Vec<Change> = orgs_of(accepted)
-        .into_iter()
-        .map(|o| Change::Jobs(o.to_owned()))
-        .collect();
     notify::send_many(tx, &changes).await?;
     // Last: the usage rows are the ones concurrent groups share (one per org, day and
     // task), so their row locks are held only from here to the commit.

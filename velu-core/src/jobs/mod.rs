@@ -11,6 +11,7 @@ mod admission;
 mod counts;
 mod group;
 mod grouped;
+mod grouped_pg;
 mod input;
 mod read;
 pub mod retention;

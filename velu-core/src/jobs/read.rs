@@ -124,6 +124,15 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
     who: &Principal,
     job: jobs::Model,
 ) -> CoreResult<JobDetail> {
+    // A job's attempt count only grows, by one per claim, and each claim records its
+    // attempt: a job never claimed has none to read (one statement fewer for the show of a
+    // queued job).
+    if job.attempts == 0 {
+        return Ok(JobDetail {
+            job: Job::from_model(job)?,
+            history: Vec::new(),
+        });
+    }
     let history = job_attempts::Entity::find()
         .filter(job_attempts::Column::JobId.eq(job.id.as_str()))
         .order_by_asc(job_attempts::Column::Attempt)
