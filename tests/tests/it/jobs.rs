@@ -16,6 +16,12 @@ backend_tests! {
         };
         let r = submit(hero.builder.clone(), "acme", json!({"task": "nope", "payload": {}})).await;
         assert_eq!((r.problem_code(), r.body["field"].clone()), ("invalid".into(), json!("task")));
+        // Names outside the spec's pattern are refused at the door, naming the field.
+        for bad in [json!("Echo"), json!("é"), json!("a".repeat(65)), json!("ec\u{0}ho"), json!("")] {
+            let r = submit(hero.builder.clone(), "acme", json!({"task": bad, "payload": {}})).await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.text);
+            assert_eq!(r.body["field"], "task", "{bad}: {}", r.text);
+        }
 
         let r = submit(base.builder.clone(), "tiny", json!({"task": "echo", "payload": {}})).await;
         assert_eq!(r.status, 403);

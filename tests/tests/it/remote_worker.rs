@@ -478,6 +478,8 @@ backend_tests! {
             ("/v1/worker/claim", json!({"worker_id": "x".repeat(201), "max": 1})),
             ("/v1/worker/claim", json!({"worker_id": "w", "max": 1, "org_id": "someone"})),
             ("/v1/worker/claim", json!({"worker_id": "w", "max": 1, "kinds": ["echo\u{0}"]})),
+            ("/v1/worker/claim", json!({"worker_id": "w", "max": 1, "kinds": ["echo", "Echo"]})),
+            ("/v1/worker/claim", json!({"worker_id": "w", "max": 1, "kinds": ["e".repeat(65)]})),
             ("/v1/worker/heartbeat", json!({"worker_id": "w", "tokens": many})),
             ("/v1/worker/release", json!({"worker_id": "w", "tokens": many})),
             ("/v1/worker/finish", json!({"results": []})),

@@ -7,7 +7,7 @@ use poem_openapi::{Enum, Object};
 use serde_json::Value;
 use velu_core::jobs;
 
-use super::common::{JsonObject, Text, ts, ts_opt};
+use super::common::{JsonObject, TaskName, Text, ts, ts_opt};
 use super::mirror::{each, mirror};
 
 /// A job's state.
@@ -184,8 +184,8 @@ mirror! {
 #[oai(deny_unknown_fields)]
 pub struct SubmitJob {
     /// Task kind (`GET /v1/tasks`); an unknown kind is `invalid`.
-    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
-    pub task: Text,
+    #[oai(validator(custom = "crate::model::common::TaskPattern"))]
+    pub task: TaskName,
     /// A JSON object: top-level keys starting with `_` are reserved, strings may not hold
     /// U+0000, and its JSON may not exceed the plan's `payload_bytes` (413) [default: {}].
     #[oai(nullable, default)]
@@ -230,8 +230,8 @@ impl From<SubmitJob> for jobs::SubmitJob {
 #[oai(deny_unknown_fields)]
 pub struct BatchJob {
     /// Task kind (`GET /v1/tasks`); an unknown kind is `invalid`.
-    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
-    pub task: Text,
+    #[oai(validator(custom = "crate::model::common::TaskPattern"))]
+    pub task: TaskName,
     /// A JSON object, as for a single submit [default: {}].
     #[oai(nullable, default)]
     pub payload: JsonObject,
@@ -288,8 +288,8 @@ mirror! {
 #[oai(deny_unknown_fields)]
 pub struct LegacyTask {
     /// Task kind (`GET /v1/tasks`); an unknown kind is `invalid`.
-    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
-    pub task: Text,
+    #[oai(validator(custom = "crate::model::common::TaskPattern"))]
+    pub task: TaskName,
     /// A JSON object, as for `POST /v1/orgs/{org}/jobs` [default: {}].
     #[oai(nullable, default)]
     pub payload: JsonObject,

@@ -5,7 +5,7 @@ use poem_openapi::types::Any;
 use serde_json::Value;
 use velu_core::schedules;
 
-use super::common::{JsonObject, Text, ts, ts_opt};
+use super::common::{JsonObject, TaskName, Text, ts, ts_opt};
 use super::mirror::mirror;
 
 mirror! {
@@ -56,8 +56,8 @@ mirror! {
 pub struct CreateSchedule {
     /// Task kind: one of this server's catalog (`GET /v1/tasks`; another name is
     /// `invalid`), and the org's plan must allow it.
-    #[oai(validator(pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
-    pub task: Text,
+    #[oai(validator(custom = "crate::model::common::TaskPattern"))]
+    pub task: TaskName,
     /// Five-field cron expression (minute hour day-of-month month day-of-week), e.g.
     /// `*/5 * * * *`; nothing fires more often than once a minute. One that does not
     /// parse, has a seconds field, or never ticks (e.g. `0 0 30 2 *`) is `invalid`.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use velu_core::jobs;
 use velu_core::worker::protocol as core;
 
-use super::common::Text;
+use super::common::{TaskName, Text};
 use super::mirror::{each, mirror};
 use super::plans::PlanName;
 
@@ -38,8 +38,8 @@ pub struct RegisterWorker {
     ))]
     pub version: Text,
     /// The task kinds it runs: at most 256 kind names (duplicates are dropped).
-    #[oai(validator(max_items = 256, pattern = r"^[a-z][a-z0-9-]{0,63}$"))]
-    pub kinds: Vec<Text>,
+    #[oai(validator(max_items = 256, custom = "crate::model::common::TaskPattern"))]
+    pub kinds: Vec<TaskName>,
     /// Jobs it runs at once (1 to 100000).
     #[oai(validator(minimum(value = "1"), maximum(value = "100000")))]
     pub concurrency: u32,
@@ -86,9 +86,9 @@ pub struct ClaimJobs {
     /// Only these kinds: at most 256 kind names [default: every kind the key may run].
     #[oai(
         nullable,
-        validator(max_items = 256, pattern = r"^[a-z][a-z0-9-]{0,63}$")
+        validator(max_items = 256, custom = "crate::model::common::TaskPattern")
     )]
-    pub kinds: Option<Vec<Text>>,
+    pub kinds: Option<Vec<TaskName>>,
     /// Lease length in ms [default: 30000]; renew it by heartbeat.
     #[oai(
         nullable,
