@@ -198,35 +198,6 @@ impl Principal {
         org: &OrgRef,
         allowed: bool,
     ) -> CoreResult<OrgScope> {
-        if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return self.enter_visible(tx, org).await;
-        }
-        let text = org.0.as_str();
-        let not_found = || CoreError::not_found("organization", text);
-        let column = if is_uuid(text) {
-            "id"
-        } else if slug_shaped(text) {
-            "slug"
-        } else {
-            return Err(not_found());
-        };
-        let model = rls::enter_org(tx, column, text, self.org_id.as_deref(), allowed)
-            .await?
-            .ok_or_else(not_found)?;
-        // The statement matched only a visible org; checked again here, so a change to it
-        // can never widen what a principal sees.
-        if self.can_see_org(&model.id) {
-            Ok(OrgScope { org: model })
-        } else {
-            Err(not_found())
-        }
-    }
-
-    async fn enter_visible<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        org: &OrgRef,
-    ) -> CoreResult<OrgScope> {
         let text = org.0.as_str();
         let not_found = || CoreError::not_found("organization", text);
         let column = if is_uuid(text) {
@@ -236,11 +207,18 @@ impl Principal {
         } else {
             return Err(not_found());
         };
-        let model = organizations::Entity::find()
-            .filter(column.eq(text))
-            .one(conn)
-            .await?
-            .ok_or_else(not_found)?;
+        let model = if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
+            use sea_orm::IdenStatic;
+            rls::enter_org(tx, column.as_str(), text, self.org_id.as_deref(), allowed).await?
+        } else {
+            organizations::Entity::find()
+                .filter(column.eq(text))
+                .one(tx)
+                .await?
+        }
+        .ok_or_else(not_found)?;
+        // On PostgreSQL the statement matched only a visible org; checked here on both
+        // backends, so a change to it can never widen what a principal sees.
         if self.can_see_org(&model.id) {
             Ok(OrgScope { org: model })
         } else {

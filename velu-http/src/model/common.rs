@@ -114,48 +114,57 @@ impl AsRef<str> for Text {
     }
 }
 
-impl From<Text> for String {
-    fn from(t: Text) -> String {
-        t.0
-    }
-}
-
-impl Type for Text {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
-    }
-
-    fn as_raw_value(&self) -> Option<&String> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-        Box::new(std::iter::once(&self.0))
-    }
-}
-
-impl ParseFromJSON for Text {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::String(s) => Ok(Text(s)),
-            other => Err(poem_openapi::types::ParseError::expected_type(other)),
+/// A wire string type over `String`: `From<$ty> for String`, `Type` with the inline
+/// schema `$schema`, a `ParseFromJSON` that takes a JSON string and nothing else, and
+/// `ToJSON`.
+macro_rules! string_type {
+    ($ty:ident, $schema:expr) => {
+        impl From<$ty> for String {
+            fn from(t: $ty) -> String {
+                t.0
+            }
         }
-    }
+
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = String;
+            type RawElementValueType = String;
+
+            fn name() -> Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Inline(Box::new($schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&String> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+                Box::new(std::iter::once(&self.0))
+            }
+        }
+
+        impl ParseFromJSON for $ty {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                match value.unwrap_or_default() {
+                    Value::String(s) => Ok($ty(s)),
+                    other => Err(poem_openapi::types::ParseError::expected_type(other)),
+                }
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.clone()))
+            }
+        }
+    };
 }
 
-impl ToJSON for Text {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
+string_type!(Text, MetaSchema::new("string"));
 
 /// A task kind name, declared in the spec as a string matching [`TASK_PATTERN`] and checked
 /// by [`TaskPattern`]. Not `Text` with poem-openapi's `pattern` validator: that validator
@@ -164,50 +173,13 @@ impl ToJSON for Text {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskName(pub String);
 
-impl From<TaskName> for String {
-    fn from(t: TaskName) -> String {
-        t.0
+string_type!(
+    TaskName,
+    MetaSchema {
+        pattern: Some(TASK_PATTERN.to_owned()),
+        ..MetaSchema::new("string")
     }
-}
-
-impl Type for TaskName {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            pattern: Some(TASK_PATTERN.to_owned()),
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&String> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-        Box::new(std::iter::once(&self.0))
-    }
-}
-
-impl ParseFromJSON for TaskName {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Text::parse_from_json(value)
-            .map(|t| TaskName(t.0))
-            .map_err(poem_openapi::types::ParseError::propagate)
-    }
-}
-
-impl ToJSON for TaskName {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
+);
 
 /// The check of [`TASK_PATTERN`] (`^[a-z][a-z0-9-]{0,63}$`) without a regular expression,
 /// as a poem-openapi validator (`#[oai(validator(custom = "..."))]`); it prints as the
