@@ -208,9 +208,90 @@ impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for TaskPattern {
     }
 }
 
+/// The pattern of text fields that take no control characters: C0, DEL and C1.
+pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
+/// Text without control characters (ids, tokens, reasons, keys), declared in the spec as
+/// a string matching [`NO_CONTROL_PATTERN`] and checked by [`NoControl`]: as with
+/// [`TaskName`], poem-openapi's `pattern` validator would compile the expression on every
+/// check, once per token of a heartbeat of 1,024 tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainText(pub String);
+
+impl AsRef<str> for PlainText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+string_type!(
+    PlainText,
+    MetaSchema {
+        pattern: Some(NO_CONTROL_PATTERN.to_owned()),
+        ..MetaSchema::new("string")
+    }
+);
+
+/// The check of [`NO_CONTROL_PATTERN`] without a regular expression, as a poem-openapi
+/// validator; it prints as the `pattern` validator does, so a refusal reads the same.
+pub struct NoControl;
+
+/// Does `text` match [`NO_CONTROL_PATTERN`] (no character in U+0000..=U+001F or
+/// U+007F..=U+009F)?
+pub fn is_free_of_controls(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
+}
+
+impl std::fmt::Display for NoControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pattern(\"{NO_CONTROL_PATTERN}\")")
+    }
+}
+
+impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for NoControl {
+    fn check(&self, value: &T) -> bool {
+        is_free_of_controls(value.as_ref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused_as_the_pattern_says() {
+        let pattern = regex::Regex::new(NO_CONTROL_PATTERN).unwrap();
+        let mut probes: Vec<String> = [
+            "",
+            "plain",
+            "é ü 日本",
+            "tab\there",
+            "a\u{0}b",
+            "\u{7f}",
+            "x\u{9f}",
+            "\u{a0}",
+            "\u{85}",
+            "line\n",
+            "\u{2028}",
+            "🙂",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Every code point around the edges of the ranges, alone and inside text.
+        for c in (0u32..0x120)
+            .chain([0x2028, 0xfeff, 0x10ffff])
+            .filter_map(char::from_u32)
+        {
+            probes.push(c.to_string());
+            probes.push(format!("ok{c}ok"));
+        }
+        for p in &probes {
+            assert_eq!(is_free_of_controls(p), pattern.is_match(p), "{p:?}");
+        }
+    }
 
     #[test]
     fn task_names_are_checked_as_the_pattern_says() {

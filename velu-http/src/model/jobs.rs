@@ -7,7 +7,7 @@ use poem_openapi::{Enum, Object};
 use serde_json::Value;
 use velu_core::jobs;
 
-use super::common::{JsonObject, TaskName, Text, ts, ts_opt};
+use super::common::{JsonObject, PlainText, TaskName, Text, ts, ts_opt};
 use super::mirror::{each, mirror};
 
 /// A job's state.
@@ -206,10 +206,10 @@ pub struct SubmitJob {
         validator(
             min_length = 1,
             max_length = 200,
-            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+            custom = "crate::model::common::NoControl"
         )
     )]
-    pub idempotency_key: Option<Text>,
+    pub idempotency_key: Option<PlainText>,
 }
 
 impl From<SubmitJob> for jobs::SubmitJob {

@@ -3,7 +3,7 @@
 use poem_openapi::Object;
 use velu_core::pause;
 
-use super::common::{Text, ts};
+use super::common::{PlainText, ts};
 use super::mirror::{each, mirror};
 
 mirror! {
@@ -61,9 +61,9 @@ pub struct PauseBody {
     /// means none).
     #[oai(
         nullable,
-        validator(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+        validator(max_length = 500, custom = "crate::model::common::NoControl")
     )]
-    pub reason: Option<Text>,
+    pub reason: Option<PlainText>,
 }
 
 impl From<PauseBody> for pause::PauseInput {

@@ -5,7 +5,7 @@ use poem_openapi::types::Any;
 use serde_json::Value;
 use velu_core::schedules;
 
-use super::common::{JsonObject, TaskName, Text, ts, ts_opt};
+use super::common::{JsonObject, PlainText, TaskName, ts, ts_opt};
 use super::mirror::mirror;
 
 mirror! {
@@ -64,9 +64,9 @@ pub struct CreateSchedule {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub cron: Text,
+    pub cron: PlainText,
     /// IANA time zone the cron is read in, e.g. `Europe/Paris` (a name the server's time
     /// zone database does not know is `invalid`) [default: UTC].
     #[oai(
@@ -74,10 +74,10 @@ pub struct CreateSchedule {
         validator(
             min_length = 1,
             max_length = 64,
-            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+            custom = "crate::model::common::NoControl"
         )
     )]
-    pub timezone: Option<Text>,
+    pub timezone: Option<PlainText>,
     /// The payload of every job, as for `POST /v1/orgs/{org}/jobs` [default: {}].
     #[oai(nullable, default)]
     pub payload: JsonObject,

@@ -5,7 +5,7 @@ use poem_openapi::Object;
 use velu_core::secrets;
 use velu_core::worker::protocol as core;
 
-use super::common::{Text, ts};
+use super::common::{PlainText, Text, ts};
 use super::mirror::{each, mirror};
 
 mirror! {
@@ -54,9 +54,9 @@ pub struct JobSecretsRequest {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub worker_id: Text,
+    pub worker_id: PlainText,
     /// The job (a UUID).
     #[oai(validator(min_length = 1, max_length = 64))]
     pub job_id: Text,
@@ -64,9 +64,9 @@ pub struct JobSecretsRequest {
     #[oai(validator(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub token: Text,
+    pub token: PlainText,
 }
 
 impl From<JobSecretsRequest> for core::SecretsInput {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use velu_core::jobs;
 use velu_core::worker::protocol as core;
 
-use super::common::{TaskName, Text};
+use super::common::{PlainText, TaskName, Text};
 use super::mirror::{each, mirror};
 use super::plans::PlanName;
 
@@ -20,23 +20,23 @@ pub struct RegisterWorker {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub worker_id: Text,
+    pub worker_id: PlainText,
     /// The host it runs on: 1 to 255 bytes, no control characters.
     #[oai(validator(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub host: Text,
+    pub host: PlainText,
     /// Its version: 1 to 64 bytes, no control characters.
     #[oai(validator(
         min_length = 1,
         max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub version: Text,
+    pub version: PlainText,
     /// The task kinds it runs: at most 256 kind names (duplicates are dropped).
     #[oai(validator(max_items = 256, custom = "crate::model::common::TaskPattern"))]
     pub kinds: Vec<TaskName>,
@@ -69,9 +69,9 @@ pub struct ClaimJobs {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub worker_id: Text,
+    pub worker_id: PlainText,
     /// Most jobs to claim.
     #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
     pub max: u32,
@@ -147,9 +147,9 @@ pub struct HeartbeatLeases {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub worker_id: Text,
+    pub worker_id: PlainText,
     /// Tokens of the leases to renew: at most 1024, each 1 to 128 bytes, no control
     /// characters (may be empty: the worker is alive) [default: none].
     #[oai(
@@ -159,10 +159,10 @@ pub struct HeartbeatLeases {
             max_items = 1024,
             min_length = 1,
             max_length = 128,
-            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+            custom = "crate::model::common::NoControl"
         )
     )]
-    pub tokens: Vec<Text>,
+    pub tokens: Vec<PlainText>,
     /// New lease length in ms [default: 30000].
     #[oai(
         nullable,
@@ -183,9 +183,9 @@ pub struct ProgressLines {
     #[oai(validator(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub token: Text,
+    pub token: PlainText,
     /// The lines, oldest first, without newlines: at most 64, each at most 4096 bytes
     /// (stored cut to 1024 bytes, control characters replaced).
     #[oai(validator(max_items = 64, max_length = 4096))]
@@ -263,9 +263,9 @@ pub struct ReportedError {
     #[oai(validator(
         min_length = 1,
         max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub code: Text,
+    pub code: PlainText,
     /// What happened, for people (at most 64 KiB).
     #[oai(validator(max_length = 65536))]
     pub message: Text,
@@ -279,16 +279,16 @@ pub struct ReportedAttempt {
     #[oai(validator(
         min_length = 1,
         max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub id: Text,
+    pub id: PlainText,
     /// The attempt's fencing token: 1 to 128 bytes, no control characters.
     #[oai(validator(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub token: Text,
+    pub token: PlainText,
     /// How it ended; the server applies the retry policy. `cancelled` only after a
     /// heartbeat answered `cancel_requested` for the job (else `invalid`).
     pub outcome: ReportedOutcome,
@@ -376,18 +376,18 @@ pub struct ReleaseLeases {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub worker_id: Text,
+    pub worker_id: PlainText,
     /// Tokens of the leases to hand back: at most 1024, each 1 to 128 bytes, no control
     /// characters.
     #[oai(validator(
         max_items = 1024,
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub tokens: Vec<Text>,
+    pub tokens: Vec<PlainText>,
 }
 
 impl From<ReleaseLeases> for core::ReleaseInput {
@@ -415,9 +415,9 @@ pub struct WorkerStopped {
     #[oai(validator(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        custom = "crate::model::common::NoControl"
     ))]
-    pub worker_id: Text,
+    pub worker_id: PlainText,
 }
 
 impl From<WorkerStopped> for core::StoppedInput {
