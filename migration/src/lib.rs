@@ -23,6 +23,7 @@ pub(crate) mod m20261202_000014_row_level_security;
 mod m20261202_000015_create_job_counts;
 mod m20261202_000016_index_active_keys;
 mod m20261202_000017_shard_usage_daily;
+mod m20261203_000018_attempts_at_finish;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_create_job_counts::Migration),
             Box::new(m20261202_000016_index_active_keys::Migration),
             Box::new(m20261202_000017_shard_usage_daily::Migration),
+            Box::new(m20261203_000018_attempts_at_finish::Migration),
         ]
     }
 }

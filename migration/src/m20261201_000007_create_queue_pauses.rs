@@ -36,7 +36,7 @@ const ADMIN_BEFORE: [&str; 4] = [
 ];
 
 /// `velu_claim_jobs` of m20261125_000006, plus the pause checks.
-const CLAIM_WITH_PAUSES: &str = r#"
+pub(crate) const CLAIM_WITH_PAUSES: &str = r#"
 CREATE OR REPLACE FUNCTION velu_claim_jobs(
     p_org text, p_now timestamptz, p_kinds jsonb, p_want bigint, p_limit bigint,
     p_worker text, p_expires timestamptz

@@ -34,6 +34,40 @@ use common::{env_or, median};
 struct Run {
     enqueue_per_s: f64,
     jobs_per_s: f64,
+    /// PostgreSQL: WAL the server wrote during the drain, per job (the whole server's,
+    /// so other databases' writes count too: run it on a quiet server).
+    wal_per_job: Option<f64>,
+}
+
+/// PostgreSQL: the server's current WAL position (`None` on SQLite).
+async fn wal_lsn(velu: &Velu) -> Option<String> {
+    let conn = velu.db().conn();
+    if conn.get_database_backend() != velu_core::sea_orm::DbBackend::Postgres {
+        return None;
+    }
+    let row = conn
+        .query_one_raw(velu_core::sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT pg_current_wal_lsn()::text",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    Some(row.try_get_by_index::<String>(0).unwrap())
+}
+
+/// PostgreSQL: WAL bytes written since `from`.
+async fn wal_since(velu: &Velu, from: &str) -> f64 {
+    let conn = velu.db().conn();
+    let row = conn
+        .query_one_raw(velu_core::sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            format!("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{from}')::float8"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<f64>(0).unwrap()
 }
 
 /// Drops the triggers that keep `job_counts` (migration m20261202_000015), as the
@@ -154,6 +188,7 @@ async fn one_run(
         workspace_retention: Duration::from_secs(3600),
         ..WorkerConfig::default()
     };
+    let wal_start = wal_lsn(&velu).await;
     let (succeeded, drain) = if remote {
         let (report, drain) = remote_drain(&velu, dir.path(), cfg).await;
         (report.succeeded as usize, drain)
@@ -181,6 +216,10 @@ async fn one_run(
         (succeeded, t1.elapsed())
     };
     assert_eq!(succeeded, n, "every job succeeded");
+    let wal_per_job = match &wal_start {
+        Some(lsn) => Some(wal_since(&velu, lsn).await / n as f64),
+        None => None,
+    };
     let conn = velu.db().conn();
     let left = conn
         .query_one_raw(velu_core::sea_orm::Statement::from_string(
@@ -197,9 +236,10 @@ async fn one_run(
     let run = Run {
         enqueue_per_s: n as f64 / enqueue.as_secs_f64(),
         jobs_per_s: n as f64 / drain.as_secs_f64(),
+        wal_per_job,
     };
     eprintln!(
-        "  {backend}{}{}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s) [N={n} c={concurrency} prefetch={prefetch}]",
+        "  {backend}{}{}: enqueue {:.0} ms ({:.0}/s), process {:.0} ms ({:.0}/s){} [N={n} c={concurrency} prefetch={prefetch}]",
         if counters { "" } else { " (no counters)" },
         if idle > 0 {
             format!(" ({idle} idle orgs)")
@@ -209,7 +249,10 @@ async fn one_run(
         enqueue.as_secs_f64() * 1e3,
         run.enqueue_per_s,
         drain.as_secs_f64() * 1e3,
-        run.jobs_per_s
+        run.jobs_per_s,
+        run.wal_per_job
+            .map(|w| format!(", WAL {w:.0} B/job"))
+            .unwrap_or_default()
     );
     run
 }
@@ -322,8 +365,14 @@ fn main() {
                     label.push_str(&format!("-idle{idle}"));
                 }
                 let r = &results[k];
+                let wal: Vec<f64> = r.iter().filter_map(|r| r.wal_per_job).collect();
+                let wal = if wal.is_empty() {
+                    String::new()
+                } else {
+                    format!(" wal_bytes_per_job={:.0}", median(wal))
+                };
                 println!(
-                    "velu-{label} jobs_per_s={:.0} enqueue_per_s={:.0} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
+                    "velu-{label} jobs_per_s={:.0} enqueue_per_s={:.0}{wal} (median of {runs}, N={n}, 1 worker x {concurrency}, prefetch {prefetch})",
                     median(r.iter().map(|r| r.jobs_per_s).collect()),
                     median(r.iter().map(|r| r.enqueue_per_s).collect()),
                 );

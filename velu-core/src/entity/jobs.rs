@@ -31,6 +31,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// When the attempt in progress started (running jobs only). The attempt's
+    /// `job_attempts` row is appended when it ends (migration m20261203_000018).
+    pub lease_started_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

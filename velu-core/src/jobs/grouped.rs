@@ -117,6 +117,7 @@ pub(super) async fn write_group(
             updated_at: at,
             started_at: None,
             finished_at: None,
+            lease_started_at: None,
         };
         accepted.push(Accepted { index, model });
     }

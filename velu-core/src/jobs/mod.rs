@@ -5,7 +5,8 @@
 //! A job belongs to an org and is stamped with the actor that submitted it, taken from
 //! the authenticated principal only. Its status moves
 //! `queued → running → succeeded | failed | cancelled`, and back to `queued` for a retry
-//! (see [`JobStatus`]); each attempt is kept in `job_attempts`.
+//! (see [`JobStatus`]); each ended attempt is kept in `job_attempts` (the one in progress
+//! lives on the job's row until it ends).
 
 mod admission;
 mod counts;

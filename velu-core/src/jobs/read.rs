@@ -124,32 +124,48 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
     who: &Principal,
     job: jobs::Model,
 ) -> CoreResult<JobDetail> {
-    // A job's attempt count only grows, by one per claim, and each claim records its
-    // attempt: a job never claimed has none to read (one statement fewer for the show of a
-    // queued job).
-    if job.attempts == 0 {
-        return Ok(JobDetail {
-            job: Job::from_model(job)?,
-            history: Vec::new(),
-        });
+    // The attempt in progress lives on the job's row; each ended attempt has its row in
+    // `job_attempts`, appended when it ended (migration m20261203_000018). A job's attempt
+    // count grows by one per claim, so a job with no ended attempt (never claimed, or on
+    // its first attempt) has no history to read: one statement fewer for its show.
+    let current = in_progress(&job);
+    let ended = job.attempts - i32::from(current.is_some());
+    let mut history: Vec<JobAttempt> = if ended <= 0 {
+        Vec::new()
+    } else {
+        job_attempts::Entity::find()
+            .filter(job_attempts::Column::JobId.eq(job.id.as_str()))
+            .order_by_asc(job_attempts::Column::Attempt)
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(JobAttempt::from_model)
+            .collect::<CoreResult<_>>()?
+    };
+    history.extend(current);
+    if who.org_id.is_some() {
+        for attempt in &mut history {
+            attempt.worker_id = None;
+        }
     }
-    let history = job_attempts::Entity::find()
-        .filter(job_attempts::Column::JobId.eq(job.id.as_str()))
-        .order_by_asc(job_attempts::Column::Attempt)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| {
-            let mut attempt = JobAttempt::from_model(m)?;
-            if who.org_id.is_some() {
-                attempt.worker_id = None;
-            }
-            Ok(attempt)
-        })
-        .collect::<CoreResult<_>>()?;
     Ok(JobDetail {
         job: Job::from_model(job)?,
         history,
+    })
+}
+
+/// The attempt a running job is on, from its row: no outcome yet.
+fn in_progress(job: &jobs::Model) -> Option<JobAttempt> {
+    if job.status != JobStatus::Running.as_str() {
+        return None;
+    }
+    Some(JobAttempt {
+        attempt: job.attempts,
+        worker_id: job.lease_owner.clone(),
+        started_at: job.lease_started_at?.into(),
+        finished_at: None,
+        outcome: None,
+        error: None,
     })
 }
 

@@ -207,6 +207,7 @@ fn row(
         updated_at: Set(at),
         started_at: Set(None),
         finished_at: Set(None),
+        lease_started_at: Set(None),
     }
 }
 

@@ -67,8 +67,9 @@ pub async fn claim_for_orgs(
     let backend = db.db_backend();
     let models = match db.backend() {
         Backend::Postgres => {
-            // One round trip: per org, lock it, check pauses, count exactly, claim, record
-            // the attempts (migrations m20261125_000006, m20261201_000007). The orgs go in
+            // One round trip: per org, lock it, check pauses, count exactly, claim
+            // (migrations m20261125_000006, m20261201_000007, m20261203_000018: the
+            // attempt's row is appended when it ends, see `finish.rs`). The orgs go in
             // the order of their lock keys. The `claimed` events ride in the same
             // statement (after the rows are locked).
             let records: Vec<serde_json::Value> = parts
@@ -117,17 +118,6 @@ pub async fn claim_for_orgs(
             }
             if !models.is_empty() {
                 let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
-                let sql = format!(
-                    "INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at)
-                     SELECT id, attempts, $2, lease_token, $3 FROM jobs WHERE id IN ({ids})",
-                    ids = json_array_rows(Backend::Sqlite, 1),
-                );
-                tx.execute_raw(stmt(
-                    backend,
-                    &sql,
-                    vec![json_param(&ids)?, worker.to_owned().into(), at.into()],
-                ))
-                .await?;
                 let source = format!(
                     "jobs c WHERE c.id IN ({})",
                     json_array_rows(Backend::Sqlite, 1)
@@ -178,7 +168,7 @@ async fn claim_sqlite(
     let sql = format!(
         "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
            lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
-           started_at = COALESCE(started_at, $2), updated_at = $2
+           started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
          WHERE id IN (
            SELECT id FROM jobs
            WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2

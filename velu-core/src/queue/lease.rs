@@ -110,35 +110,59 @@ fn error_value(code: JobErrorCode, message: &str) -> DbValue {
     )))
 }
 
-/// Ends the attempts of running jobs matching `filter` as `lost` (a running job's attempt
-/// is found by its primary key, the job's id and attempt count, so the history of
-/// finished attempts is never scanned), then requeues, fails
-/// or cancels the jobs as `jobs_set` says (inside `tx`). `filter` is SQL over `jobs`
-/// using `$1` (now) and `$3..`; `$2` is the error recorded.
+/// Ends the attempts of running jobs matching `filter` as `lost`, appending each one's
+/// `job_attempts` row from the attempt in progress on the job's row (migration
+/// m20261203_000018), then requeues, fails or cancels the jobs as `jobs_set` says (inside
+/// `tx`). `filter` is SQL over `jobs` using `$1` (now) and `$3..`; `$2` is the error
+/// recorded.
+///
+/// On PostgreSQL one statement locks the matching rows first (`FOR UPDATE`: a finish that
+/// commits meanwhile takes the row out of the match, so its attempt is never recorded
+/// twice), then appends and updates; on SQLite the transaction's write lock does that.
 async fn end_attempts(
     tx: &DatabaseTransaction,
     backend: DbBackend,
     filter: &str,
     jobs_set: &str,
-    mut values: Vec<DbValue>,
+    values: Vec<DbValue>,
 ) -> CoreResult<Vec<String>> {
-    let attempts_sql = format!(
-        "UPDATE job_attempts SET finished_at = $1, outcome = '{lost}', error = $2
-         WHERE finished_at IS NULL
-           AND (job_id, attempt, lease_token) IN
-               (SELECT id, attempts, lease_token FROM jobs WHERE {filter})",
-        lost = AttemptOutcome::Lost.as_str(),
-    );
-    tx.execute_raw(stmt(backend, &attempts_sql, values.clone()))
-        .await?;
-    let jobs_sql = format!(
-        "UPDATE jobs SET {jobs_set}, error = $2, run_at = $1, lease_owner = NULL,
-           lease_token = NULL, lease_expires_at = NULL, updated_at = $1
-         WHERE {filter} RETURNING id"
-    );
-    let rows = tx
-        .query_all_raw(stmt(backend, &jobs_sql, std::mem::take(&mut values)))
-        .await?;
+    let lost = AttemptOutcome::Lost.as_str();
+    let append = |source: &str| {
+        format!(
+            "INSERT INTO job_attempts
+               (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
+             SELECT id, attempts, lease_owner, lease_token, COALESCE(lease_started_at, $1), $1,
+               '{lost}', $2
+             FROM {source}"
+        )
+    };
+    let update = |filter: &str| {
+        format!(
+            "UPDATE jobs SET {jobs_set}, error = $2, run_at = $1, lease_owner = NULL,
+               lease_token = NULL, lease_expires_at = NULL, updated_at = $1
+             WHERE {filter} RETURNING jobs.id AS id"
+        )
+    };
+    let rows = if backend == DbBackend::Postgres {
+        let sql = format!(
+            "WITH locked AS (
+               SELECT id, attempts, lease_owner, lease_token, lease_started_at FROM jobs
+               WHERE {filter} FOR UPDATE
+             ),
+             appended AS ({append}),
+             ended AS ({update})
+             SELECT id FROM ended",
+            append = append("locked"),
+            update = update("jobs.id IN (SELECT id FROM locked)"),
+        );
+        tx.query_all_raw(stmt(backend, &sql, values)).await?
+    } else {
+        let source = format!("jobs WHERE {filter}");
+        tx.execute_raw(stmt(backend, &append(&source), values.clone()))
+            .await?;
+        tx.query_all_raw(stmt(backend, &update(filter), values))
+            .await?
+    };
     rows.iter()
         .map(|r| Ok(r.try_get::<String>("", "id")?))
         .collect()
