@@ -24,6 +24,7 @@ mod m20261202_000015_create_job_counts;
 mod m20261202_000016_index_active_keys;
 mod m20261202_000017_shard_usage_daily;
 mod m20261203_000018_attempts_at_finish;
+mod m20261203_000019_job_events_key;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_index_active_keys::Migration),
             Box::new(m20261202_000017_shard_usage_daily::Migration),
             Box::new(m20261203_000018_attempts_at_finish::Migration),
+            Box::new(m20261203_000019_job_events_key::Migration),
         ]
     }
 }
