@@ -19,8 +19,9 @@ the setup fails, 0 otherwise.
    and queries `jobs` and `job_attempts`:
    * lost: jobs not `succeeded` (split into never finished, failed, cancelled);
    * double success: jobs with more than one attempt whose outcome is `succeeded`;
-   * also: succeeded jobs without a succeeded attempt, attempts still open, attempts
-     ended `lost` (reclaimed after a kill), jobs run more than once.
+   * also: succeeded jobs without a succeeded attempt, ended jobs whose attempt rows do
+     not number their attempts (an attempt's row is appended once, when it ends),
+     attempts ended `lost` (reclaimed after a kill), jobs run more than once.
 
 Knobs (environment): VELU_BIN (target/release/velu-cli), BACKEND (postgres | sqlite),
 ADMIN_URL, N (2000), W (8), C (4), K (100), SLEEP (0.5), LEASE (5s; at least 3),
@@ -98,6 +99,9 @@ QUERIES = {
                                  "AND NOT EXISTS (SELECT 1 FROM job_attempts a "
                                  "WHERE a.job_id = j.id AND a.outcome = 'succeeded')",
     "open_attempts": "SELECT COUNT(*) FROM job_attempts WHERE outcome IS NULL",
+    "attempts_miscounted": "SELECT COUNT(*) FROM jobs j WHERE j.status <> 'running' "
+                           "AND j.attempts <> (SELECT COUNT(*) FROM job_attempts a "
+                           "WHERE a.job_id = j.id)",
     "attempts": "SELECT COUNT(*) FROM job_attempts",
     "lost_attempts": "SELECT COUNT(*) FROM job_attempts WHERE outcome = 'lost'",
     "jobs_run_more_than_once": "SELECT COUNT(*) FROM (SELECT job_id FROM job_attempts "
@@ -253,11 +257,13 @@ def main():
               f"{r['open_attempts']} still open); {r['jobs_run_more_than_once']} jobs ran more "
               f"than once, at most {r['max_attempts_used']} attempts")
         print(f"consistency     succeeded without a succeeded attempt: "
-              f"{r['succeeded_without_attempt']}")
+              f"{r['succeeded_without_attempt']}; ended jobs with attempts miscounted: "
+              f"{r['attempts_miscounted']}")
         print("# json: " + json.dumps(dict(r, backend=backend, n=n, w=w, c=c, k=k, kills=kills,
                                            lost=lost, double=double, wall_s=round(wall, 2),
                                            seed=seed, drained=drained)))
-        bad = lost > 0 or double > 0 or r["succeeded_without_attempt"] > 0
+        bad = (lost > 0 or double > 0 or r["succeeded_without_attempt"] > 0
+               or r["attempts_miscounted"] > 0 or r["open_attempts"] > 0)
         code = 1 if bad else 0
     except (RuntimeError, subprocess.SubprocessError, OSError, KeyError, ValueError) as e:
         print(f"chaos: {e}", file=sys.stderr)
