@@ -108,17 +108,17 @@ impl ToJSON for JsonObject {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Text(pub String);
 
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A wire string type over `String`: `From<$ty> for String`, `Type` with the inline
-/// schema `$schema`, a `ParseFromJSON` that takes a JSON string and nothing else, and
-/// `ToJSON`.
+/// A wire string type over `String`: `From<$ty> for String`, `AsRef<str>`, `Type` with
+/// the inline schema `$schema`, a `ParseFromJSON` that takes a JSON string and nothing
+/// else, and `ToJSON`.
 macro_rules! string_type {
     ($ty:ident, $schema:expr) => {
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<$ty> for String {
             fn from(t: $ty) -> String {
                 t.0
@@ -196,17 +196,26 @@ pub fn is_task_name(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-impl std::fmt::Display for TaskPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pattern(\"{TASK_PATTERN}\")")
-    }
+/// A poem-openapi validator `$validator` that stands in for the `pattern` validator of
+/// `$pattern` with the check `$check`: it prints as the `pattern` validator does, so a
+/// refusal reads the same.
+macro_rules! pattern_check {
+    ($validator:ident, $pattern:ident, $check:path) => {
+        impl std::fmt::Display for $validator {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "pattern(\"{}\")", $pattern)
+            }
+        }
+
+        impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for $validator {
+            fn check(&self, value: &T) -> bool {
+                $check(value.as_ref())
+            }
+        }
+    };
 }
 
-impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for TaskPattern {
-    fn check(&self, value: &T) -> bool {
-        is_task_name(value.as_ref())
-    }
-}
+pattern_check!(TaskPattern, TASK_PATTERN, is_task_name);
 
 /// The pattern of text fields that take no control characters: C0, DEL and C1.
 pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
@@ -217,12 +226,6 @@ pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 /// check, once per token of a heartbeat of 1,024 tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlainText(pub String);
-
-impl AsRef<str> for PlainText {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
 
 string_type!(
     PlainText,
@@ -239,22 +242,11 @@ pub struct NoControl;
 /// Does `text` match [`NO_CONTROL_PATTERN`] (no character in U+0000..=U+001F or
 /// U+007F..=U+009F)?
 pub fn is_free_of_controls(text: &str) -> bool {
-    !text
-        .chars()
-        .any(|c| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c))
+    // Exactly Unicode's `Cc` category, as velu-core's `text::plain` checks it.
+    !text.chars().any(char::is_control)
 }
 
-impl std::fmt::Display for NoControl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pattern(\"{NO_CONTROL_PATTERN}\")")
-    }
-}
-
-impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for NoControl {
-    fn check(&self, value: &T) -> bool {
-        is_free_of_controls(value.as_ref())
-    }
-}
+pattern_check!(NoControl, NO_CONTROL_PATTERN, is_free_of_controls);
 
 #[cfg(test)]
 mod tests {
