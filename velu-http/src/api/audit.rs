@@ -13,6 +13,7 @@ use super::Tag;
 use crate::auth::Auth;
 use crate::model::Page;
 use crate::model::audit::AuditEvent;
+use crate::model::common::Cursor;
 use crate::problem::ApiResult;
 
 /// The audit log.
@@ -35,12 +36,12 @@ impl AuditApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
-        cursor: Query<Option<String>>,
+        #[oai(validator(custom = "crate::model::common::CursorPattern"))]
+        cursor: Query<Option<Cursor>>,
     ) -> ApiResult<Json<Page<AuditEvent>>> {
         let page = PageRequest {
             limit: limit.0,
-            cursor: cursor.0,
+            cursor: cursor.0.map(String::from),
         };
         let list = list_audit(&velu, &auth.0, &OrgRef::new(org.0), &page).await?;
         Ok(Json(Page::from_core(list)))

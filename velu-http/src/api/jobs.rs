@@ -12,6 +12,7 @@ use velu_core::pagination::PageRequest;
 use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
+use crate::model::common::{Cursor, PlainText};
 use crate::model::jobs::{
     BatchSubmitted, Job, JobDetail, JobStats, JobStatus, SubmitBatch, SubmitJob, SubmittedJob,
 };
@@ -93,24 +94,24 @@ impl JobsApi {
         /// Only this status.
         status: Query<Option<JobStatus>>,
         /// Only this task kind (no control characters).
-        #[oai(validator(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))]
-        task: Query<Option<String>>,
+        #[oai(validator(custom = "crate::model::common::NoControl"))]
+        task: Query<Option<PlainText>>,
         /// Page size [default: 50].
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
-        cursor: Query<Option<String>>,
+        #[oai(validator(custom = "crate::model::common::CursorPattern"))]
+        cursor: Query<Option<Cursor>>,
     ) -> ApiResult<Json<Page<Job>>> {
         let filter = JobFilter {
             status: status
                 .0
                 .map(|s| jobs::JobStatus::from(s).as_str().to_owned()),
-            task: task.0,
+            task: task.0.map(String::from),
         };
         let page = PageRequest {
             limit: limit.0,
-            cursor: cursor.0,
+            cursor: cursor.0.map(String::from),
         };
         let list = jobs::list_jobs(&velu, &auth.0, &OrgRef::new(org.0), &filter, &page).await?;
         Ok(Json(Page::from_core(list)))

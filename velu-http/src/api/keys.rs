@@ -12,6 +12,7 @@ use velu_core::pagination::PageRequest;
 use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
+use crate::model::common::Cursor;
 use crate::model::keys::{ApiKey, CreateKey, IssuedKey};
 use crate::problem::{ApiResult, BodyResult};
 
@@ -58,12 +59,12 @@ impl KeysApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
-        cursor: Query<Option<String>>,
+        #[oai(validator(custom = "crate::model::common::CursorPattern"))]
+        cursor: Query<Option<Cursor>>,
     ) -> ApiResult<Json<Page<ApiKey>>> {
         let page = PageRequest {
             limit: limit.0,
-            cursor: cursor.0,
+            cursor: cursor.0.map(String::from),
         };
         Ok(Json(Page::from_core(
             keys::list_keys(&velu, &auth.0, &owner(org), &page).await?,

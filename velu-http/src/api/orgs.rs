@@ -12,6 +12,7 @@ use super::{Created, Tag};
 use crate::auth::Auth;
 use crate::model::Page;
 use crate::model::bootstrap::{Bootstrap, BootstrapOrg};
+use crate::model::common::{Cursor, PlainText};
 use crate::model::orgs::{CreateOrg, Org, SetPlan};
 use crate::problem::{ApiResult, BodyResult};
 
@@ -58,20 +59,28 @@ impl OrgsApi {
         auth: Auth,
         /// Text to find in the name or slug (case-insensitive; trimmed; at most 200
         /// characters, no control characters).
-        #[oai(validator(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))]
-        q: Query<Option<String>>,
+        #[oai(validator(max_length = 200, custom = "crate::model::common::NoControl"))]
+        q: Query<Option<PlainText>>,
         /// Page size [default: 50].
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
-        cursor: Query<Option<String>>,
+        #[oai(validator(custom = "crate::model::common::CursorPattern"))]
+        cursor: Query<Option<Cursor>>,
     ) -> ApiResult<Json<Page<Org>>> {
         let page = PageRequest {
             limit: limit.0,
-            cursor: cursor.0,
+            cursor: cursor.0.map(String::from),
         };
-        let list = orgs::list_orgs(&velu, &auth.0, &OrgFilter { q: q.0 }, &page).await?;
+        let list = orgs::list_orgs(
+            &velu,
+            &auth.0,
+            &OrgFilter {
+                q: q.0.map(String::from),
+            },
+            &page,
+        )
+        .await?;
         Ok(Json(Page::from_core(list)))
     }
 

@@ -12,6 +12,7 @@ use velu_core::pagination::PageRequest;
 use super::Tag;
 use crate::auth::Auth;
 use crate::model::Page;
+use crate::model::common::Cursor;
 use crate::model::workers::{WorkerInfo, WorkerState};
 use crate::problem::ApiResult;
 
@@ -36,8 +37,8 @@ impl WorkersApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]*$"))]
-        cursor: Query<Option<String>>,
+        #[oai(validator(custom = "crate::model::common::CursorPattern"))]
+        cursor: Query<Option<Cursor>>,
     ) -> ApiResult<Json<Page<WorkerInfo>>> {
         let filter = WorkerFilter {
             org: org.0.map(OrgRef::new),
@@ -47,7 +48,7 @@ impl WorkersApi {
         };
         let page = PageRequest {
             limit: limit.0,
-            cursor: cursor.0,
+            cursor: cursor.0.map(String::from),
         };
         let list = fleet::list_workers(&velu, &auth.0, &filter, &page).await?;
         Ok(Json(Page::from_core(list)))

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use poem_openapi::Object;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde_json::Value;
 use velu_core::time::Timestamp;
 
@@ -110,7 +110,7 @@ pub struct Text(pub String);
 
 /// A wire string type over `String`: `From<$ty> for String`, `AsRef<str>`, `Type` with
 /// the inline schema `$schema`, a `ParseFromJSON` that takes a JSON string and nothing
-/// else, and `ToJSON`.
+/// else, `ToJSON`, and `ParseFromParameter` (a query or path parameter, taken as is).
 macro_rules! string_type {
     ($ty:ident, $schema:expr) => {
         impl AsRef<str> for $ty {
@@ -159,6 +159,12 @@ macro_rules! string_type {
         impl ToJSON for $ty {
             fn to_json(&self) -> Option<Value> {
                 Some(Value::String(self.0.clone()))
+            }
+        }
+
+        impl ParseFromParameter for $ty {
+            fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+                Ok($ty(value.to_owned()))
             }
         }
     };
@@ -248,6 +254,35 @@ pub fn is_free_of_controls(text: &str) -> bool {
 
 pattern_check!(NoControl, NO_CONTROL_PATTERN, is_free_of_controls);
 
+/// The pattern of a page cursor: the unpadded URL-safe base64 that `next_cursor` is.
+pub const CURSOR_PATTERN: &str = r"^[A-Za-z0-9_-]*$";
+
+/// A list route's `cursor` parameter, declared in the spec as a string matching
+/// [`CURSOR_PATTERN`] and checked by [`CursorPattern`] (no regular expression compiled
+/// per request, as for [`TaskName`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+string_type!(
+    Cursor,
+    MetaSchema {
+        pattern: Some(CURSOR_PATTERN.to_owned()),
+        ..MetaSchema::new("string")
+    }
+);
+
+/// The check of [`CURSOR_PATTERN`] without a regular expression, as a poem-openapi
+/// validator; it prints as the `pattern` validator does, so a refusal reads the same.
+pub struct CursorPattern;
+
+/// Does `text` match [`CURSOR_PATTERN`] (ASCII letters, digits, `-` and `_` only)?
+pub fn is_cursor_text(text: &str) -> bool {
+    text.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+pattern_check!(CursorPattern, CURSOR_PATTERN, is_cursor_text);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +318,29 @@ mod tests {
         for p in &probes {
             assert_eq!(is_free_of_controls(p), pattern.is_match(p), "{p:?}");
         }
+    }
+
+    #[test]
+    fn cursors_are_checked_as_the_pattern_says() {
+        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        let mut probes: Vec<String> = ["", "abc", "A-z_09", "a b", "a=", "a+b/", "é", "a\0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for c in (0u32..0x180)
+            .chain([0x2028, 0xff10, 0x10ffff])
+            .filter_map(char::from_u32)
+        {
+            probes.push(c.to_string());
+            probes.push(format!("ok{c}ok"));
+        }
+        for p in &probes {
+            assert_eq!(is_cursor_text(p), pattern.is_match(p), "{p:?}");
+        }
+        assert_eq!(
+            CursorPattern.to_string(),
+            format!("pattern(\"{CURSOR_PATTERN}\")")
+        );
     }
 
     #[test]
