@@ -37,6 +37,7 @@ mod schedules;
 mod schema;
 mod secrets;
 mod spec;
+mod sqlite_writes;
 mod support;
 mod usage;
 mod worker;

@@ -91,6 +91,9 @@ pub struct Db {
     /// Only [`Db::cross_org_tx`], [`Db::cross_org_read_tx`] and
     /// [`Db::query_all_cross_org`] hand it out.
     cross: Option<DatabaseConnection>,
+    /// SQLite: a pool of one connection that every write transaction of this process
+    /// takes (see [`Db::write_tx`]); `None` on PostgreSQL.
+    writer: Option<DatabaseConnection>,
 }
 
 /// SQLite waits this long for a competing writer (another process) before giving up.
@@ -112,6 +115,9 @@ impl Db {
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
                         .foreign_keys(true)
+                        // Statement journals and temporary B-trees in memory: without it a
+                        // burn-down created and unlinked a temporary file every few dozen jobs.
+                        .pragma("temp_store", "memory")
                         .create_if_missing(true)
                 });
             }
@@ -143,12 +149,21 @@ impl Db {
                 opts.map_sqlx_postgres_opts(|o| o.options([("role", rls::APP_ROLE)]));
             }
         }
+        let writer = match backend {
+            Backend::Sqlite => {
+                let mut writer_opts = opts.clone();
+                writer_opts.max_connections(1).min_connections(0);
+                Some(Database::connect(writer_opts).await.map_err(unreachable)?)
+            }
+            Backend::Postgres => None,
+        };
         let conn = Database::connect(opts).await.map_err(unreachable)?;
         Ok(Db {
             conn,
             backend,
             app_role,
             cross,
+            writer,
         })
     }
 
@@ -178,17 +193,29 @@ impl Db {
         }
     }
 
-    /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
-    /// (`IMMEDIATE`), so it waits for other writers instead of failing when it upgrades.
+    /// Starts a transaction that will write. On SQLite it runs on the process's one
+    /// writer connection and takes the write lock at `BEGIN` (`IMMEDIATE`), so it waits
+    /// for other writers instead of failing when it upgrades.
+    ///
+    /// SQLite has one writer at a time per file, and a connection that finds the write
+    /// lock taken does not queue: its busy handler sleeps 1 ms, then 2, 5, 10 ms and
+    /// longer, and retries, where a write of the queue holds the lock for well under a
+    /// millisecond (about a thousand such sleeps per 20,000 jobs of a burn-down). Writers
+    /// of this process wait instead for the writer connection, first come first served
+    /// and woken when it is free; the busy handler is left for other processes' writers
+    /// (`serve` and a worker sharing the file). One connection also keeps its page cache
+    /// across write transactions: in WAL mode a connection discards its whole cache when
+    /// another connection has committed since its last transaction, and with writes
+    /// spread over the pool nearly every write started cold (docs/benchmarks.md).
     pub async fn write_tx(&self) -> CoreResult<DatabaseTransaction> {
-        let opts = match self.backend {
-            Backend::Sqlite => TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            },
-            Backend::Postgres => TransactionOptions::default(),
+        let Some(writer) = &self.writer else {
+            return Ok(self.conn.begin().await?);
         };
-        Ok(self.conn.begin_with_options(opts).await?)
+        let opts = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok(writer.begin_with_options(opts).await?)
     }
 
     /// Starts a transaction that reads only (on SQLite a deferred one, so it takes no write
@@ -238,6 +265,9 @@ impl Db {
     pub async fn close(self) {
         if let Some(cross) = self.cross {
             let _ = cross.close().await;
+        }
+        if let Some(writer) = self.writer {
+            let _ = writer.close().await;
         }
         let _ = self.conn.close().await;
     }
