@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use velu_core::sea_orm::{ConnectionTrait, DbBackend, Statement};
-use velu_tests::{Backend, TestEnv, backend_tests};
+use velu_tests::{Backend, backend_tests};
 
 /// The first column of the first row of `sql`, as an integer.
 async fn int<C: ConnectionTrait>(conn: &C, sql: &str) -> i64 {
