@@ -108,10 +108,43 @@ impl ToJSON for JsonObject {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Text(pub String);
 
+/// A poem-openapi validator `$validator` that stands in for the `pattern` validator of
+/// `$pattern` with the check `$check`: it prints as the `pattern` validator does, so a
+/// refusal reads the same.
+macro_rules! pattern_check {
+    ($validator:ident, $pattern:ident, $check:path) => {
+        impl std::fmt::Display for $validator {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "pattern(\"{}\")", $pattern)
+            }
+        }
+
+        impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for $validator {
+            fn check(&self, value: &T) -> bool {
+                $check(value.as_ref())
+            }
+        }
+    };
+}
+
 /// A wire string type over `String`: `From<$ty> for String`, `AsRef<str>`, `Type` with
 /// the inline schema `$schema`, a `ParseFromJSON` that takes a JSON string and nothing
 /// else, `ToJSON`, and `ParseFromParameter` (a query or path parameter, taken as is).
+///
+/// The second form declares the type in the spec as a string matching `$pattern`, and
+/// makes the unit struct `$validator` the check of that pattern by `$check` (see
+/// `pattern_check!`).
 macro_rules! string_type {
+    ($ty:ident, pattern $pattern:ident, checked by $validator:ident with $check:path) => {
+        string_type!(
+            $ty,
+            MetaSchema {
+                pattern: Some($pattern.to_owned()),
+                ..MetaSchema::new("string")
+            }
+        );
+        pattern_check!($validator, $pattern, $check);
+    };
     ($ty:ident, $schema:expr) => {
         impl AsRef<str> for $ty {
             fn as_ref(&self) -> &str {
@@ -179,13 +212,7 @@ string_type!(Text, MetaSchema::new("string"));
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskName(pub String);
 
-string_type!(
-    TaskName,
-    MetaSchema {
-        pattern: Some(TASK_PATTERN.to_owned()),
-        ..MetaSchema::new("string")
-    }
-);
+string_type!(TaskName, pattern TASK_PATTERN, checked by TaskPattern with is_task_name);
 
 /// The check of [`TASK_PATTERN`] (`^[a-z][a-z0-9-]{0,63}$`) without a regular expression,
 /// as a poem-openapi validator (`#[oai(validator(custom = "..."))]`); it prints as the
@@ -202,27 +229,6 @@ pub fn is_task_name(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-/// A poem-openapi validator `$validator` that stands in for the `pattern` validator of
-/// `$pattern` with the check `$check`: it prints as the `pattern` validator does, so a
-/// refusal reads the same.
-macro_rules! pattern_check {
-    ($validator:ident, $pattern:ident, $check:path) => {
-        impl std::fmt::Display for $validator {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "pattern(\"{}\")", $pattern)
-            }
-        }
-
-        impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for $validator {
-            fn check(&self, value: &T) -> bool {
-                $check(value.as_ref())
-            }
-        }
-    };
-}
-
-pattern_check!(TaskPattern, TASK_PATTERN, is_task_name);
-
 /// The pattern of text fields that take no control characters: C0, DEL and C1.
 pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 
@@ -233,13 +239,7 @@ pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlainText(pub String);
 
-string_type!(
-    PlainText,
-    MetaSchema {
-        pattern: Some(NO_CONTROL_PATTERN.to_owned()),
-        ..MetaSchema::new("string")
-    }
-);
+string_type!(PlainText, pattern NO_CONTROL_PATTERN, checked by NoControl with is_free_of_controls);
 
 /// The check of [`NO_CONTROL_PATTERN`] without a regular expression, as a poem-openapi
 /// validator; it prints as the `pattern` validator does, so a refusal reads the same.
@@ -252,8 +252,6 @@ pub fn is_free_of_controls(text: &str) -> bool {
     !text.chars().any(char::is_control)
 }
 
-pattern_check!(NoControl, NO_CONTROL_PATTERN, is_free_of_controls);
-
 /// The pattern of a page cursor: the unpadded URL-safe base64 that `next_cursor` is.
 pub const CURSOR_PATTERN: &str = r"^[A-Za-z0-9_-]*$";
 
@@ -263,13 +261,7 @@ pub const CURSOR_PATTERN: &str = r"^[A-Za-z0-9_-]*$";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor(pub String);
 
-string_type!(
-    Cursor,
-    MetaSchema {
-        pattern: Some(CURSOR_PATTERN.to_owned()),
-        ..MetaSchema::new("string")
-    }
-);
+string_type!(Cursor, pattern CURSOR_PATTERN, checked by CursorPattern with is_cursor_text);
 
 /// The check of [`CURSOR_PATTERN`] without a regular expression, as a poem-openapi
 /// validator; it prints as the `pattern` validator does, so a refusal reads the same.
@@ -280,8 +272,6 @@ pub fn is_cursor_text(text: &str) -> bool {
     text.bytes()
         .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
-
-pattern_check!(CursorPattern, CURSOR_PATTERN, is_cursor_text);
 
 #[cfg(test)]
 mod tests {
