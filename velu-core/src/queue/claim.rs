@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use super::pause::{org_paused_sql, paused_tasks_sql};
+use super::pin::{claim_index, running_index};
 use super::types::{ClaimedJob, ReadyOrg, lease_expiry};
 use crate::db::events;
 use crate::db::sql::{json_array_rows, json_param, stmt};
@@ -154,6 +155,35 @@ pub async fn claim_for_orgs(
         .collect()
 }
 
+/// SQLite: the statement of one org's part of a claim. Its parameters: `$1` the org, `$2`
+/// the time, `$3` the kinds (JSON), `$4` how many, `$5` the org's cap, `$6` the worker,
+/// `$7` the lease's expiry. Its reads of `jobs` name their indexes (`pin.rs`).
+pub(super) fn sqlite_claim_sql() -> String {
+    let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
+    let running_count = format!(
+        "(SELECT count(*) FROM jobs{by_running} WHERE org_id = $1 AND status = '{running}')",
+        by_running = running_index(Backend::Sqlite),
+    );
+    format!(
+        "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
+           lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
+           started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
+         WHERE id IN (
+           SELECT id FROM jobs{by_claim}
+           WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
+             AND NOT {org_paused}
+             AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
+           ORDER BY priority DESC, run_at, id
+           LIMIT max(0, min($4, $5 - {running_count}))
+         )
+         RETURNING *",
+        by_claim = claim_index(Backend::Sqlite),
+        kinds = json_array_rows(Backend::Sqlite, 3),
+        org_paused = org_paused_sql("$1"),
+        paused_tasks = paused_tasks_sql(),
+    )
+}
+
 /// SQLite: one org's part of a claim, inside the claimer's write transaction.
 async fn claim_sqlite(
     tx: &sea_orm::DatabaseTransaction,
@@ -162,26 +192,7 @@ async fn claim_sqlite(
     expires: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> CoreResult<Vec<jobs::Model>> {
-    let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
-    let running_count =
-        format!("(SELECT count(*) FROM jobs WHERE org_id = $1 AND status = '{running}')");
-    let sql = format!(
-        "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
-           lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
-           started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
-         WHERE id IN (
-           SELECT id FROM jobs
-           WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
-             AND NOT {org_paused}
-             AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
-           ORDER BY priority DESC, run_at, id
-           LIMIT max(0, min($4, $5 - {running_count}))
-         )
-         RETURNING *",
-        kinds = json_array_rows(Backend::Sqlite, 3),
-        org_paused = org_paused_sql("$1"),
-        paused_tasks = paused_tasks_sql(),
-    );
+    let sql = sqlite_claim_sql();
     let values = vec![
         part.org.id.clone().into(),
         at.into(),

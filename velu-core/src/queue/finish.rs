@@ -145,37 +145,12 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
         }
         Backend::Sqlite => {
             let tx = db.cross_org_tx(CrossOrg::Queue).await?;
-            // `jsonb_each`, not `json_each`: each outcome comes out as JSONB, which the
-            // operators read as it is; `json_each` turned every outcome back into text
-            // for each operator to parse again (about 4% of the writer's time in a
-            // burn-down, docs/benchmarks.md).
-            let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
-                       value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
-                       value -> '$.result' AS result, value -> '$.error' AS error,
-                       value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished
-                     FROM jsonb_each($1)) AS v";
+            let (attempts_sql, jobs_sql) = sqlite_finish_sql();
             // The attempts first, off the rows the jobs update is about to change (the
             // write lock of the transaction keeps them as read).
-            let attempts_sql = format!(
-                "INSERT INTO job_attempts
-                   (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
-                 SELECT jobs.id, jobs.attempts, jobs.lease_owner, v.token,
-                   COALESCE(jobs.lease_started_at, $2), $2, v.outcome, v.error
-                 FROM {v} JOIN jobs ON jobs.id = v.id AND jobs.lease_token = v.token
-                   AND jobs.status = '{running}'
-                 RETURNING job_id, started_at"
-            );
             let attempts = tx
                 .query_all_raw(stmt(backend, &attempts_sql, vec![batch.clone(), at.into()]))
                 .await?;
-            let jobs_sql = format!(
-                "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
-                   run_at = COALESCE(v.run_at, jobs.run_at),
-                   finished_at = CASE WHEN v.finished THEN $2 ELSE NULL END,
-                   updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-                 FROM {v} WHERE jobs.id = v.id AND jobs.lease_token = v.token AND jobs.status = '{running}'
-                 RETURNING jobs.id AS id, jobs.org_id AS org_id, jobs.task AS task, jobs.status AS status"
-            );
             let rows = tx
                 .query_all_raw(stmt(backend, &jobs_sql, vec![batch, at.into()]))
                 .await?;
@@ -192,6 +167,42 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
     done.iter()
         .map(|r| Ok(r.try_get::<String>("", "id")?))
         .collect()
+}
+
+/// SQLite: the two statements of a finish, appending the attempts and updating the jobs.
+/// Their parameters: `$1` the outcomes (JSON), `$2` the time. Each finds its jobs by
+/// primary key only: a unary `+` keeps the lease token and the status from steering the
+/// plan (statistics that call the running jobs few made SQLite loop over every running
+/// job for each outcome: `pin.rs`).
+pub(super) fn sqlite_finish_sql() -> (String, String) {
+    let running = JobStatus::Running.as_str();
+    // `jsonb_each`, not `json_each`: each outcome comes out as JSONB, which the operators
+    // read as it is; `json_each` turned every outcome back into text for each operator to
+    // parse again (about 4% of the writer's time in a burn-down, docs/benchmarks.md).
+    let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
+               value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
+               value -> '$.result' AS result, value -> '$.error' AS error,
+               value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished
+             FROM jsonb_each($1)) AS v";
+    let attempts = format!(
+        "INSERT INTO job_attempts
+           (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
+         SELECT jobs.id, jobs.attempts, jobs.lease_owner, v.token,
+           COALESCE(jobs.lease_started_at, $2), $2, v.outcome, v.error
+         FROM {v} JOIN jobs ON jobs.id = v.id AND +jobs.lease_token = v.token
+           AND +jobs.status = '{running}'
+         RETURNING job_id, started_at"
+    );
+    let jobs = format!(
+        "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
+           run_at = COALESCE(v.run_at, jobs.run_at),
+           finished_at = CASE WHEN v.finished THEN $2 ELSE NULL END,
+           updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         FROM {v} WHERE jobs.id = v.id AND +jobs.lease_token = v.token
+           AND +jobs.status = '{running}'
+         RETURNING jobs.id AS id, jobs.org_id AS org_id, jobs.task AS task, jobs.status AS status"
+    );
+    (attempts, jobs)
 }
 
 /// SQLite: the usage deltas of a finish batch, from the rows its two updates returned

@@ -25,6 +25,7 @@ mod depth;
 mod finish;
 mod lease;
 mod pause;
+mod pin;
 mod ready;
 mod scrub;
 mod types;
@@ -38,3 +39,21 @@ pub(crate) use pause::{hold_claims, holds, is_held};
 pub use ready::ready_orgs;
 pub use scrub::{NUL_REPLACEMENT, scrub_nul};
 pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};
+
+/// Every SQLite statement of the claim loop and the finish, by name (`pin.rs` checks their
+/// plans against misleading statistics).
+#[cfg(test)]
+fn sqlite_statements() -> Vec<(&'static str, String)> {
+    use crate::db::Backend;
+    let (attempts, jobs) = finish::sqlite_finish_sql();
+    vec![
+        ("ready scan", ready::scan_sql(Backend::Sqlite, false)),
+        (
+            "ready scan, wrapping",
+            ready::scan_sql(Backend::Sqlite, true),
+        ),
+        ("claim", claim::sqlite_claim_sql()),
+        ("finish: attempts", attempts),
+        ("finish: jobs", jobs),
+    ]
+}

@@ -4,6 +4,7 @@ use crate::db::CrossOrg;
 use chrono::{DateTime, Utc};
 
 use super::pause::{org_paused_sql, paused_tasks_sql};
+use super::pin::{claim_index, running_index};
 use super::types::{KindsByPlan, ReadyOrg};
 use crate::db::sql::stmt;
 use crate::db::{Backend, Db};
@@ -25,21 +26,7 @@ pub async fn ready_orgs(
     kinds: &KindsByPlan,
     after: Option<&str>,
 ) -> CoreResult<Vec<ReadyOrg>> {
-    let backend = db.backend();
-    // One statement for both passes (a round trip saved on every scan that wraps, which
-    // is every scan finding fewer ready orgs than `limit`): the orgs after `after`, then,
-    // as far as the limit leaves room, those from the start up to `after`.
-    let sql = match after {
-        None => pass_sql(backend, "$3", None),
-        Some(_) => format!(
-            "SELECT org_id, plan, CAST(0 AS BIGINT) AS pass FROM ({first}) a
-             UNION ALL
-             SELECT org_id, plan, CAST(1 AS BIGINT) AS pass FROM ({second}) b
-             LIMIT $2",
-            first = pass_sql(backend, "$3", None),
-            second = pass_sql(backend, "''", Some("$3")),
-        ),
-    };
+    let sql = scan_sql(db.backend(), after.is_some());
     let kinds_json = serde_json::to_string(
         &kinds
             .iter()
@@ -80,6 +67,24 @@ pub async fn ready_orgs(
     Ok(found.into_iter().map(|(_, org)| org).collect())
 }
 
+/// The SQL of [`ready_orgs`], wrapping around when it starts `after` an org. One
+/// statement for both passes (a round trip saved on every scan that wraps, which is every
+/// scan finding fewer ready orgs than `limit`): the orgs after `after`, then, as far as the
+/// limit leaves room, those from the start up to `after`.
+pub(super) fn scan_sql(backend: Backend, after: bool) -> String {
+    if !after {
+        return pass_sql(backend, "$3", None);
+    }
+    format!(
+        "SELECT org_id, plan, CAST(0 AS BIGINT) AS pass FROM ({first}) a
+         UNION ALL
+         SELECT org_id, plan, CAST(1 AS BIGINT) AS pass FROM ({second}) b
+         LIMIT $2",
+        first = pass_sql(backend, "$3", None),
+        second = pass_sql(backend, "''", Some("$3")),
+    )
+}
+
 /// The SQL of one pass of [`ready_orgs`]: the orgs with ids in `(from, to]` (SQL
 /// expressions; without `to`, to the last org), at most `$2` of them. Its parameters:
 /// `$1` the time, `$2` the limit, `$4` the kinds by plan (JSON).
@@ -99,24 +104,26 @@ fn pass_sql(backend: Backend, from: &str, to: Option<&str>) -> String {
     let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
     // Paused orgs and kinds take no places (`pause.rs`); the claim checks again.
     let (org_paused, paused_tasks) = (org_paused_sql("o.org_id"), paused_tasks_sql());
+    // On SQLite each read of `jobs` names its index (`pin.rs`).
+    let (by_claim, by_running) = (claim_index(backend), running_index(backend));
     // "Has a job it may run" is a scalar subquery with LIMIT 1, evaluated per org and
     // stopping at the first such job. Written as EXISTS, PostgreSQL turned it into a
     // semi-join that hashed every queued job of the scanned orgs: 11 ms per scan with
     // 20,000 queued, against 0.35 ms this way (docs/benchmarks.md).
     format!(
         "WITH RECURSIVE o(org_id) AS (
-          SELECT * FROM (SELECT org_id FROM jobs WHERE status = '{queued}' AND run_at <= $1
+          SELECT * FROM (SELECT org_id FROM jobs{by_claim} WHERE status = '{queued}' AND run_at <= $1
                          AND org_id > {from} ORDER BY org_id LIMIT 1) first
           UNION ALL
-          SELECT (SELECT j.org_id FROM jobs j WHERE j.status = '{queued}' AND j.run_at <= $1
+          SELECT (SELECT j.org_id FROM jobs j{by_claim} WHERE j.status = '{queued}' AND j.run_at <= $1
                   AND j.org_id > o.org_id ORDER BY j.org_id LIMIT 1)
           FROM o WHERE o.org_id IS NOT NULL
         )
         SELECT o.org_id, g.plan FROM o JOIN organizations g ON g.id = o.org_id
         WHERE NOT {org_paused}
           AND (CASE g.plan {cap} ELSE 0 END)
-                > (SELECT count(*) FROM jobs r WHERE r.org_id = o.org_id AND r.status = '{running}')
-          AND (SELECT 1 FROM jobs k WHERE k.org_id = o.org_id AND k.status = '{queued}'
+                > (SELECT count(*) FROM jobs r{by_running} WHERE r.org_id = o.org_id AND r.status = '{running}')
+          AND (SELECT 1 FROM jobs k{by_claim} WHERE k.org_id = o.org_id AND k.status = '{queued}'
                       AND k.run_at <= $1 AND k.task IN ({plan_kinds})
                       AND k.task NOT IN ({paused_tasks}) LIMIT 1) IS NOT NULL
           {upper}
