@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# What the queue's table shape costs on PostgreSQL, measured in SQL alone (issue 9,
+# target 1): one claim of 30 jobs and the finish of those 30, replayed by pgbench on one
+# connection (prepared statements), for four shapes of the same work:
+#   A  today's: `velu_claim_jobs` updates the wide `jobs` row (5 indexes), the finish
+#      updates it again and appends the attempt;
+#   B  a narrow `job_queue` (pk, claim and running indexes, fillfactor 70) claimed in
+#      place, the finish deleting from it, updating `jobs` and appending the attempt;
+#   C  as B, but `jobs` is never updated after the submit: the finish appends a
+#      `job_results` row (pk only) and the attempt;
+#   D  as B with no history at all (the finish only deletes): the peers' shape.
+# Events, usage and the counters are left out of every shape (they cost the same in each).
+# Prints each shape's median cycle time and WAL bytes per job over ROUNDS rounds, and its
+# speed relative to A.
+#
+#   VELU_BIN=target/debug/velu-cli ROUNDS=3 CYCLES=600 scripts/queue-shapes.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PGURL="${PGURL:-postgres://postgres@127.0.0.1:5432}"
+DB="${DB:-velu_queue_shapes}"
+ROUNDS="${ROUNDS:-3}"
+CYCLES="${CYCLES:-600}"
+JOBS=$((CYCLES * 30 + 2000))
+VELU_BIN="${VELU_BIN:-}"
+PGBENCH="${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1)}"
+[ -x "$PGBENCH" ] || PGBENCH=pgbench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+
+psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" 2>/dev/null
+if [ -n "$VELU_BIN" ]; then
+  VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" "$VELU_BIN" migrate up >/dev/null
+else
+  VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" cargo run -q -p velu-cli -- migrate up >/dev/null
+fi
+
+psql -q "$PGURL/$DB" <<'SQL'
+INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+VALUES ('org-1', 'Shapes', 'shapes', 'superhero', now(), now());
+CREATE TABLE job_queue (
+  id varchar(36) PRIMARY KEY, org_id varchar(36) NOT NULL, task varchar(64) NOT NULL,
+  priority int NOT NULL, run_at timestamptz NOT NULL, attempts int NOT NULL,
+  lease_owner varchar(200), lease_token varchar(36), lease_expires_at timestamptz,
+  lease_started_at timestamptz
+) WITH (fillfactor = 70);
+CREATE INDEX ix_q_claim ON job_queue (org_id, priority DESC, run_at, id) WHERE lease_token IS NULL;
+CREATE INDEX ix_q_running ON job_queue (org_id) WHERE lease_token IS NOT NULL;
+CREATE TABLE job_results (
+  id varchar(36) PRIMARY KEY, org_id varchar(36) NOT NULL, status varchar(16) NOT NULL,
+  result jsonb, error jsonb, attempts int NOT NULL, started_at timestamptz,
+  finished_at timestamptz NOT NULL);
+SQL
+
+cat > "$tmp/setup.sql" <<SQL
+TRUNCATE job_events, job_attempts, jobs, job_queue, job_results;
+INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts, max_attempts, run_at,
+  actor_type, actor_id, created_at, updated_at)
+SELECT gen_random_uuid()::text, 'org-1', 'noop', 'queued', '{}'::jsonb, 0, 0, 3,
+  now() - interval '1 minute' + (g * interval '1 microsecond'), 'key', 'kid_shapes', now(), now()
+FROM generate_series(1, $JOBS) g;
+SQL
+# Shapes B to D take their queue rows from the jobs.
+cp "$tmp/setup.sql" "$tmp/setup_q.sql"
+echo "INSERT INTO job_queue SELECT id, org_id, task, priority, run_at, 0 FROM jobs;" >> "$tmp/setup_q.sql"
+
+claim_q="WITH picked AS (SELECT id FROM job_queue WHERE org_id = 'org-1' AND lease_token IS NULL
+  AND run_at <= now() AND task = ANY(ARRAY['noop']) ORDER BY priority DESC, run_at, id LIMIT 30
+  FOR UPDATE SKIP LOCKED),
+claimed AS (UPDATE job_queue q SET attempts = q.attempts + 1, lease_owner = 'w',
+  lease_token = gen_random_uuid()::text, lease_expires_at = now() + interval '5 min',
+  lease_started_at = now() FROM picked WHERE q.id = picked.id RETURNING q.id)
+SELECT j.payload FROM jobs j JOIN claimed c ON c.id = j.id;"
+
+cat > "$tmp/A.sql" <<'SQL'
+SELECT count(*) FROM velu_claim_jobs('org-1', now(), '["noop"]', 30, 100, 'w', now() + interval '5 min');
+WITH d AS (UPDATE jobs SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now() WHERE org_id = 'org-1' AND status = 'running' RETURNING id, attempts, lease_started_at) INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome) SELECT id, attempts, 'w', 't', lease_started_at, now(), 'succeeded' FROM d;
+SQL
+{ echo "$claim_q" | tr '\n' ' '; echo; cat <<'SQL'
+WITH d AS (DELETE FROM job_queue WHERE org_id = 'org-1' AND lease_token IS NOT NULL RETURNING id, attempts, lease_started_at), u AS (UPDATE jobs SET status = 'succeeded', attempts = d.attempts, started_at = COALESCE(jobs.started_at, d.lease_started_at), finished_at = now(), updated_at = now() FROM d WHERE jobs.id = d.id RETURNING jobs.id) INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome) SELECT d.id, d.attempts, 'w', 't', d.lease_started_at, now(), 'succeeded' FROM d JOIN u ON u.id = d.id;
+SQL
+} > "$tmp/B.sql"
+{ echo "$claim_q" | tr '\n' ' '; echo; cat <<'SQL'
+WITH d AS (DELETE FROM job_queue WHERE org_id = 'org-1' AND lease_token IS NOT NULL RETURNING id, org_id, attempts, lease_started_at), u AS (INSERT INTO job_results SELECT d.id, d.org_id, 'succeeded', '{}'::jsonb, NULL, d.attempts, d.lease_started_at, now() FROM d) INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome) SELECT d.id, d.attempts, 'w', 't', d.lease_started_at, now(), 'succeeded' FROM d;
+SQL
+} > "$tmp/C.sql"
+{ echo "$claim_q" | tr '\n' ' '; echo; echo "DELETE FROM job_queue WHERE org_id = 'org-1' AND lease_token IS NOT NULL;"; } > "$tmp/D.sql"
+
+declare -A times wals
+for round in $(seq 1 "$ROUNDS"); do
+  for shape in A B C D; do
+    setup="$tmp/setup_q.sql"; [ "$shape" = A ] && setup="$tmp/setup.sql"
+    psql -q "$PGURL/$DB" -f "$setup" >/dev/null
+    psql -q "$PGURL/$DB" -c CHECKPOINT >/dev/null
+    lsn0=$(psql -qAt "$PGURL/$DB" -c "SELECT pg_current_wal_lsn()")
+    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$CYCLES" -f "$tmp/$shape.sql" "$PGURL/$DB" 2>/dev/null \
+      | awk '/latency average/ {print $4}')
+    wal=$(psql -qAt "$PGURL/$DB" -c "SELECT (pg_current_wal_lsn() - '$lsn0'::pg_lsn) / ($CYCLES * 30)")
+    times[$shape]="${times[$shape]:-} $ms"
+    wals[$shape]="${wals[$shape]:-} $wal"
+    echo "round $round shape $shape: $ms ms per cycle of 30 jobs, WAL $wal B/job" >&2
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+base=$(echo "${times[A]}" | median)
+for shape in A B C D; do
+  m=$(echo "${times[$shape]}" | median)
+  w=$(echo "${wals[$shape]}" | median)
+  awk -v s="$shape" -v m="$m" -v b="$base" -v w="$w" 'BEGIN {printf "queue-shape %s ms_per_cycle=%.3f us_per_job=%.1f wal_bytes_per_job=%.0f speedup_vs_A=%.2f\n", s, m, m * 1000 / 30, w, b / m}'
+done
