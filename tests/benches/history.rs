@@ -30,10 +30,10 @@ use velu_core::worker::{Worker, WorkerConfig};
 use velu_core::{Principal, Velu};
 
 mod common;
+use common::{env_or, median};
 
 /// Jobs per page of the timed list, and queued in each world before the timed reads.
 const PAGE: u32 = 20;
-use common::{env_or, median};
 
 /// A fresh database (`name` on PostgreSQL, a file in `dir` on SQLite) with org `bench`.
 async fn world(backend: &str, pg_admin: &str, name: &str, dir: &std::path::Path) -> Velu {

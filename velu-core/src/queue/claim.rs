@@ -184,6 +184,9 @@ pub(super) fn sqlite_claim_sql() -> String {
     )
 }
 
+/// [`sqlite_claim_sql`], built once: the claim loop runs it for every org it claims from.
+static SQLITE_CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(sqlite_claim_sql);
+
 /// SQLite: one org's part of a claim, inside the claimer's write transaction.
 async fn claim_sqlite(
     tx: &sea_orm::DatabaseTransaction,
@@ -192,7 +195,7 @@ async fn claim_sqlite(
     expires: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> CoreResult<Vec<jobs::Model>> {
-    let sql = sqlite_claim_sql();
+    let sql = SQLITE_CLAIM_SQL.as_str();
     let values = vec![
         part.org.id.clone().into(),
         at.into(),
@@ -203,7 +206,7 @@ async fn claim_sqlite(
         expires.into(),
     ];
     let rows = tx
-        .query_all_raw(stmt(tx.get_database_backend(), &sql, values))
+        .query_all_raw(stmt(tx.get_database_backend(), sql, values))
         .await?;
     Ok(rows
         .iter()

@@ -145,14 +145,14 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
         }
         Backend::Sqlite => {
             let tx = db.cross_org_tx(CrossOrg::Queue).await?;
-            let (attempts_sql, jobs_sql) = sqlite_finish_sql();
+            let (attempts_sql, jobs_sql) = &*SQLITE_FINISH_SQL;
             // The attempts first, off the rows the jobs update is about to change (the
             // write lock of the transaction keeps them as read).
             let attempts = tx
-                .query_all_raw(stmt(backend, &attempts_sql, vec![batch.clone(), at.into()]))
+                .query_all_raw(stmt(backend, attempts_sql, vec![batch.clone(), at.into()]))
                 .await?;
             let rows = tx
-                .query_all_raw(stmt(backend, &jobs_sql, vec![batch, at.into()]))
+                .query_all_raw(stmt(backend, jobs_sql, vec![batch, at.into()]))
                 .await?;
             add_usage(&tx, &sqlite_usage(&rows, &attempts, at)?).await?;
             let ids = rows
@@ -168,6 +168,10 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
         .map(|r| Ok(r.try_get::<String>("", "id")?))
         .collect()
 }
+
+/// [`sqlite_finish_sql`], built once: every batch of outcomes runs both.
+static SQLITE_FINISH_SQL: std::sync::LazyLock<(String, String)> =
+    std::sync::LazyLock::new(sqlite_finish_sql);
 
 /// SQLite: the two statements of a finish, appending the attempts and updating the jobs.
 /// Their parameters: `$1` the outcomes (JSON), `$2` the time. Each finds its jobs by
