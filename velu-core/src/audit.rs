@@ -107,7 +107,7 @@ pub async fn list_audit(
     page: &PageRequest,
 ) -> CoreResult<Page<AuditEvent>> {
     let tx = velu.db().read_tx().await?;
-    let org = who.enter(&tx, org, Scope::AuditRead).await?;
+    let org = who.enter_to_page(&tx, org, Scope::AuditRead).await?;
     let q = page.validate("audit", org.id())?;
     let mut select = audit_events::Entity::find()
         .filter(audit_events::Column::OrgId.eq(org.id()))

@@ -14,7 +14,8 @@
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use crate::db::{Db, rls};
+use crate::db::Db;
+use crate::db::rls::{self, ReadOrder};
 use crate::entity::organizations;
 use crate::ids::is_uuid;
 use crate::plans::Plan;
@@ -87,7 +88,25 @@ impl Principal {
         scope: Scope,
     ) -> CoreResult<OrgScope> {
         let entered = self
-            .enter_visible_and_bind(tx, org, self.scopes.contains(scope))
+            .enter_visible_and_bind(tx, org, self.scopes.contains(scope), ReadOrder::AsPlanned)
+            .await?;
+        self.require(scope)?;
+        Ok(entered)
+    }
+
+    /// [`Principal::enter`] for reading a page of a history that grows without bound (an
+    /// org's jobs, its audit records): the rest of the transaction reads in index order
+    /// on PostgreSQL, so a page costs the same whatever the history and whatever the
+    /// server's statistics (`enable_sort` off for the transaction), still in the one
+    /// round trip of entering.
+    pub async fn enter_to_page(
+        &self,
+        tx: &DatabaseTransaction,
+        org: &OrgRef,
+        scope: Scope,
+    ) -> CoreResult<OrgScope> {
+        let entered = self
+            .enter_visible_and_bind(tx, org, self.scopes.contains(scope), ReadOrder::Index)
             .await?;
         self.require(scope)?;
         Ok(entered)
@@ -124,7 +143,9 @@ impl Principal {
         org: &OrgRef,
     ) -> CoreResult<OrgScope> {
         let allowed = self.org_id.is_some() || self.scopes.contains(Scope::OrgsManage);
-        let entered = self.enter_visible_and_bind(tx, org, allowed).await?;
+        let entered = self
+            .enter_visible_and_bind(tx, org, allowed, ReadOrder::AsPlanned)
+            .await?;
         if self.org_id.is_none() {
             self.require(Scope::OrgsManage)?;
         }
@@ -197,6 +218,7 @@ impl Principal {
         tx: &DatabaseTransaction,
         org: &OrgRef,
         allowed: bool,
+        order: ReadOrder,
     ) -> CoreResult<OrgScope> {
         let text = org.0.as_str();
         let not_found = || CoreError::not_found("organization", text);
@@ -209,7 +231,15 @@ impl Principal {
         };
         let model = if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
             use sea_orm::IdenStatic;
-            rls::enter_org(tx, column.as_str(), text, self.org_id.as_deref(), allowed).await?
+            rls::enter_org(
+                tx,
+                column.as_str(),
+                text,
+                self.org_id.as_deref(),
+                allowed,
+                order,
+            )
+            .await?
         } else {
             organizations::Entity::find()
                 .filter(column.eq(text))

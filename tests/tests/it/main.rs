@@ -19,6 +19,7 @@ mod jobs;
 mod keys;
 mod metrics;
 mod orgs;
+mod page_plans;
 mod parity;
 mod parity_events;
 mod parity_queue;

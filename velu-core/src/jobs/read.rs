@@ -46,7 +46,7 @@ pub async fn list_jobs(
 ) -> CoreResult<Page<Job>> {
     let tx = velu.db().read_tx().await?;
     let conn = &tx;
-    let org = who.enter(&tx, org, Scope::JobsRead).await?;
+    let org = who.enter_to_page(&tx, org, Scope::JobsRead).await?;
     if let Some(t) = &filter.task {
         crate::text::plain("task", t)?;
     }
