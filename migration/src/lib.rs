@@ -25,6 +25,8 @@ mod m20261202_000016_index_active_keys;
 mod m20261202_000017_shard_usage_daily;
 mod m20261203_000018_attempts_at_finish;
 mod m20261203_000019_job_events_key;
+mod m20261204_000020_claim_index_plans;
+mod m20261204_000021_counts_lock_order;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -52,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_shard_usage_daily::Migration),
             Box::new(m20261203_000018_attempts_at_finish::Migration),
             Box::new(m20261203_000019_job_events_key::Migration),
+            Box::new(m20261204_000020_claim_index_plans::Migration),
+            Box::new(m20261204_000021_counts_lock_order::Migration),
         ]
     }
 }

@@ -37,7 +37,13 @@ const CREATE: &str = "CREATE TABLE job_counts (
 const BACKFILL: &str = "INSERT INTO job_counts (org_id, task, status, shard, n)
     SELECT org_id, task, status, 0, count(*) FROM jobs GROUP BY org_id, task, status";
 
-fn postgres_functions() -> String {
+/// The key order m20261202_000015 wrote a statement's deltas in (see
+/// m20261204_000021 for the order that replaced it).
+pub(crate) const ORDER_BY_KEY: &str = "org_id, task, status";
+
+/// The three counter functions, each writing its statement's deltas in order `order`
+/// (`create`: `CREATE FUNCTION` or `CREATE OR REPLACE FUNCTION`).
+pub(crate) fn counter_functions(create: &str, order: &str) -> String {
     // `sign` is +1 for rows entering a status, -1 for rows leaving it.
     let apply = |source: &str| {
         format!(
@@ -46,7 +52,7 @@ fn postgres_functions() -> String {
              FROM ({source}) AS delta
              GROUP BY org_id, task, status
              HAVING sum(d) <> 0
-             ORDER BY org_id, task, status
+             ORDER BY {order}
              ON CONFLICT (org_id, task, status, shard)
              DO UPDATE SET n = job_counts.n + EXCLUDED.n;"
         )
@@ -58,12 +64,18 @@ fn postgres_functions() -> String {
          UNION ALL SELECT org_id, task, status, -1 AS d FROM old_rows",
     );
     format!(
-        "CREATE FUNCTION velu_job_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        "{create} velu_job_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN {inserted} RETURN NULL; END $$;
-         CREATE FUNCTION velu_job_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+         {create} velu_job_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN {deleted} RETURN NULL; END $$;
-         CREATE FUNCTION velu_job_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN {updated} RETURN NULL; END $$;
+         {create} velu_job_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN {updated} RETURN NULL; END $$;"
+    )
+}
+
+fn postgres_functions() -> String {
+    format!(
+        "{functions}
          CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs
            REFERENCING NEW TABLE AS new_rows
            FOR EACH STATEMENT EXECUTE FUNCTION velu_job_counts_insert();
@@ -72,7 +84,8 @@ fn postgres_functions() -> String {
            FOR EACH STATEMENT EXECUTE FUNCTION velu_job_counts_delete();
          CREATE TRIGGER job_counts_update AFTER UPDATE ON jobs
            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION velu_job_counts_update();"
+           FOR EACH STATEMENT EXECUTE FUNCTION velu_job_counts_update();",
+        functions = counter_functions("CREATE FUNCTION", ORDER_BY_KEY),
     )
 }
 

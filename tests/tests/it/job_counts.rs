@@ -139,3 +139,123 @@ backend_tests! {
         assert_eq!(s["total"], 100, "{s}");
     }
 }
+
+/// One transaction of a private pool on PostgreSQL, crossing orgs, with its backend's pid.
+async fn pg_tx(
+    pool: &velu_core::sea_orm::DatabaseConnection,
+) -> (velu_core::sea_orm::DatabaseTransaction, i32) {
+    use velu_core::db::{CrossOrg, cross_org};
+    use velu_core::sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let tx = pool.begin().await.expect("begin");
+    cross_org(&tx, CrossOrg::Queue).await.expect("cross orgs");
+    let row = tx
+        .query_one_raw(Statement::from_string(
+            tx.get_database_backend(),
+            "SELECT pg_backend_pid()",
+        ))
+        .await
+        .expect("pid")
+        .expect("a row");
+    (tx, row.try_get_by_index(0).expect("an int"))
+}
+
+backend_tests! {
+    async fn a_claim_over_orgs_and_a_grouped_submit_lock_counters_in_one_order(env) {
+        use velu_core::sea_orm::{ConnectOptions, ConnectionTrait, Database, DbErr};
+        if env.backend() == velu_tests::Backend::Sqlite {
+            return; // one writer at a time: no lock order to keep
+        }
+        // Six orgs, one queued job each; two of them, `a` and `b`, whose claim-lock order
+        // (hashtext) and id order disagree.
+        exec(
+            env.velu(),
+            "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+             SELECT '00000000-0000-7000-b000-00000000000' || i, 'Org ' || i, 'lock-' || i,
+               'hero', now(), now()
+             FROM generate_series(1, 6) AS i",
+        )
+        .await;
+        let job = |org: &str, n: &str| {
+            format!(
+                "('{org}', '00000000-0000-7000-c000-{n:0>12}', 'echo', 'queued', '{{}}', 0, 0, 3, now(),
+                  'cli', 'test', false, now(), now())"
+            )
+        };
+        let columns = "(org_id, id, task, status, payload, priority, attempts, max_attempts, run_at,
+             actor_type, actor_id, cancel_requested, created_at, updated_at)";
+        let queued: Vec<String> = (1..=6)
+            .map(|i| job(&format!("00000000-0000-7000-b000-00000000000{i}"), &i.to_string()))
+            .collect();
+        exec(env.velu(), &format!("INSERT INTO jobs {columns} VALUES {}", queued.join(", "))).await;
+        let pair: String = scalar(
+            env.velu(),
+            "SELECT a.id || ' ' || b.id FROM organizations a, organizations b
+             WHERE a.slug LIKE 'lock-%' AND b.slug LIKE 'lock-%'
+               AND hashtext(a.id) < hashtext(b.id) AND a.id > b.id
+             ORDER BY 1 LIMIT 1",
+        )
+        .await;
+        let (a, b) = pair.split_once(' ').expect("two orgs whose orders disagree");
+
+        // Two connections whose counter writes land on the same shard (pid % 16).
+        let mut opts = ConnectOptions::new(env.settings().database_url());
+        opts.max_connections(20).min_connections(0);
+        let pool = Database::connect(opts).await.expect("a pool");
+        let mut open = Vec::new();
+        let (claim, submit) = loop {
+            let (tx, pid) = pg_tx(&pool).await;
+            if let Some(i) = open.iter().position(|(_, p): &(_, i32)| p % 16 == pid % 16) {
+                let (other, _) = open.swap_remove(i);
+                break (other, tx);
+            }
+            assert!(open.len() < 17, "17 pids cannot all differ mod 16");
+            open.push((tx, pid));
+        };
+        drop(open);
+
+        // The claim takes org `a` first (its lock key comes first), as velu_claim_jobs does.
+        let claim_org = |org: &str| {
+            format!("UPDATE jobs SET status = 'running', attempts = attempts + 1 WHERE org_id = '{org}'")
+        };
+        claim.execute_unprepared(&claim_org(a)).await.expect("claim in a");
+        // A grouped submit to both orgs, in one statement, from the other connection.
+        let group = format!(
+            "INSERT INTO jobs {columns} VALUES {}, {}",
+            job(a, "100"),
+            job(b, "101")
+        );
+        let submitting = tokio::spawn(async move {
+            submit.execute_unprepared(&group).await?;
+            submit.commit().await
+        });
+        // Until the submit waits on the claim (it needs a counter row the claim holds).
+        let mut waits = false;
+        for _ in 0..100 {
+            let waiting: i64 = scalar(
+                env.velu(),
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO jobs%'",
+            )
+            .await;
+            if waiting > 0 {
+                waits = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(waits, "the submit waits on the claim's counters");
+        // The claim goes on to org `b`: with the submit holding `b`'s counters while it
+        // waits for `a`'s, this is a deadlock, and PostgreSQL aborts one of the two.
+        let second = claim.execute_unprepared(&claim_org(b)).await;
+        let committed: Result<(), DbErr> = match second {
+            Ok(_) => claim.commit().await,
+            Err(e) => Err(e),
+        };
+        let submitted = submitting.await.expect("the submit task");
+        assert!(
+            committed.is_ok() && submitted.is_ok(),
+            "no deadlock between a claim over orgs and a grouped submit: claim {committed:?}, submit {submitted:?}"
+        );
+        pool.close().await.ok();
+    }
+}

@@ -116,14 +116,19 @@ pub(crate) enum ReadOrder {
     /// As the planner finds cheapest from the server's statistics.
     AsPlanned,
     /// A page of a history (jobs, audit records), read newest first off an index in
-    /// order, never gathered whole and sorted: `enable_sort` is off for the transaction.
+    /// order, never gathered whole and sorted: `enable_sort` is off for the transaction
+    /// (and `jit`, see below).
     /// Without it, a table never analyzed (autovacuum off, or not yet run after a bulk
     /// load) let PostgreSQL guess a few rows per org and fetch all of an org's rows by
     /// bitmap to sort them for a page of twenty: 1.7 ms for an org of 200 jobs against
     /// 0.09 ms off the index, and a list that grew with the history (docs/benchmarks.md).
-    /// Sorting stays possible, at a penalty, where no index gives the order.
+    /// Sorting stays possible where no index gives the order, costed at 10^10: `jit` is
+    /// off with it, or such a plan would be compiled first (200 ms, measured).
     Index,
 }
+
+/// [`ReadOrder::Index`] for the rest of a transaction, as statements (one round trip).
+const IN_INDEX_ORDER: &str = "SET LOCAL enable_sort = off; SET LOCAL jit = off";
 
 /// Finds the org whose `column` (`id` or `slug`) is `text`, only if `visible_to` is
 /// `None` (the operator, platform keys) or its id, and, when `bind` is true, binds
@@ -144,7 +149,8 @@ pub(crate) async fn enter_org(
     let sql = format!(
         "SELECT o.id, o.name, o.slug, o.plan, o.created_at, o.updated_at,
            CASE WHEN $3 THEN set_config('velu.org_id', o.id, true) END AS bound,
-           CASE WHEN $4 THEN set_config('enable_sort', 'off', true) END AS in_index_order
+           CASE WHEN $4 THEN set_config('enable_sort', 'off', true)
+             || set_config('jit', 'off', true) END AS in_index_order
          FROM organizations o
          WHERE o.{column} = $1 AND ($2::text IS NULL OR o.id = $2::text)"
     );
@@ -217,6 +223,37 @@ impl super::Db {
         use sea_orm::TransactionTrait;
         let tx = self.conn().begin().await?;
         cross_org(&tx, why).await?;
+        let rows = tx.query_all_raw(stmt).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// [`Db::query_all_cross_org`] for a statement that must read its indexes in order
+    /// (`enable_sort` off for its transaction on PostgreSQL, as for a page), such as
+    /// the queue's scan of ready orgs: each of its steps takes the next org off
+    /// `ix_jobs_claim`, where a table never analyzed let PostgreSQL fetch every queued job
+    /// after the cursor by bitmap and sort them for the first (tens of milliseconds per
+    /// scan under a backlog of 15,000, docs/benchmarks.md). The transaction costs three
+    /// statements more, once per scan rather than per job.
+    pub async fn query_all_cross_org_in_index_order(
+        &self,
+        why: CrossOrg,
+        stmt: Statement,
+    ) -> CoreResult<Vec<sea_orm::QueryResult>> {
+        if self.backend() != super::Backend::Postgres {
+            return Ok(self.conn().query_all_raw(stmt).await?);
+        }
+        use sea_orm::TransactionTrait;
+        let tx = match &self.cross {
+            Some(cross) => cross.begin().await?,
+            None => {
+                let tx = self.conn().begin().await?;
+                cross_org(&tx, why).await?;
+                tx
+            }
+        };
+        tracing::trace!(path = why.as_str(), "cross-org statement in index order");
+        tx.execute_unprepared(IN_INDEX_ORDER).await?;
         let rows = tx.query_all_raw(stmt).await?;
         tx.commit().await?;
         Ok(rows)

@@ -26,22 +26,9 @@ pub async fn ready_orgs(
     kinds: &KindsByPlan,
     after: Option<&str>,
 ) -> CoreResult<Vec<ReadyOrg>> {
-    let sql = scan_sql(db.backend(), after.is_some());
-    let kinds_json = serde_json::to_string(
-        &kinds
-            .iter()
-            .map(|(p, k)| (p.as_str(), k))
-            .collect::<std::collections::BTreeMap<_, _>>(),
-    )
-    .map_err(CoreError::internal)?;
-    let values = vec![
-        at.into(),
-        (limit as i64).into(),
-        after.unwrap_or("").to_owned().into(),
-        kinds_json.into(),
-    ];
+    let scan = scan_statement(db, at, limit, kinds, after)?;
     let rows = db
-        .query_all_cross_org(CrossOrg::Queue, stmt(db.db_backend(), &sql, values))
+        .query_all_cross_org_in_index_order(CrossOrg::Queue, scan)
         .await?;
     let mut found = rows
         .iter()
@@ -65,6 +52,57 @@ pub async fn ready_orgs(
     // scan starts after the last org.
     found.sort_by_key(|(pass, _)| *pass);
     Ok(found.into_iter().map(|(_, org)| org).collect())
+}
+
+/// The scan [`ready_orgs`] runs, with its parameters.
+fn scan_statement(
+    db: &Db,
+    at: DateTime<Utc>,
+    limit: u64,
+    kinds: &KindsByPlan,
+    after: Option<&str>,
+) -> CoreResult<sea_orm::Statement> {
+    let sql = scan_sql(db.backend(), after.is_some());
+    let kinds_json = serde_json::to_string(
+        &kinds
+            .iter()
+            .map(|(p, k)| (p.as_str(), k))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .map_err(CoreError::internal)?;
+    let values = vec![
+        at.into(),
+        (limit as i64).into(),
+        after.unwrap_or("").to_owned().into(),
+        kinds_json.into(),
+    ];
+    Ok(stmt(db.db_backend(), &sql, values))
+}
+
+/// The plan of the scan [`ready_orgs`] would run with these arguments, one line per
+/// node, made the way `ready_orgs` runs it (PostgreSQL `EXPLAIN`, SQLite `EXPLAIN QUERY
+/// PLAN`): for the tests that check it reads its indexes in order whatever the
+/// statistics.
+#[doc(hidden)]
+pub async fn explain_ready_scan(
+    db: &Db,
+    at: DateTime<Utc>,
+    limit: u64,
+    kinds: &KindsByPlan,
+    after: Option<&str>,
+) -> CoreResult<Vec<String>> {
+    let mut scan = scan_statement(db, at, limit, kinds, after)?;
+    let (explain, column) = match db.backend() {
+        Backend::Postgres => ("EXPLAIN", 0),
+        Backend::Sqlite => ("EXPLAIN QUERY PLAN", 3),
+    };
+    scan.sql = format!("{explain} {}", scan.sql);
+    let rows = db
+        .query_all_cross_org_in_index_order(CrossOrg::Queue, scan)
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get_by_index::<String>(column)?))
+        .collect()
 }
 
 /// The SQL of [`ready_orgs`], wrapping around when it starts `after` an org. One

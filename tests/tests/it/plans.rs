@@ -1,0 +1,258 @@
+//! Plans that hold whatever the server's statistics: here the tables were never analyzed,
+//! as on a PostgreSQL server whose autovacuum is off or has not yet caught up with a bulk
+//! load or a queue that grew from empty.
+//!
+//! * A page of an org's history (its jobs, its audit records) is read off an index in
+//!   order, never gathered whole and sorted: checked on the plans of the list statements,
+//!   in a transaction entered the way `list_jobs` and `list_audit` enter it.
+//! * The queue's scan of ready orgs takes each next org off the claim index in order.
+//! * The claim function plans on indexes only, so a plan it cached while `jobs` was nearly
+//!   empty cannot scan the whole table once it is not.
+
+use velu_core::Principal;
+use velu_core::db::{CrossOrg, cross_org};
+use velu_core::plans::Plan;
+use velu_core::queue::{KindsByPlan, explain_ready_scan};
+use velu_core::scopes::Scope;
+use velu_core::sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
+use velu_core::tenancy::OrgRef;
+use velu_tests::{Backend, TestEnv, backend_tests};
+
+use crate::support::bootstrap;
+
+/// Plants `n` jobs of `status` and `n` audit records in `org`, their ids numbered from
+/// `first` (so two orgs' ids never meet), straight into the tables.
+async fn plant(env: &TestEnv, org: &str, status: &str, first: u32, n: u32) {
+    let postgres = env.backend() == Backend::Postgres;
+    let last = first + n - 1;
+    let (series, id) = if postgres {
+        (
+            format!("SELECT i FROM generate_series({first}, {last}) AS i"),
+            "'00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0')",
+        )
+    } else {
+        (
+            format!(
+                "WITH RECURSIVE s(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM s WHERE i < {last}) SELECT i FROM s"
+            ),
+            "printf('00000000-0000-7000-8000-%012x', i)",
+        )
+    };
+    let at = "'2026-12-01T00:00:00Z'";
+    let jobs = format!(
+        "INSERT INTO jobs (id, org_id, task, status, payload, result, priority, attempts,
+           max_attempts, run_at, actor_type, actor_id, cancel_requested, created_at,
+           updated_at, started_at, finished_at)
+         SELECT {id}, '{org}', 'echo', '{status}', '{{}}', '{{}}', 0, 1, 3,
+           {at}, 'cli', 'test', false, {at}, {at}, {at}, {at}
+         FROM ({series}) AS g"
+    );
+    let audit = format!(
+        "INSERT INTO audit_events (id, org_id, actor_type, actor_id, action, target_type,
+           target_id, details, created_at)
+         SELECT {id}, '{org}', 'cli', 'test', 'job.submit', 'job', {id}, '{{}}', {at}
+         FROM ({series}) AS g"
+    );
+    let db = env.velu().db();
+    let tx = db.write_tx().await.unwrap();
+    cross_org(&tx, CrossOrg::Queue).await.unwrap();
+    for sql in [jobs, audit] {
+        tx.execute_unprepared(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    tx.commit().await.unwrap();
+}
+
+/// A queue that has run, on PostgreSQL as a server without autovacuum leaves it: 200 orgs
+/// (hero), 15,000 jobs that went queued, running and succeeded (their old versions still
+/// in the claim index), then 400 queued. Returns the orgs' ids, in id order.
+async fn queue_that_has_run(env: &TestEnv) -> Vec<String> {
+    let postgres = env.backend() == Backend::Postgres;
+    let series = |n: u32| {
+        if postgres {
+            format!("SELECT i FROM generate_series(1, {n}) AS i")
+        } else {
+            format!(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s"
+            )
+        }
+    };
+    let pad = |expr: &str, width: u32| {
+        if postgres {
+            format!("lpad(({expr})::text, {width}, '0')")
+        } else {
+            format!("printf('%0{width}d', {expr})")
+        }
+    };
+    let org = |i: &str| format!("'00000000-0000-7000-a000-' || {}", pad(i, 12));
+    let jobs = |batch: u32, n: u32| {
+        format!(
+            "INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts,
+               max_attempts, run_at, actor_type, actor_id, cancel_requested, created_at,
+               updated_at)
+             SELECT '00000000-0000-7000-{batch}-' || {id}, {org}, 'echo', 'queued', '{{}}', 0, 0, 3,
+               '2026-12-01T00:00:00Z', 'cli', 'test', false, '2026-12-01T00:00:00Z',
+               '2026-12-01T00:00:00Z'
+             FROM ({series}) AS g",
+            id = pad("i", 12),
+            org = org("i % 200 + 1"),
+            series = series(n),
+        )
+    };
+    let statements = [
+        format!(
+            "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+             SELECT {id}, 'Org ' || i, 'org-' || i, 'hero', '2026-12-01T00:00:00Z',
+               '2026-12-01T00:00:00Z'
+             FROM ({series}) AS g",
+            id = org("i"),
+            series = series(200),
+        ),
+        jobs(8000, 15_000),
+        "UPDATE jobs SET status = 'running'".to_owned(),
+        "UPDATE jobs SET status = 'succeeded'".to_owned(),
+        jobs(9000, 400),
+    ];
+    let db = env.velu().db();
+    let tx = db.write_tx().await.unwrap();
+    cross_org(&tx, CrossOrg::Queue).await.unwrap();
+    for sql in statements {
+        tx.execute_unprepared(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    tx.commit().await.unwrap();
+    (1..=200)
+        .map(|i| format!("00000000-0000-7000-a000-{i:012}"))
+        .collect()
+}
+
+/// The plan of `sql` (its `$1` is the org) in `tx`, one line per node or step.
+async fn plan(tx: &DatabaseTransaction, postgres: bool, sql: &str, org: &str) -> String {
+    let (explain, sql) = if postgres {
+        ("EXPLAIN", sql.to_owned())
+    } else {
+        ("EXPLAIN QUERY PLAN", sql.replace('$', "?"))
+    };
+    let rows = tx
+        .query_all_raw(Statement::from_sql_and_values(
+            tx.get_database_backend(),
+            format!("{explain} {sql}"),
+            [org.into(), "00000000-0000-7000-8000-000000000100".into()],
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.iter()
+        .map(|r| {
+            // PostgreSQL: one text column; SQLite: (id, parent, notused, detail).
+            let line: String = r
+                .try_get_by_index(if postgres { 0 } else { 3 })
+                .expect("a plan line");
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The list statements' shapes: newest first, by org, optionally by status, task or after
+/// a cursor (`$2`), one more than the page. Both parameters are bound every time.
+const PAGES: [&str; 5] = [
+    "SELECT * FROM jobs WHERE org_id = $1 AND $2 <> '' ORDER BY id DESC LIMIT 21",
+    "SELECT * FROM jobs WHERE org_id = $1 AND status = 'queued' AND $2 <> '' ORDER BY id DESC LIMIT 21",
+    "SELECT * FROM jobs WHERE org_id = $1 AND task = 'echo' AND $2 <> '' ORDER BY id DESC LIMIT 21",
+    "SELECT * FROM jobs WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT 21",
+    "SELECT * FROM audit_events WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT 21",
+];
+
+backend_tests! {
+    async fn a_page_of_history_is_read_in_index_order_without_statistics(env) {
+        let postgres = env.backend() == Backend::Postgres;
+        let alpha = bootstrap(&env, "alpha", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        plant(&env, &alpha.org_id, "succeeded", 1, 400).await;
+        plant(&env, &beta.org_id, "succeeded", 1_000, 4_000).await;
+        for scope in [Scope::JobsRead, Scope::AuditRead] {
+            let tx = env.velu().db().read_tx().await.unwrap();
+            Principal::operator()
+                .enter_to_page(&tx, &OrgRef::new("alpha"), scope)
+                .await
+                .expect("the operator enters any org");
+            if postgres {
+                // A plan that must sort anyway is costed past `jit_above_cost`: no JIT.
+                let row = tx
+                    .query_one_raw(Statement::from_string(
+                        tx.get_database_backend(),
+                        "SELECT current_setting('enable_sort') || ',' || current_setting('jit')",
+                    ))
+                    .await
+                    .unwrap()
+                    .expect("a row");
+                let settings: String = row.try_get_by_index(0).unwrap();
+                assert_eq!(settings, "off,off", "{scope:?}");
+            }
+            for sql in PAGES {
+                let plan = plan(&tx, postgres, sql, &alpha.org_id).await;
+                let sorted = if postgres {
+                    plan.contains("Sort")
+                } else {
+                    plan.contains("TEMP B-TREE")
+                };
+                assert!(!sorted, "{sql}: a page must not sort the org's rows:\n{plan}");
+                let indexed = if postgres {
+                    plan.contains("Index Scan Backward")
+                } else {
+                    plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX")
+                };
+                assert!(indexed, "{sql}: a page reads an index in order:\n{plan}");
+            }
+            tx.rollback().await.unwrap();
+        }
+    }
+
+    async fn the_ready_scan_takes_each_next_org_off_the_index_without_statistics(env) {
+        let postgres = env.backend() == Backend::Postgres;
+        let orgs = queue_that_has_run(&env).await;
+        let kinds: KindsByPlan = [(Plan::Hero, vec!["echo".to_owned()])].into();
+        let now = chrono::Utc::now();
+        for after in [None, Some(orgs[4].as_str())] {
+            let plan = explain_ready_scan(env.velu().db(), now, 64, &kinds, after)
+                .await
+                .expect("explain the scan")
+                .join("\n");
+            if postgres {
+                assert!(
+                    !plan.contains("Sort") && !plan.contains("Bitmap"),
+                    "the scan must step through ix_jobs_claim in order, not gather and sort every queued job:\n{plan}"
+                );
+                assert!(plan.contains("ix_jobs_claim"), "{plan}");
+            } else {
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            }
+        }
+    }
+
+    async fn the_claim_function_plans_on_indexes_only(env) {
+        if env.backend() == Backend::Sqlite {
+            return; // no stored functions on SQLite: the claim is one statement per org
+        }
+        let row = env
+            .velu()
+            .db()
+            .conn()
+            .query_one_raw(Statement::from_string(
+                env.velu().db().db_backend(),
+                "SELECT array_to_string(ARRAY(SELECT unnest(proconfig) ORDER BY 1), ',')
+                 FROM pg_proc WHERE proname = 'velu_claim_jobs'",
+            ))
+            .await
+            .unwrap()
+            .expect("the claim function exists");
+        let config: Option<String> = row.try_get_by_index(0).unwrap();
+        assert_eq!(
+            config.as_deref(),
+            Some("enable_seqscan=off,jit=off"),
+            "a generic plan cached while `jobs` was nearly empty would scan the whole table per claim"
+        );
+    }
+}
