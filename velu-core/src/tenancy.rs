@@ -87,11 +87,8 @@ impl Principal {
         org: &OrgRef,
         scope: Scope,
     ) -> CoreResult<OrgScope> {
-        let entered = self
-            .enter_visible_and_bind(tx, org, self.scopes.contains(scope), ReadOrder::AsPlanned)
-            .await?;
-        self.require(scope)?;
-        Ok(entered)
+        self.enter_in_order(tx, org, scope, ReadOrder::AsPlanned)
+            .await
     }
 
     /// [`Principal::enter`] for reading a page of a history that grows without bound (an
@@ -105,8 +102,19 @@ impl Principal {
         org: &OrgRef,
         scope: Scope,
     ) -> CoreResult<OrgScope> {
+        self.enter_in_order(tx, org, scope, ReadOrder::Index).await
+    }
+
+    /// [`Principal::enter`], the rest of the transaction reading in `order`.
+    async fn enter_in_order(
+        &self,
+        tx: &DatabaseTransaction,
+        org: &OrgRef,
+        scope: Scope,
+        order: ReadOrder,
+    ) -> CoreResult<OrgScope> {
         let entered = self
-            .enter_visible_and_bind(tx, org, self.scopes.contains(scope), ReadOrder::Index)
+            .enter_visible_and_bind(tx, org, self.scopes.contains(scope), order)
             .await?;
         self.require(scope)?;
         Ok(entered)

@@ -20,23 +20,26 @@ use velu_tests::{Backend, TestEnv, backend_tests};
 
 use crate::support::bootstrap;
 
+/// A query of the integers `first..=last` as column `i`, in the backend's dialect.
+fn series(postgres: bool, first: u32, last: u32) -> String {
+    if postgres {
+        format!("SELECT i FROM generate_series({first}, {last}) AS i")
+    } else {
+        format!(
+            "WITH RECURSIVE s(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM s WHERE i < {last}) SELECT i FROM s"
+        )
+    }
+}
+
 /// Plants `n` jobs of `status` and `n` audit records in `org`, their ids numbered from
 /// `first` (so two orgs' ids never meet), straight into the tables.
 async fn plant(env: &TestEnv, org: &str, status: &str, first: u32, n: u32) {
     let postgres = env.backend() == Backend::Postgres;
-    let last = first + n - 1;
-    let (series, id) = if postgres {
-        (
-            format!("SELECT i FROM generate_series({first}, {last}) AS i"),
-            "'00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0')",
-        )
+    let series = series(postgres, first, first + n - 1);
+    let id = if postgres {
+        "'00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0')"
     } else {
-        (
-            format!(
-                "WITH RECURSIVE s(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM s WHERE i < {last}) SELECT i FROM s"
-            ),
-            "printf('00000000-0000-7000-8000-%012x', i)",
-        )
+        "printf('00000000-0000-7000-8000-%012x', i)"
     };
     let at = "'2026-12-01T00:00:00Z'";
     let jobs = format!(
@@ -69,15 +72,6 @@ async fn plant(env: &TestEnv, org: &str, status: &str, first: u32, n: u32) {
 /// in the claim index), then 400 queued. Returns the orgs' ids, in id order.
 async fn queue_that_has_run(env: &TestEnv) -> Vec<String> {
     let postgres = env.backend() == Backend::Postgres;
-    let series = |n: u32| {
-        if postgres {
-            format!("SELECT i FROM generate_series(1, {n}) AS i")
-        } else {
-            format!(
-                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s"
-            )
-        }
-    };
     let pad = |expr: &str, width: u32| {
         if postgres {
             format!("lpad(({expr})::text, {width}, '0')")
@@ -97,7 +91,7 @@ async fn queue_that_has_run(env: &TestEnv) -> Vec<String> {
              FROM ({series}) AS g",
             id = pad("i", 12),
             org = org("i % 200 + 1"),
-            series = series(n),
+            series = series(postgres, 1, n),
         )
     };
     let statements = [
@@ -107,7 +101,7 @@ async fn queue_that_has_run(env: &TestEnv) -> Vec<String> {
                '2026-12-01T00:00:00Z'
              FROM ({series}) AS g",
             id = org("i"),
-            series = series(200),
+            series = series(postgres, 1, 200),
         ),
         jobs(8000, 15_000),
         "UPDATE jobs SET status = 'running'".to_owned(),

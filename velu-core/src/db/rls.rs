@@ -243,16 +243,7 @@ impl super::Db {
         if self.backend() != super::Backend::Postgres {
             return Ok(self.conn().query_all_raw(stmt).await?);
         }
-        use sea_orm::TransactionTrait;
-        let tx = match &self.cross {
-            Some(cross) => cross.begin().await?,
-            None => {
-                let tx = self.conn().begin().await?;
-                cross_org(&tx, why).await?;
-                tx
-            }
-        };
-        tracing::trace!(path = why.as_str(), "cross-org statement in index order");
+        let tx = self.cross_org_read_tx(why).await?;
         tx.execute_unprepared(IN_INDEX_ORDER).await?;
         let rows = tx.query_all_raw(stmt).await?;
         tx.commit().await?;
