@@ -9,11 +9,19 @@
 #    PostgreSQL and SQLite (medians of RUNS, fresh database per run).
 # 2. HTTP (scripts/bench_http.py): pgbench's ceiling for a submit's durable writes, then
 #    submit, list, show and whoami with wrk over ORGS orgs' keys, per backend.
-#    With HTTP_BEFORE=<another velu-cli binary>: submit of both builds, side by side.
+#    With HTTP_BEFORE=<another velu-cli binary>: the routes HTTP_BEFORE_ROUTES (submit)
+#    of both builds, side by side.
 # 3. Sustained (scripts/bench_sustained.py, when SUSTAINED=1): fixed-rate HTTP submits
 #    while a worker drains; the highest rate held with submit-to-start p99 < 100 ms.
 #    With SUSTAINED_BEFORE=<another velu-cli binary>: that build at the first rate too.
 #    SKIP_HTTP=1 leaves out part 2.
+# 4. Flat with history (tests/benches/history.rs, when FLAT=1): stats, list, show, submit
+#    and a burn-down on an empty database and on one holding HISTORY (1,000,000) finished
+#    jobs, side by side, per backend (FLAT_CALLS calls per operation, default 100).
+#
+# Everything docs/benchmarks.md reports comes from one run of:
+#
+#   SECS=10 SUSTAINED=1 RATES=250,500,750,1000 FLAT=1 scripts/bench-side-by-side.sh
 #
 # PEERS_DIR defaults to ../shared/bench/peers; it is copied to a temporary folder so its
 # npm install never touches the original. Knobs: N (20000), RUNS (3), PGHOST, PGUSER, and
@@ -27,8 +35,9 @@ trap 'rm -rf "$work"' EXIT
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL $(psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -Atc 'show server_version' postgres); N=$N RUNS=$RUNS; commit $(git rev-parse --short HEAD)"
 cargo build --release -p velu-cli >/dev/null 2>&1
-cargo bench -p velu-tests --bench queue --no-run >/dev/null 2>&1
+cargo bench -p velu-tests --bench queue --bench history --no-run >/dev/null 2>&1
 bench=$(ls -t target/release/deps/queue-* | grep -v '\.d$' | head -1)
+history=$(ls -t target/release/deps/history-* | grep -v '\.d$' | head -1)
 
 echo "## burn-down"
 if [ -d "$peers/graphile-worker" ]; then
@@ -50,10 +59,15 @@ if [ "${SKIP_HTTP:-0}" = 1 ]; then
   echo "## HTTP: skipped (SKIP_HTTP=1)"
 else
   echo "## HTTP"
+  if ! command -v wrk >/dev/null 2>&1; then
+    echo "wrk not found: installing Debian's package" >&2
+    apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null
+  fi
   VELU_BIN=target/release/velu-cli python3 scripts/bench_http.py
   if [ -n "${HTTP_BEFORE:-}" ]; then
-    echo "## HTTP submit, this build against $HTTP_BEFORE, side by side"
-    VELU_BIN=target/release/velu-cli VELU_BIN_BEFORE="$HTTP_BEFORE" ROUTES=submit python3 scripts/bench_http.py | grep -v '^pgbench'
+    echo "## HTTP ${HTTP_BEFORE_ROUTES:-submit}, this build against $HTTP_BEFORE, side by side"
+    VELU_BIN=target/release/velu-cli VELU_BIN_BEFORE="$HTTP_BEFORE" ROUTES=${HTTP_BEFORE_ROUTES:-submit} \
+      python3 scripts/bench_http.py | grep -v '^pgbench'
   fi
 fi
 
@@ -64,4 +78,10 @@ if [ "${SUSTAINED:-0}" = 1 ]; then
     echo "## sustained, $SUSTAINED_BEFORE (before) at the first rate, side by side"
     VELU_BIN="$SUSTAINED_BEFORE" RATES=${RATES%%,*} python3 scripts/bench_sustained.py | sed 's/^velu /before /'
   fi
+fi
+
+if [ "${FLAT:-0}" = 1 ]; then
+  echo "## flat with history: ${HISTORY:-1000000} finished jobs against an empty database"
+  HISTORY=${HISTORY:-1000000} CALLS=${FLAT_CALLS:-100} N=$N RUNS=$RUNS BACKENDS=postgres,sqlite \
+    "$history" --bench 2>&1 | grep -E '^history|panicked' || true
 fi

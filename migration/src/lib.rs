@@ -27,6 +27,7 @@ mod m20261203_000018_attempts_at_finish;
 mod m20261203_000019_job_events_key;
 mod m20261204_000020_claim_index_plans;
 mod m20261204_000021_counts_lock_order;
+mod m20261204_000022_read_functions;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000019_job_events_key::Migration),
             Box::new(m20261204_000020_claim_index_plans::Migration),
             Box::new(m20261204_000021_counts_lock_order::Migration),
+            Box::new(m20261204_000022_read_functions::Migration),
         ]
     }
 }

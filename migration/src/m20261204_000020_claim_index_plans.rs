@@ -8,7 +8,7 @@
 //! invalidates that plan as the table grows: one made over a one-page table found the
 //! claimed rows again by scanning the whole table, a second per claim once it held 15,000
 //! jobs, with the org's submits waiting on its claim lock all that time (issue
-//! "Performance", "Sustained" in docs/benchmarks.md). Every statement of the claim has an
+//! "Performance", "Sustained" in docs/benchmarks-log.md). Every statement of the claim has an
 //! index that answers it (the pauses' key, `ix_jobs_running_org`, `ix_jobs_claim`, the
 //! jobs' key), so the setting only rules out the table scans, and the plans stay cached:
 //! measured with pgbench on the function alone, within the noise of the calls per second

@@ -65,7 +65,49 @@ fn slug_shaped(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The column `text` can name an org by: its id when it is a UUID, its slug when it has a
+/// slug's shape, none otherwise (no org has such a name).
+fn org_column(text: &str) -> Option<organizations::Column> {
+    if is_uuid(text) {
+        Some(organizations::Column::Id)
+    } else if slug_shaped(text) {
+        Some(organizations::Column::Slug)
+    } else {
+        None
+    }
+}
+
+/// How PostgreSQL's `velu_enter_org` (migration m20261204_000022) is to find and bind an
+/// org for a principal: the rule of [`Principal::enter`] as the arguments of a function,
+/// for a read that enters and reads in one statement (`jobs/read_pg.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OrgLookup<'a> {
+    /// `id` or `slug`.
+    pub column: &'static str,
+    /// The org's id or slug, as the caller named it.
+    pub text: &'a str,
+    /// The only org id the principal may see, or `None` for every org.
+    pub visible_to: Option<&'a str>,
+}
+
 impl Principal {
+    /// The [`OrgLookup`] of entering `org` with `scope`, when entering could succeed: the
+    /// principal holds `scope` and `org` could name an org. `None` otherwise: the caller
+    /// then enters the ordinary way, which gives the exact error (`not_found` before
+    /// `forbidden`, as [`Principal::enter`] orders them).
+    pub(crate) fn org_lookup<'a>(&'a self, org: &'a OrgRef, scope: Scope) -> Option<OrgLookup<'a>> {
+        use sea_orm::IdenStatic;
+        if !self.scopes.contains(scope) {
+            return None;
+        }
+        let column = org_column(&org.0)?;
+        Some(OrgLookup {
+            column: column.as_str(),
+            text: &org.0,
+            visible_to: self.org_id.as_deref(),
+        })
+    }
+
     /// The org an org key belongs to, for the routes of the earlier system that name none;
     /// platform keys and the operator have none to imply (`invalid`).
     pub fn own_org(&self) -> CoreResult<OrgRef> {
@@ -230,13 +272,7 @@ impl Principal {
     ) -> CoreResult<OrgScope> {
         let text = org.0.as_str();
         let not_found = || CoreError::not_found("organization", text);
-        let column = if is_uuid(text) {
-            organizations::Column::Id
-        } else if slug_shaped(text) {
-            organizations::Column::Slug
-        } else {
-            return Err(not_found());
-        };
+        let column = org_column(text).ok_or_else(not_found)?;
         let model = if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
             use sea_orm::IdenStatic;
             rls::enter_org(

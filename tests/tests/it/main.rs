@@ -18,6 +18,7 @@ mod job_counts;
 mod jobs;
 mod keys;
 mod metrics;
+mod one_statement_reads;
 mod orgs;
 mod parity;
 mod parity_events;

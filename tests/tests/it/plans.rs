@@ -5,6 +5,9 @@
 //! * A page of an org's history (its jobs, its audit records) is read off an index in
 //!   order, never gathered whole and sorted: checked on the plans of the list statements,
 //!   in a transaction entered the way `list_jobs` and `list_audit` enter it.
+//!   PostgreSQL's `velu_list_jobs` (job list in one statement) reads about a page of rows,
+//!   whatever the filters and cursor, first call or cached plan: counted in the
+//!   transaction's own table statistics.
 //! * The queue's scan of ready orgs takes each next org off the claim index in order.
 //! * The claim function plans on indexes only, so a plan it cached while `jobs` was nearly
 //!   empty cannot scan the whole table once it is not.
@@ -14,7 +17,7 @@ use velu_core::db::{CrossOrg, cross_org};
 use velu_core::plans::Plan;
 use velu_core::queue::{KindsByPlan, explain_ready_scan};
 use velu_core::scopes::Scope;
-use velu_core::sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
+use velu_core::sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
 use velu_core::tenancy::OrgRef;
 use velu_tests::{Backend, TestEnv, backend_tests};
 
@@ -199,6 +202,63 @@ backend_tests! {
                     plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX")
                 };
                 assert!(indexed, "{sql}: a page reads an index in order:\n{plan}");
+            }
+            tx.rollback().await.unwrap();
+        }
+    }
+
+    async fn the_list_function_reads_a_page_not_the_history_without_statistics(env) {
+        if env.backend() == Backend::Sqlite {
+            return; // no stored functions on SQLite: the list is the statements above
+        }
+        bootstrap(&env, "alpha", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        plant(&env, &beta.org_id, "succeeded", 1_000, 4_000).await;
+        let middle = "00000000-0000-7000-8000-000000000bb8"; // job 3,000 of 1,000..=4,999
+        let page = 21i64;
+        let conn = env.velu().db().conn();
+        let backend = conn.get_database_backend();
+        // Rows of `jobs` this transaction has read so far, by any scan.
+        let read = "SELECT COALESCE(sum(COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0)), 0)::bigint
+                    FROM pg_stat_xact_user_tables WHERE relname = 'jobs'";
+        for (status, task, before) in [
+            (None, None, None),
+            (Some("succeeded"), None, None),
+            (None, Some("echo"), None),
+            (Some("succeeded"), Some("echo"), None),
+            (None, None, Some(middle)),
+            (Some("succeeded"), None, Some(middle)),
+            (None, Some("echo"), Some(middle)),
+            (Some("succeeded"), Some("echo"), Some(middle)),
+        ] {
+            let tx = conn.begin().await.unwrap();
+            // PL/pgSQL plans the first calls for their arguments, then may settle on a
+            // generic plan: both must read a page.
+            for call in 0..8 {
+                let before_call: i64 = tx
+                    .query_one_raw(Statement::from_string(backend, read))
+                    .await.unwrap().expect("a row").try_get_by_index(0).unwrap();
+                let rows: i64 = tx
+                    .query_one_raw(Statement::from_sql_and_values(
+                        backend,
+                        "SELECT count(*) FROM velu_list_jobs('slug', 'beta', NULL, $1, $2, $3, $4)",
+                        [
+                            status.map(str::to_owned).into(),
+                            task.map(str::to_owned).into(),
+                            before.map(str::to_owned).into(),
+                            page.into(),
+                        ],
+                    ))
+                    .await.unwrap().expect("a row").try_get_by_index(0).unwrap();
+                let after_call: i64 = tx
+                    .query_one_raw(Statement::from_string(backend, read))
+                    .await.unwrap().expect("a row").try_get_by_index(0).unwrap();
+                assert_eq!(rows, page, "{status:?} {task:?} {before:?}: a full page");
+                let fetched = after_call - before_call;
+                assert!(
+                    fetched <= 3 * page,
+                    "{status:?} {task:?} {before:?}, call {call}: read {fetched} rows of jobs for a page of {page}: the history, not a page"
+                );
             }
             tx.rollback().await.unwrap();
         }

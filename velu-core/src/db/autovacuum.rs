@@ -1,7 +1,7 @@
 //! PostgreSQL's autovacuum, checked when a process starts. The queue updates a job's row
 //! at its claim and at its finish, so on a server that never vacuums the queue's tables
 //! fill with dead rows and claims fall behind within a minute of steady load
-//! (docs/benchmarks.md, "Sustained"). Velu does not vacuum for the server; it says so
+//! (docs/benchmarks-log.md, "Sustained"). Velu does not vacuum for the server; it says so
 //! at start instead of degrading in silence (docs/operations.md, "Vacuum").
 
 use sea_orm::{ConnectionTrait, Statement};

@@ -206,7 +206,7 @@ impl Db {
     /// (`serve` and a worker sharing the file). One connection also keeps its page cache
     /// across write transactions: in WAL mode a connection discards its whole cache when
     /// another connection has committed since its last transaction, and with writes
-    /// spread over the pool nearly every write started cold (docs/benchmarks.md).
+    /// spread over the pool nearly every write started cold (docs/benchmarks-log.md).
     pub async fn write_tx(&self) -> CoreResult<DatabaseTransaction> {
         let Some(writer) = &self.writer else {
             return Ok(self.conn.begin().await?);

@@ -121,7 +121,7 @@ pub(crate) enum ReadOrder {
     /// Without it, a table never analyzed (autovacuum off, or not yet run after a bulk
     /// load) let PostgreSQL guess a few rows per org and fetch all of an org's rows by
     /// bitmap to sort them for a page of twenty: 1.7 ms for an org of 200 jobs against
-    /// 0.09 ms off the index, and a list that grew with the history (docs/benchmarks.md).
+    /// 0.09 ms off the index, and a list that grew with the history (docs/benchmarks-log.md).
     /// Sorting stays possible where no index gives the order, costed at 10^10: `jit` is
     /// off with it, or such a plan would be compiled first (200 ms, measured).
     Index,
@@ -233,7 +233,7 @@ impl super::Db {
     /// the queue's scan of ready orgs: each of its steps takes the next org off
     /// `ix_jobs_claim`, where a table never analyzed let PostgreSQL fetch every queued job
     /// after the cursor by bitmap and sort them for the first (tens of milliseconds per
-    /// scan under a backlog of 15,000, docs/benchmarks.md). The transaction costs three
+    /// scan under a backlog of 15,000, docs/benchmarks-log.md). The transaction costs three
     /// statements more, once per scan rather than per job.
     pub async fn query_all_cross_org_in_index_order(
         &self,

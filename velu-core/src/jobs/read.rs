@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Job, JobAttempt, JobDetail, JobStatus};
 use crate::entity::{job_attempts, jobs};
 use crate::ids::is_uuid;
-use crate::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageQuery, PageRequest};
 use crate::principal::Principal;
 use crate::scopes::Scope;
 use crate::tenancy::OrgRef;
@@ -44,9 +44,51 @@ pub async fn list_jobs(
     filter: &JobFilter,
     page: &PageRequest,
 ) -> CoreResult<Page<Job>> {
+    // PostgreSQL: entering and reading in one statement, when it finds jobs.
+    if let Some(page) = super::read_pg::list_jobs(velu, who, org, filter, page).await? {
+        return Ok(page);
+    }
+    // Everywhere else, and for what it did not find: the exact answer, or error.
     let tx = velu.db().read_tx().await?;
-    let conn = &tx;
     let org = who.enter_to_page(&tx, org, Scope::JobsRead).await?;
+    list_jobs_in(&tx, org.id(), filter, page).await
+}
+
+/// The read of a job list in a transaction already entered into org `org_id` (the
+/// ordinary path of [`list_jobs`]); public for the tests that hold the one-statement
+/// path of PostgreSQL to its answers.
+#[doc(hidden)]
+pub async fn list_jobs_in<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    filter: &JobFilter,
+    page: &PageRequest,
+) -> CoreResult<Page<Job>> {
+    let (status, q) = checked_list(org_id, filter, page)?;
+    let mut select = jobs::Entity::find()
+        .filter(jobs::Column::OrgId.eq(org_id))
+        .order_by_desc(jobs::Column::Id)
+        .limit(q.fetch());
+    if let Some(s) = status {
+        select = select.filter(jobs::Column::Status.eq(s.as_str()));
+    }
+    if let Some(t) = &filter.task {
+        select = select.filter(jobs::Column::Task.eq(t.as_str()));
+    }
+    if let Some(after) = q.after_one() {
+        select = select.filter(jobs::Column::Id.lt(after));
+    }
+    page_of(&q, select.all(conn).await?)
+}
+
+/// A job list's filters and page request of org `org_id`, checked as every path checks
+/// them: the task plain text, the status one of the statuses, the limit in range, the
+/// cursor made for this org and these filters.
+pub(super) fn checked_list(
+    org_id: &str,
+    filter: &JobFilter,
+    page: &PageRequest,
+) -> CoreResult<(Option<JobStatus>, PageQuery)> {
     if let Some(t) = &filter.task {
         crate::text::plain("task", t)?;
     }
@@ -59,25 +101,16 @@ pub async fn list_jobs(
         "jobs",
         &format!(
             "{}|{}|{}",
-            org.id().to_owned(),
+            org_id,
             filter.status.as_deref().unwrap_or(""),
             filter.task.as_deref().unwrap_or("")
         ),
     )?;
-    let mut select = jobs::Entity::find()
-        .filter(jobs::Column::OrgId.eq(org.id()))
-        .order_by_desc(jobs::Column::Id)
-        .limit(q.fetch());
-    if let Some(s) = status {
-        select = select.filter(jobs::Column::Status.eq(s.as_str()));
-    }
-    if let Some(t) = &filter.task {
-        select = select.filter(jobs::Column::Task.eq(t.as_str()));
-    }
-    if let Some(after) = q.after_one() {
-        select = select.filter(jobs::Column::Id.lt(after));
-    }
-    let rows = select.all(conn).await?;
+    Ok((status, q))
+}
+
+/// The page of `rows` (up to `q.fetch()` of them, newest first).
+pub(super) fn page_of(q: &PageQuery, rows: Vec<jobs::Model>) -> CoreResult<Page<Job>> {
     let page = q.finish(rows, |r| vec![r.id.clone()], Job::from_model);
     Ok(Page {
         items: page.items.into_iter().collect::<CoreResult<_>>()?,
@@ -109,10 +142,27 @@ pub async fn show_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<JobDetail> {
+    // PostgreSQL: entering and reading in one statement, when it finds the job.
+    if let Some(detail) = super::read_pg::show_job(velu, who, org, id).await? {
+        return Ok(detail);
+    }
+    // Everywhere else, and for what it did not find: the exact answer, or error.
     let tx = velu.db().read_tx().await?;
-    let conn = &tx;
     let org = who.enter(&tx, org, Scope::JobsRead).await?;
-    let job = find_job(conn, org.id(), id).await?;
+    show_job_in(&tx, who, org.id(), id).await
+}
+
+/// The read of a show in a transaction already entered into org `org_id` (the ordinary
+/// path of [`show_job`]); public for the tests that hold the one-statement path of
+/// PostgreSQL to its answers.
+#[doc(hidden)]
+pub async fn show_job_in<C: ConnectionTrait>(
+    conn: &C,
+    who: &Principal,
+    org_id: &str,
+    id: &str,
+) -> CoreResult<JobDetail> {
+    let job = find_job(conn, org_id, id).await?;
     job_detail(conn, who, job).await
 }
 
@@ -124,25 +174,39 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
     who: &Principal,
     job: jobs::Model,
 ) -> CoreResult<JobDetail> {
-    // The attempt in progress lives on the job's row; each ended attempt has its row in
-    // `job_attempts`, appended when it ended (migration m20261203_000018). A job's attempt
-    // count grows by one per claim, so a job with no ended attempt (never claimed, or on
-    // its first attempt) has no history to read: one statement fewer for its show.
-    let current = in_progress(&job);
-    let ended = job.attempts - i32::from(current.is_some());
-    let mut history: Vec<JobAttempt> = if ended <= 0 {
-        Vec::new()
-    } else {
+    let ended = if has_ended_attempts(&job) {
         job_attempts::Entity::find()
             .filter(job_attempts::Column::JobId.eq(job.id.as_str()))
             .order_by_asc(job_attempts::Column::Attempt)
             .all(conn)
             .await?
-            .into_iter()
-            .map(JobAttempt::from_model)
-            .collect::<CoreResult<_>>()?
+    } else {
+        Vec::new()
     };
-    history.extend(current);
+    detail_of(who, job, ended)
+}
+
+/// Has `job` an ended attempt, a row in `job_attempts`? The attempt in progress lives on
+/// the job's row; each ended attempt has its row, appended when it ended (migration
+/// m20261203_000018). A job's attempt count grows by one per claim, so a job with no
+/// ended attempt (never claimed, or on its first attempt) has no history to read: one
+/// statement fewer for its show.
+pub(super) fn has_ended_attempts(job: &jobs::Model) -> bool {
+    job.attempts - i32::from(in_progress(job).is_some()) > 0
+}
+
+/// The document of `job` with its `ended` attempts (oldest first), as `who` may see it
+/// (see [`job_detail`]).
+pub(super) fn detail_of(
+    who: &Principal,
+    job: jobs::Model,
+    ended: Vec<job_attempts::Model>,
+) -> CoreResult<JobDetail> {
+    let mut history: Vec<JobAttempt> = ended
+        .into_iter()
+        .map(JobAttempt::from_model)
+        .collect::<CoreResult<_>>()?;
+    history.extend(in_progress(&job));
     if who.org_id.is_some() {
         for attempt in &mut history {
             attempt.worker_id = None;

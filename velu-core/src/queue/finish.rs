@@ -182,7 +182,7 @@ pub(super) fn sqlite_finish_sql() -> (String, String) {
     let running = JobStatus::Running.as_str();
     // `jsonb_each`, not `json_each`: each outcome comes out as JSONB, which the operators
     // read as it is; `json_each` turned every outcome back into text for each operator to
-    // parse again (about 4% of the writer's time in a burn-down, docs/benchmarks.md).
+    // parse again (about 4% of the writer's time in a burn-down, docs/benchmarks-log.md).
     let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
                value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
                value -> '$.result' AS result, value -> '$.error' AS error,

@@ -5,7 +5,7 @@
 //! as empty. With them, SQLite's planner made the finish walk every running job for each
 //! outcome (the running jobs' index as the outer loop, the batch of outcomes inside)
 //! instead of looking each outcome's job up by primary key: a burn-down over a million
-//! finished analyzed jobs ran at 0.42x of an empty database (docs/benchmarks.md). The
+//! finished analyzed jobs ran at 0.42x of an empty database (docs/benchmarks-log.md). The
 //! finish therefore keeps the lease token and the status from steering its plan (unary
 //! `+`), and the claim loop's reads of `jobs` name their index (`INDEXED BY`, which fails
 //! to prepare rather than fall back to a scan if the index can no longer serve): the

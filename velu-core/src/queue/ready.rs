@@ -147,7 +147,7 @@ fn pass_sql(backend: Backend, from: &str, to: Option<&str>) -> String {
     // "Has a job it may run" is a scalar subquery with LIMIT 1, evaluated per org and
     // stopping at the first such job. Written as EXISTS, PostgreSQL turned it into a
     // semi-join that hashed every queued job of the scanned orgs: 11 ms per scan with
-    // 20,000 queued, against 0.35 ms this way (docs/benchmarks.md).
+    // 20,000 queued, against 0.35 ms this way (docs/benchmarks-log.md).
     format!(
         "WITH RECURSIVE o(org_id) AS (
           SELECT * FROM (SELECT org_id FROM jobs{by_claim} WHERE status = '{queued}' AND run_at <= $1

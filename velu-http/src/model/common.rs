@@ -208,7 +208,7 @@ string_type!(Text, MetaSchema::new("string"));
 /// A task kind name, declared in the spec as a string matching [`TASK_PATTERN`] and checked
 /// by [`TaskPattern`]. Not `Text` with poem-openapi's `pattern` validator: that validator
 /// compiles its regular expression on every check (about 3% of the machine's CPU on the
-/// submit route, docs/benchmarks.md).
+/// submit route, docs/benchmarks-log.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskName(pub String);
 
