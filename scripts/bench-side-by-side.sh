@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Velu and its peers side by side in one run on this machine and server: the figures of
-# docs/benchmarks.md ("Side by side") come from one run of this script.
+# Velu and its peers side by side in one run on this machine and server: every figure of
+# docs/benchmarks.md comes from one run of this script.
 #
 #   scripts/bench-side-by-side.sh [PEERS_DIR] | tee bench.log
 #
