@@ -220,9 +220,7 @@ impl super::Db {
             tracing::trace!(path = why.as_str(), "cross-org statement");
             return Ok(cross.query_all_raw(stmt).await?);
         }
-        use sea_orm::TransactionTrait;
-        let tx = self.conn().begin().await?;
-        cross_org(&tx, why).await?;
+        let tx = self.cross_org_read_tx(why).await?;
         let rows = tx.query_all_raw(stmt).await?;
         tx.commit().await?;
         Ok(rows)
