@@ -6,6 +6,7 @@
 //! [`plans`], [`tasks`], [`audit`], [`pause`]); each takes the [`Velu`] handle and the acting
 //! [`Principal`] first and checks its rights itself.
 
+mod admission;
 pub mod audit;
 pub mod auth;
 pub mod billing;

@@ -285,9 +285,33 @@ backend_tests! {
         let acme = bootstrap(&env, "acme", "hero").await;
         let velu = env.velu();
         let t = now();
-        for i in 0..fleet::MAX_WORKERS_PER_ORG {
+        for i in 0..fleet::MAX_WORKERS_PER_ORG - 2 {
             fleet::register(velu, &reg(&format!("acme-{i:04}"), Some(&acme.org_id), t)).await.unwrap();
         }
+        // Ten new ids race for the last two places: two win, however the races interleave.
+        // (A first round re-registers ten held ids at once, so the race below finds its
+        // connections open rather than queued behind their opening.)
+        let race = |ids: Vec<String>| {
+            let handles: Vec<_> = ids
+                .into_iter()
+                .map(|id| {
+                    let (velu, r) = (velu.clone(), reg(&id, Some(&acme.org_id), t));
+                    tokio::spawn(async move { fleet::register(&velu, &r).await })
+                })
+                .collect();
+            async move {
+                let mut won = 0;
+                for h in handles {
+                    match h.await.expect("task") {
+                        Ok(_) => won += 1,
+                        Err(e) => assert_eq!(e.code(), "quota_exceeded", "{e}"),
+                    }
+                }
+                won
+            }
+        };
+        assert_eq!(race((0..10).map(|i| format!("acme-{i:04}")).collect()).await, 10, "re-registrations");
+        assert_eq!(race((0..10).map(|i| format!("racer-{i}")).collect()).await, 2, "new ids");
         let err = fleet::register(velu, &reg("acme-one-more", Some(&acme.org_id), t)).await.unwrap_err();
         assert_eq!(err.code(), "quota_exceeded");
         // Re-registering one it holds still works; platform workers are not counted.

@@ -206,6 +206,32 @@ backend_tests! {
         assert_eq!(over.error_code(), "quota_exceeded");
     }
 
+    async fn concurrent_creates_never_pass_the_key_quota(env) {
+        use velu_core::keys::{CreateKey, KeyOwner, create_key};
+        use velu_core::orgs::OrgRef;
+        let tiny = bootstrap(&env, "tiny", "base").await;
+        // 3 bootstrap keys: the base plan's 5 leave room for 2, however many race for them.
+        let tries = (0..12).map(|i| {
+            let velu = env.velu().clone();
+            async move {
+                let input = CreateKey { name: format!("racer-{i}"), role: Some("viewer".into()), ..Default::default() };
+                create_key(&velu, &velu_core::Principal::operator(), &KeyOwner::Org(OrgRef::new("tiny")), &input).await
+            }
+        });
+        let handles: Vec<_> = tries.map(tokio::spawn).collect();
+        let mut made = 0;
+        for h in handles {
+            match h.await.expect("task") {
+                Ok(_) => made += 1,
+                Err(e) => assert_eq!(e.code(), "quota_exceeded", "{e}"),
+            }
+        }
+        assert_eq!(made, 2, "the races that won");
+        let active = crate::support::scalar::<i64>(env.velu(), &format!(
+            "SELECT count(*) FROM api_keys WHERE org_id = '{}' AND revoked_at IS NULL", tiny.org_id)).await;
+        assert_eq!(active, 5);
+    }
+
     async fn legacy_keys_verify_and_rotate_into_v1(env) {
         bootstrap(&env, "acme", "hero").await;
         let raw = "velu_LegacyRawKeyFromTheEarlierSystem_0123456789ab";

@@ -1,5 +1,6 @@
 //! The registry's writes: register (upsert, never across owners), beat, stopped, prune.
 
+use crate::admission::{self, Quota};
 use crate::db::CrossOrg;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -48,6 +49,8 @@ pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<Worke
         .await?;
     if updated.rows_affected == 0 {
         if let Some(org) = &reg.org_id {
+            // Registrations for this org take turns to the commit (admission.rs).
+            admission::hold(conn, Quota::Workers, &[org.as_str()]).await?;
             let held = workers::Entity::find()
                 .filter(Column::OrgId.eq(org.as_str()))
                 .count(conn)

@@ -82,7 +82,7 @@ pub(super) async fn write_group(
     } else {
         // Other groups (other leaders, other servers) admitting to these orgs wait here
         // until this one commits: the counts read next stay true.
-        super::admission::hold_admission(&tx, &orgs).await?;
+        crate::admission::hold(&tx, crate::admission::Quota::QueuedJobs, &orgs).await?;
         super::counts::queued_many(&tx, &orgs).await?
     };
     let mut accepted = Vec::with_capacity(checked.len());

@@ -8,7 +8,6 @@
 //! (see [`JobStatus`]); each ended attempt is kept in `job_attempts` (the one in progress
 //! lives on the job's row until it ends).
 
-mod admission;
 mod counts;
 mod group;
 mod grouped;

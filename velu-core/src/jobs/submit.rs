@@ -173,7 +173,7 @@ pub(super) async fn queue_room<C: ConnectionTrait>(
     plan: Plan,
 ) -> CoreResult<u64> {
     let limit = plan.limits().queued_jobs;
-    super::admission::hold_admission(conn, &[org_id]).await?;
+    crate::admission::hold(conn, crate::admission::Quota::QueuedJobs, &[org_id]).await?;
     let queued = super::counts::queued(conn, org_id).await?;
     Ok(limit.saturating_sub(queued))
 }

@@ -5,6 +5,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::access::*;
 use super::documents::*;
+use crate::admission::{self, Quota};
 use crate::entity::{api_keys, organizations};
 use crate::orgs::current_plan;
 use crate::time::{self};
@@ -59,6 +60,9 @@ pub(super) async fn ensure_key_quota<C: ConnectionTrait>(
     org: &organizations::Model,
     at: DateTime<Utc>,
 ) -> CoreResult<()> {
+    // Creates and imports for this org take turns from here to their commit: two cannot
+    // both take the last place (admission.rs).
+    admission::hold(conn, Quota::ApiKeys, &[org.id.as_str()]).await?;
     let plan = current_plan(conn, &org.id).await?;
     let limit = plan.limits().api_keys;
     // At most `limit` index entries (ix_api_keys_org_active): the org's revoked and

@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::cron::{CronSpec, DEFAULT_TIMEZONE};
 use super::{CreateSchedule, Schedule};
+use crate::admission::{self, Quota};
 use crate::audit::{self, Record};
-use crate::entity::{organizations, schedules};
+use crate::entity::schedules;
 use crate::ids::{is_uuid, new_id};
 use crate::jobs::{SubmitJob, validate_submission};
 use crate::pagination::{Page, PageRequest};
@@ -87,12 +88,9 @@ pub async fn create_schedule(
     let first = spec
         .next_after(at)
         .ok_or_else(|| CoreError::invalid("cron", "never ticks (e.g. 30 February)"))?;
-    // Serializes creates per org on PostgreSQL (SQLite's write lock already does), so two
+    // Creates for this org take turns from here to their commit (admission.rs), so two
     // at once cannot both take the last slot of the plan's cap.
-    organizations::Entity::find_by_id(org.id().to_owned())
-        .lock_exclusive()
-        .one(&tx)
-        .await?;
+    admission::hold(&tx, Quota::Schedules, &[org.id()]).await?;
     let count = schedules::Entity::find()
         .filter(schedules::Column::OrgId.eq(org.id()))
         .count(&tx)

@@ -12,8 +12,9 @@ use serde_json::json;
 use super::input::{check_name, check_value};
 use super::seal::{Binding, seal};
 use super::{MAX_SECRETS_PER_ORG, Secret, SecretList};
+use crate::admission::{self, Quota};
 use crate::audit::{self, Record};
-use crate::entity::{org_secrets, organizations};
+use crate::entity::org_secrets;
 use crate::ids::new_id;
 use crate::principal::Principal;
 use crate::scopes::Scope;
@@ -71,12 +72,9 @@ pub async fn set_secret(
     let name = check_name(name)?;
     let value = check_value(value)?;
     let kek = velu.secrets_kek()?;
-    // One writer per org at a time (SQLite's write lock already is): versions and the cap
-    // hold under concurrent sets.
-    organizations::Entity::find_by_id(org.id().to_owned())
-        .lock_exclusive()
-        .one(&tx)
-        .await?;
+    // One writer per org at a time (admission.rs; SQLite's write lock already is):
+    // versions and the cap hold under concurrent sets.
+    admission::hold(&tx, Quota::Secrets, &[org.id()]).await?;
     let at = now();
     let existing = find(&tx, org.id(), name).await?;
     let version = existing.as_ref().map_or(1, |r| r.version + 1);
