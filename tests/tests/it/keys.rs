@@ -232,6 +232,39 @@ backend_tests! {
         assert_eq!(active, 5);
     }
 
+    async fn concurrent_creates_of_one_name_make_one_key(env) {
+        use velu_core::keys::{CreateKey, KeyOwner, create_key};
+        use velu_core::orgs::OrgRef;
+        bootstrap(&env, "acme", "hero").await;
+        // Per owner (an org's keys, the platform's), eight creates of one name at once, in
+        // two rounds (the second finds the pool's connections open): one key each round,
+        // the rest a plain `conflict`, never an internal error from the unique index.
+        for owner in [KeyOwner::Org(OrgRef::new("acme")), KeyOwner::Platform] {
+            for round in ["dup-1", "dup-2"] {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (velu, owner) = (env.velu().clone(), owner.clone());
+                        let input = CreateKey { name: round.into(), role: Some("viewer".into()), ..Default::default() };
+                        let input = if matches!(owner, KeyOwner::Platform) {
+                            CreateKey { role: None, scopes: vec!["jobs:read".into()], ..input }
+                        } else {
+                            input
+                        };
+                        tokio::spawn(async move { create_key(&velu, &velu_core::Principal::operator(), &owner, &input).await })
+                    })
+                    .collect();
+                let mut made = 0;
+                for h in handles {
+                    match h.await.expect("task") {
+                        Ok(_) => made += 1,
+                        Err(e) => assert_eq!(e.code(), "conflict", "{owner:?} {round}: {e}"),
+                    }
+                }
+                assert_eq!(made, 1, "{owner:?} {round}");
+            }
+        }
+    }
+
     async fn legacy_keys_verify_and_rotate_into_v1(env) {
         bootstrap(&env, "acme", "hero").await;
         let raw = "velu_LegacyRawKeyFromTheEarlierSystem_0123456789ab";
@@ -252,6 +285,30 @@ backend_tests! {
         assert_eq!(rotated.body["key"]["legacy"], false, "{}", rotated.text);
         assert_eq!(env.http(Method::GET, "/v1/whoami", Some(raw), None).await.status, 401, "legacy secret rotated out");
         assert_eq!(env.http(Method::GET, "/v1/whoami", Some(rotated.body["token"].as_str().unwrap()), None).await.status, 200);
+    }
+
+    async fn a_legacy_hash_held_by_two_active_keys_opens_neither(env) {
+        bootstrap(&env, "acme", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        let raw = "velu_LegacyRawKeyFromTheEarlierSystem_twice_0123";
+        let digest = env.velu().hasher().unwrap().legacy_digest(raw);
+        let imported = env.cli_ok(&["key", "import", "--org", "acme", "--name", "old-client", "--scopes", "jobs:read", "--hash", &digest]).await;
+        let kid = imported["id"].as_str().unwrap().to_owned();
+        let fresh = || async { env.another_node(velu_core::OpenOptions::default()).await };
+        let who = velu_core::auth::authenticate(&fresh().await, raw, None).await.unwrap();
+        assert_eq!(who.actor.id, kid);
+        // What two imports at once into two orgs could leave (each checked that no active
+        // key held the hash): the same hash on a key of beta.
+        crate::support::exec(env.velu(), &format!(
+            "INSERT INTO api_keys (kid, org_id, name, scopes, secret_hash, legacy, created_by_type, created_by_id, created_at, updated_at)
+             SELECT 'dUpL1cAt3dUpL1cA', '{}', name, scopes, secret_hash, legacy, created_by_type, created_by_id, created_at, updated_at
+             FROM api_keys WHERE kid = '{kid}'", beta.org_id)).await;
+        let refused = velu_core::auth::authenticate(&fresh().await, raw, None).await.unwrap_err();
+        assert_eq!(refused.code(), "unauthorized", "neither org may get the text");
+        // Revoking one gives the text back to the other.
+        env.cli_ok(&["key", "revoke", "dUpL1cAt3dUpL1cA", "--org", "beta"]).await;
+        let who = velu_core::auth::authenticate(&fresh().await, raw, None).await.unwrap();
+        assert_eq!(who.actor.id, kid);
     }
 
     async fn platform_keys_manage_orgs_over_http(env) {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::db::CrossOrg;
 use crate::db::notify::Change;
@@ -244,7 +244,7 @@ async fn find_row<C: ConnectionTrait>(
     let rows = match handle {
         Handle::Kid(kid) => api_keys::Entity::find_by_id(kid.clone()).one(conn).await?,
         Handle::Legacy(stored) => {
-            api_keys::Entity::find()
+            let rows = api_keys::Entity::find()
                 .filter(
                     Condition::any()
                         .add(
@@ -259,8 +259,18 @@ async fn find_row<C: ConnectionTrait>(
                         ),
                 )
                 .filter(api_keys::Column::RevokedAt.is_null())
-                .one(conn)
-                .await?
+                .limit(2)
+                .all(conn)
+                .await?;
+            // A legacy hash names its key alone. Imports check that no active key holds
+            // the hash, but two imports at once (into two orgs) can both pass: then the
+            // text could stand for either key, so it stands for none (fail closed) until
+            // one of them is revoked.
+            if rows.len() > 1 {
+                tracing::warn!("a legacy key hash matches more than one active key; refused");
+                return Ok(None);
+            }
+            rows.into_iter().next()
         }
     };
     Ok(rows)

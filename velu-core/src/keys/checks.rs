@@ -48,11 +48,14 @@ pub(super) async fn ensure_name_free<C: ConnectionTrait>(
         .count(conn)
         .await?;
     if taken > 0 {
-        return Err(CoreError::conflict(format!(
-            "an active key named `{name}` already exists"
-        )));
+        return Err(name_taken(name));
     }
     Ok(())
+}
+
+/// The `conflict` of a name an active key of the same owner holds.
+pub(super) fn name_taken(name: &str) -> CoreError {
+    CoreError::conflict(format!("an active key named `{name}` already exists"))
 }
 
 pub(super) async fn ensure_key_quota<C: ConnectionTrait>(

@@ -14,6 +14,7 @@ use super::hashing::{KeyHasher, validate_legacy_digest};
 use super::token;
 use crate::audit::{self, Record};
 use crate::entity::api_keys;
+use crate::error::is_unique_violation;
 use crate::principal::Principal;
 use crate::scopes::ScopeSet;
 use crate::time::{self, now};
@@ -54,7 +55,15 @@ pub(crate) async fn insert_key<C: ConnectionTrait>(
         rotated_at: Set(None),
         last_used_at: Set(None),
     };
-    let model = model.insert(conn).await?;
+    // `ensure_name_free` answered before a concurrent create of the same name committed:
+    // the unique index of active names (`ux_api_keys_active_name`) has the last word.
+    let model = model.insert(conn).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            name_taken(new.name)
+        } else {
+            e.into()
+        }
+    })?;
     audit::record(
         conn,
         &who.actor,
