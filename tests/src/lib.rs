@@ -295,6 +295,17 @@ impl TestEnv {
             .expect("open second node")
     }
 
+    /// Another node whose database pools open at most `size` connections each.
+    pub async fn node_with_pool(&self, size: u32, opts: OpenOptions) -> Velu {
+        let settings = self
+            .settings()
+            .with_db_pool_size(Some(size))
+            .expect("pool size");
+        Velu::open(settings, test_tasks(), opts)
+            .await
+            .expect("open node")
+    }
+
     /// Settings pointing at this test's data directory and database.
     pub fn settings(&self) -> Settings {
         Settings::new(

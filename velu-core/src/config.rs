@@ -39,6 +39,8 @@ pub struct ConfigSources {
     /// File holding the secrets key, read when `VELU_SECRETS_KEY` is not set
     /// (`crate::secrets`).
     pub secrets_key_file: Option<PathBuf>,
+    /// Connections per database pool [default: `db::DEFAULT_POOL_SIZE`].
+    pub db_pool_size: Option<u32>,
     /// How the tasks file's text becomes a document.
     pub parse_tasks: TasksParser,
 }
@@ -51,6 +53,7 @@ impl Default for ConfigSources {
             tasks_file: None,
             pepper_file: None,
             secrets_key_file: None,
+            db_pool_size: None,
             parse_tasks: json_tasks,
         }
     }
@@ -59,13 +62,14 @@ impl Default for ConfigSources {
 impl ConfigSources {
     /// Settings from these sources plus the pepper: [`PEPPER_ENV`], else the pepper file.
     pub fn settings(&self) -> CoreResult<Settings> {
-        Ok(Settings::new(self.home.clone(), self.database_url.clone())?
+        Settings::new(self.home.clone(), self.database_url.clone())?
             .with_pepper_from(std::env::var(PEPPER_ENV).ok(), self.pepper_file.as_deref())?
             .with_secrets_key(
                 std::env::var(crate::secrets::KEY_ENV).ok(),
                 self.secrets_key_file.clone(),
             )
-            .with_billing_secret(crate::billing::BillingSecret::from_env()?))
+            .with_billing_secret(crate::billing::BillingSecret::from_env()?)
+            .with_db_pool_size(self.db_pool_size)
     }
 
     /// The task catalog: built-ins plus the tasks file, if any.
@@ -93,6 +97,7 @@ impl fmt::Debug for ConfigSources {
             .field("tasks_file", &self.tasks_file)
             .field("pepper_file", &self.pepper_file)
             .field("secrets_key_file", &self.secrets_key_file)
+            .field("db_pool_size", &self.db_pool_size)
             .finish()
     }
 }

@@ -28,6 +28,9 @@ pub struct Settings {
     /// `VELU_BILLING_SECRET` / `VELU_BILLING_SECRET_FILE`: the key billing events are
     /// signed with (`crate::billing`); `None` refuses every billing event.
     pub billing_secret: Option<crate::billing::BillingSecret>,
+    /// `--db-pool-size` / `VELU_DB_POOL_SIZE`: the most connections each of the process's
+    /// pools opens; `None` means [`crate::db::DEFAULT_POOL_SIZE`].
+    pub db_pool_size: Option<u32>,
 }
 
 impl Settings {
@@ -44,6 +47,7 @@ impl Settings {
             secrets_key: None,
             secrets_key_file: None,
             billing_secret: None,
+            db_pool_size: None,
         })
     }
 
@@ -89,6 +93,26 @@ impl Settings {
     ) -> Settings {
         self.billing_secret = secret;
         self
+    }
+
+    /// Sets the connections per pool (`None`: the default); 0 or more than
+    /// [`crate::db::MAX_POOL_SIZE`] is a configuration error.
+    pub fn with_db_pool_size(mut self, size: Option<u32>) -> CoreResult<Settings> {
+        if let Some(n) = size
+            && !(1..=crate::db::MAX_POOL_SIZE).contains(&n)
+        {
+            return Err(CoreError::Config(format!(
+                "db pool size {n}: give 1 to {} connections per pool",
+                crate::db::MAX_POOL_SIZE
+            )));
+        }
+        self.db_pool_size = size;
+        Ok(self)
+    }
+
+    /// The connections per pool: the configured size, else the default.
+    pub fn db_pool_size(&self) -> u32 {
+        self.db_pool_size.unwrap_or(crate::db::DEFAULT_POOL_SIZE)
     }
 
     /// The database URL to connect to, with the SQLite default filled in.
@@ -161,6 +185,19 @@ impl fmt::Debug for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_sizes_are_bounded() {
+        let base = || Settings::new(Some(PathBuf::from("/nowhere")), None).unwrap();
+        assert_eq!(base().db_pool_size(), crate::db::DEFAULT_POOL_SIZE);
+        for n in [1, 8, crate::db::MAX_POOL_SIZE] {
+            assert_eq!(base().with_db_pool_size(Some(n)).unwrap().db_pool_size(), n);
+        }
+        for n in [0, crate::db::MAX_POOL_SIZE + 1, u32::MAX] {
+            let err = base().with_db_pool_size(Some(n)).unwrap_err();
+            assert_eq!(err.code(), "config", "{n}");
+        }
+    }
 
     #[test]
     fn redacts_passwords_only() {

@@ -89,14 +89,14 @@ impl Velu {
             ensure_private_dir(&settings.home)?;
             ensure_private_file(&settings.home.join(crate::settings::SQLITE_FILE))?;
         }
-        let mut db = Db::connect(&url).await?;
+        let mut db = Db::connect_with(&url, settings.db_pool_size()).await?;
         let policy = opts.schema.unwrap_or_else(|| db.default_schema_policy());
         db.prepare_schema(policy).await?;
         if !db.runs_as_app_role() && policy != SchemaPolicy::Ignore {
             // The migrations just created the app role: connect again as it, or refuse
             // to run without row-level security (fail closed).
             db.close().await;
-            db = Db::connect(&url).await?;
+            db = Db::connect_with(&url, settings.db_pool_size()).await?;
             if !db.runs_as_app_role() {
                 return Err(CoreError::Config(format!(
                     "the database role {role} is missing or not granted to this user; run \

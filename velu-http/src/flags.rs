@@ -51,6 +51,18 @@ pub struct ConfigArgs {
         value_name = "FILE"
     )]
     pub secrets_key_file: Option<PathBuf>,
+
+    /// The most connections each of this process's database pools opens (PostgreSQL: an
+    /// org-scoped and a cross-org pool, plus one listening connection for serve and
+    /// worker; SQLite: the readers, besides one writer) [default: 8].
+    #[arg(
+        long,
+        env = "VELU_DB_POOL_SIZE",
+        global = true,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=velu_core::db::MAX_POOL_SIZE as i64)
+    )]
+    pub db_pool_size: Option<u32>,
 }
 
 impl ConfigArgs {
@@ -62,6 +74,7 @@ impl ConfigArgs {
             tasks_file: self.tasks_file.clone(),
             pepper_file: self.pepper_file.clone(),
             secrets_key_file: self.secrets_key_file.clone(),
+            db_pool_size: self.db_pool_size,
             parse_tasks: yaml_tasks,
         }
     }

@@ -30,6 +30,7 @@ mod parity_usage;
 mod parity_workers;
 mod pause;
 mod plans;
+mod pool_size;
 mod properties;
 mod remote_worker;
 mod retention;

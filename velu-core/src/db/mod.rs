@@ -99,10 +99,28 @@ pub struct Db {
 /// SQLite waits this long for a competing writer (another process) before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most connections each of a process's pools opens unless configured
+/// (`--db-pool-size`): on PostgreSQL the org-scoped pool and the cross-org pool, on SQLite
+/// the readers' pool (its writer is always one connection). Measured against 20 on this
+/// kind of machine (docs/benchmarks.md, "Connections per pool"): the same throughput or
+/// more with shorter tails, since a 2-core server runs fewer backends at once.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// The largest `--db-pool-size` accepted.
+pub const MAX_POOL_SIZE: u32 = 256;
+
 impl Db {
-    /// Connects to `url`. SQLite files are created on first use, in WAL mode with a busy
-    /// timeout so `serve`, workers and the CLI can share one file.
+    /// Connects to `url` with pools of [`DEFAULT_POOL_SIZE`]. SQLite files are created on
+    /// first use, in WAL mode with a busy timeout so `serve`, workers and the CLI can share
+    /// one file.
     pub async fn connect(url: &str) -> CoreResult<Db> {
+        Db::connect_with(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Connects to `url` with pools of at most `pool_size` connections each (clamped to
+    /// 1..=[`MAX_POOL_SIZE`]; `Settings::with_db_pool_size` refuses anything else first).
+    pub async fn connect_with(url: &str, pool_size: u32) -> CoreResult<Db> {
+        let pool_size = pool_size.clamp(1, MAX_POOL_SIZE);
         let backend = Backend::from_url(url)?;
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
@@ -110,7 +128,7 @@ impl Db {
             .acquire_timeout(Duration::from_secs(15));
         match backend {
             Backend::Sqlite => {
-                opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+                opts.max_connections(pool_size).map_sqlx_sqlite_opts(|o| {
                     o.journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
@@ -122,7 +140,7 @@ impl Db {
                 });
             }
             Backend::Postgres => {
-                opts.max_connections(20).min_connections(0);
+                opts.max_connections(pool_size).min_connections(0);
             }
         }
         let mut app_role = true;

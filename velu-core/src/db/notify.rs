@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 use sea_orm::{ConnectionTrait, Statement};
 
 use super::{Backend, Db};
@@ -119,7 +119,15 @@ pub fn spawn_listener(db: &Db, handler: ChangeHandler) -> Option<tokio::task::Jo
     if db.backend() != Backend::Postgres {
         return None;
     }
-    let pool = db.conn().get_postgres_connection_pool().clone();
+    // A pool of its own, of one connection, with the same options (role included): a
+    // listener keeps its connection for good, and taken from the org-scoped pool it would
+    // leave `--db-pool-size 1` nothing to answer requests with.
+    let options = db.conn().get_postgres_connection_pool().connect_options();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with((*options).clone());
     Some(tokio::spawn(async move {
         loop {
             match PgListener::connect_with(&pool).await {
