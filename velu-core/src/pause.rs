@@ -11,8 +11,7 @@
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,7 +19,7 @@ use serde_json::json;
 use crate::audit::{self, Record};
 use crate::db::CrossOrg;
 use crate::db::notify::{self, Change};
-use crate::entity::{jobs, queue_pauses};
+use crate::entity::queue_pauses;
 use crate::jobs::JobStatus;
 use crate::principal::Principal;
 use crate::queue::{self, PauseScope};
@@ -144,16 +143,14 @@ async fn find<C: ConnectionTrait>(
     )
 }
 
+/// From the org's job counters (`jobs/counts.rs`): a handful of rows however many jobs
+/// are queued (up to the plan's 1,000,000), never a count over the queue.
 async fn count_jobs<C: ConnectionTrait>(
     conn: &C,
     org_id: &str,
     status: JobStatus,
 ) -> CoreResult<u64> {
-    Ok(jobs::Entity::find()
-        .filter(jobs::Column::OrgId.eq(org_id))
-        .filter(jobs::Column::Status.eq(status.as_str()))
-        .count(conn)
-        .await?)
+    crate::jobs::counts::in_status(conn, org_id, status).await
 }
 
 async fn queue_state<C: ConnectionTrait>(conn: &C, org: &OrgScope) -> CoreResult<QueueState> {

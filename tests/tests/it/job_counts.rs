@@ -258,4 +258,20 @@ backend_tests! {
         );
         pool.close().await.ok();
     }
+
+    async fn queue_show_reads_the_counters_not_the_queue(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        for i in 0..5 {
+            env.cli_ok(&["job", "submit", "--org", "acme", "--task", "echo", "--payload", &format!("{{\"i\": {i}}}")]).await;
+        }
+        let shown = env.cli_ok(&["queue", "show", "--org", "acme"]).await;
+        assert_eq!((shown["queued"].as_u64(), shown["running"].as_u64()), (Some(5), Some(0)), "{shown}");
+        // A counter row that says more than the table holds: `queue show` follows the
+        // counters (a handful of rows), so it cannot be counting the queue itself.
+        exec(env.velu(), &format!(
+            "INSERT INTO job_counts (org_id, task, status, shard, n) VALUES ('{}', 'echo', 'queued', 999, 1000), ('{}', 'echo', 'running', 999, 7)",
+            acme.org_id, acme.org_id)).await;
+        let shown = env.cli_ok(&["queue", "show", "--org", "acme"]).await;
+        assert_eq!((shown["queued"].as_u64(), shown["running"].as_u64()), (Some(1005), Some(7)), "{shown}");
+    }
 }

@@ -10,11 +10,21 @@ use crate::entity::job_counts;
 
 /// How many of `org_id`'s jobs are queued now.
 pub(crate) async fn queued<C: ConnectionTrait>(conn: &C, org_id: &str) -> CoreResult<u64> {
+    in_status(conn, org_id, JobStatus::Queued).await
+}
+
+/// How many of `org_id`'s jobs are in `status` now, from its counter rows (a handful,
+/// however many jobs).
+pub(crate) async fn in_status<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    status: JobStatus,
+) -> CoreResult<u64> {
     let n: Option<i64> = job_counts::Entity::find()
         .select_only()
         .column_as(sum_n(), "n")
         .filter(job_counts::Column::OrgId.eq(org_id))
-        .filter(job_counts::Column::Status.eq(JobStatus::Queued.as_str()))
+        .filter(job_counts::Column::Status.eq(status.as_str()))
         .into_tuple::<Option<i64>>()
         .one(conn)
         .await?

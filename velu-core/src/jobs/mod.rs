@@ -8,7 +8,7 @@
 //! (see [`JobStatus`]); each ended attempt is kept in `job_attempts` (the one in progress
 //! lives on the job's row until it ends).
 
-mod counts;
+pub(crate) mod counts;
 mod group;
 mod grouped;
 mod grouped_pg;
