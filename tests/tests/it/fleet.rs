@@ -13,7 +13,7 @@ use velu_core::time::now;
 use velu_core::{Principal, Velu};
 use velu_tests::{TestEnv, backend_tests};
 
-use crate::support::{bootstrap, eventually, fast_worker, platform_key, spawn_worker};
+use crate::support::{bootstrap, eventually, fast_worker, platform_key, race, spawn_worker};
 
 /// A registration of `id` for `org_id` at `at`, beating every 10 s.
 fn reg(id: &str, org_id: Option<&str>, at: DateTime<Utc>) -> WorkerRegistration {
@@ -291,27 +291,16 @@ backend_tests! {
         // Ten new ids race for the last two places: two win, however the races interleave.
         // (A first round re-registers ten held ids at once, so the race below finds its
         // connections open rather than queued behind their opening.)
-        let race = |ids: Vec<String>| {
-            let handles: Vec<_> = ids
-                .into_iter()
-                .map(|id| {
-                    let (velu, r) = (velu.clone(), reg(&id, Some(&acme.org_id), t));
-                    tokio::spawn(async move { fleet::register(&velu, &r).await })
-                })
-                .collect();
-            async move {
-                let mut won = 0;
-                for h in handles {
-                    match h.await.expect("task") {
-                        Ok(_) => won += 1,
-                        Err(e) => assert_eq!(e.code(), "quota_exceeded", "{e}"),
-                    }
-                }
-                won
-            }
+        let registrations = |ids: Vec<String>| {
+            ids.into_iter().map(|id| {
+                let (velu, r) = (velu.clone(), reg(&id, Some(&acme.org_id), t));
+                async move { fleet::register(&velu, &r).await }
+            })
         };
-        assert_eq!(race((0..10).map(|i| format!("acme-{i:04}")).collect()).await, 10, "re-registrations");
-        assert_eq!(race((0..10).map(|i| format!("racer-{i}")).collect()).await, 2, "new ids");
+        let held = registrations((0..10).map(|i| format!("acme-{i:04}")).collect());
+        assert_eq!(race(held, "quota_exceeded", "re-registrations").await, 10, "re-registrations");
+        let new = registrations((0..10).map(|i| format!("racer-{i}")).collect());
+        assert_eq!(race(new, "quota_exceeded", "new ids").await, 2, "new ids");
         let err = fleet::register(velu, &reg("acme-one-more", Some(&acme.org_id), t)).await.unwrap_err();
         assert_eq!(err.code(), "quota_exceeded");
         // Re-registering one it holds still works; platform workers are not counted.

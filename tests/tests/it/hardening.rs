@@ -11,7 +11,7 @@ use velu_core::auth::authenticate;
 use velu_core::keys::token;
 use velu_tests::backend_tests;
 
-use crate::support::{bootstrap, drain_queue, exec, fast_worker, scalar};
+use crate::support::{bootstrap, drain_queue, exec, fast_worker, join_all, scalar};
 
 fn ip(text: &str) -> Option<IpAddr> {
     Some(text.parse().unwrap())
@@ -90,7 +90,7 @@ backend_tests! {
             let text = forged(&kid);
             async move { authenticate(&node, &text, ip(&format!("10.1.0.{i}"))).await }
         });
-        let results = futures_join_all(attempts).await;
+        let results = join_all(attempts).await;
         let hashed = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.code() == "unauthorized")).count();
         let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.code() == "rate_limited")).count();
         assert_eq!(hashed + refused, 40);
@@ -292,19 +292,4 @@ backend_tests! {
         let admin = doc["keys"]["admin"]["token"].as_str().unwrap();
         assert_eq!(env.http(Method::GET, "/v1/whoami", Some(admin), None).await.status, 200);
     }
-}
-
-/// Runs futures concurrently on this task (no extra crate for a join).
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.expect("task"));
-    }
-    out
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use velu_core::sea_orm::{ConnectionTrait, Statement};
 use velu_tests::backend_tests;
 
-use crate::support::{bootstrap, platform_key};
+use crate::support::{bootstrap, platform_key, race};
 
 backend_tests! {
     async fn bootstrap_issues_three_working_keys_once(env) {
@@ -218,15 +218,7 @@ backend_tests! {
                 create_key(&velu, &velu_core::Principal::operator(), &KeyOwner::Org(OrgRef::new("tiny")), &input).await
             }
         });
-        let handles: Vec<_> = tries.map(tokio::spawn).collect();
-        let mut made = 0;
-        for h in handles {
-            match h.await.expect("task") {
-                Ok(_) => made += 1,
-                Err(e) => assert_eq!(e.code(), "quota_exceeded", "{e}"),
-            }
-        }
-        assert_eq!(made, 2, "the races that won");
+        assert_eq!(race(tries, "quota_exceeded", "racing creates").await, 2, "the races that won");
         let active = crate::support::scalar::<i64>(env.velu(), &format!(
             "SELECT count(*) FROM api_keys WHERE org_id = '{}' AND revoked_at IS NULL", tiny.org_id)).await;
         assert_eq!(active, 5);
@@ -241,26 +233,18 @@ backend_tests! {
         // the rest a plain `conflict`, never an internal error from the unique index.
         for owner in [KeyOwner::Org(OrgRef::new("acme")), KeyOwner::Platform] {
             for round in ["dup-1", "dup-2"] {
-                let handles: Vec<_> = (0..8)
-                    .map(|_| {
-                        let (velu, owner) = (env.velu().clone(), owner.clone());
-                        let input = CreateKey { name: round.into(), role: Some("viewer".into()), ..Default::default() };
-                        let input = if matches!(owner, KeyOwner::Platform) {
-                            CreateKey { role: None, scopes: vec!["jobs:read".into()], ..input }
-                        } else {
-                            input
-                        };
-                        tokio::spawn(async move { create_key(&velu, &velu_core::Principal::operator(), &owner, &input).await })
-                    })
-                    .collect();
-                let mut made = 0;
-                for h in handles {
-                    match h.await.expect("task") {
-                        Ok(_) => made += 1,
-                        Err(e) => assert_eq!(e.code(), "conflict", "{owner:?} {round}: {e}"),
-                    }
-                }
-                assert_eq!(made, 1, "{owner:?} {round}");
+                let tries = (0..8).map(|_| {
+                    let (velu, owner) = (env.velu().clone(), owner.clone());
+                    let input = CreateKey { name: round.into(), role: Some("viewer".into()), ..Default::default() };
+                    let input = if matches!(owner, KeyOwner::Platform) {
+                        CreateKey { role: None, scopes: vec!["jobs:read".into()], ..input }
+                    } else {
+                        input
+                    };
+                    async move { create_key(&velu, &velu_core::Principal::operator(), &owner, &input).await }
+                });
+                let what = format!("{owner:?} {round}");
+                assert_eq!(race(tries, "conflict", &what).await, 1, "{what}");
             }
         }
     }

@@ -187,6 +187,38 @@ pub async fn exec(velu: &velu_core::Velu, sql: &str) {
     tx.commit().await.expect("commit");
 }
 
+/// Runs `futs` at once, each on a task of its own, and gives their outputs in order (no
+/// extra crate for a join).
+pub async fn join_all<F>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+/// Runs `futs` at once ([`join_all`]) and counts those that succeed; every other must fail
+/// with error code `loser` (asserted, naming `what`).
+pub async fn race<F, T>(futs: impl IntoIterator<Item = F>, loser: &str, what: &str) -> usize
+where
+    F: std::future::Future<Output = velu_core::CoreResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut won = 0;
+    for r in join_all(futs).await {
+        match r {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(e.code(), loser, "{what}: {e}"),
+        }
+    }
+    won
+}
+
 /// The first column of the first row of a query, as the database's owner ([`owner_tx`]).
 pub async fn scalar<T: velu_core::sea_orm::TryGetable>(velu: &velu_core::Velu, sql: &str) -> T {
     use velu_core::sea_orm::{ConnectionTrait, Statement};
