@@ -28,6 +28,7 @@ mod m20261203_000019_job_events_key;
 mod m20261204_000020_claim_index_plans;
 mod m20261204_000021_counts_lock_order;
 mod m20261204_000022_read_functions;
+mod m20261205_000023_key_counts;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000020_claim_index_plans::Migration),
             Box::new(m20261204_000021_counts_lock_order::Migration),
             Box::new(m20261204_000022_read_functions::Migration),
+            Box::new(m20261205_000023_key_counts::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod http_errors;
 mod job_counts;
 mod jobs;
+mod key_counts;
 mod keys;
 mod metrics;
 mod one_statement_reads;

@@ -67,17 +67,41 @@ pub(super) async fn ensure_key_quota<C: ConnectionTrait>(
     // both take the last place (admission.rs).
     admission::hold(conn, Quota::ApiKeys, &[org.id.as_str()]).await?;
     let plan = current_plan(conn, &org.id).await?;
-    let limit = plan.limits().api_keys;
-    // At most `limit` index entries (ix_api_keys_org_active): the org's revoked and
-    // expired keys are outside the ranges read, and counting stops at the limit.
-    let active = active_keys_up_to(conn, &org.id, at, u64::from(limit)).await?;
-    if active >= u64::from(limit) {
+    let limit = u64::from(plan.limits().api_keys);
+    // The org's unrevoked keys (one counter row, kept by triggers) bound its active ones:
+    // below the limit, nothing is counted.
+    if unrevoked_keys(conn, &org.id).await? < limit {
+        return Ok(());
+    }
+    // At the limit, some of them may have expired: count the active ones, at most `limit`
+    // index entries (ix_api_keys_org_active: revoked and expired keys are outside the
+    // ranges read, and counting stops at the limit).
+    let active = active_keys_up_to(conn, &org.id, at, limit).await?;
+    if active >= limit {
         return Err(CoreError::QuotaExceeded {
             what: format!("active API keys on the {plan} plan"),
-            limit: u64::from(limit),
+            limit,
         });
     }
     Ok(())
+}
+
+/// How many of `org_id`'s keys are not revoked (expired ones included), from its counter
+/// row in `key_counts` (migration m20261205_000023).
+pub(crate) async fn unrevoked_keys<C: ConnectionTrait>(conn: &C, org_id: &str) -> CoreResult<u64> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(crate::db::sql::stmt(
+            backend,
+            "SELECT unrevoked FROM key_counts WHERE org_id = $1",
+            vec![org_id.to_owned().into()],
+        ))
+        .await?;
+    let n: i64 = match row {
+        Some(r) => r.try_get("", "unrevoked")?,
+        None => 0,
+    };
+    Ok(n.max(0) as u64)
 }
 
 /// How many of `org_id`'s keys are active at `at`, counting no further than `cap`.
