@@ -14,6 +14,12 @@ side by side in one run) and each backend (BACKENDS: postgres,sqlite):
 3. PostgreSQL only, once: pgbench with the durable writes of one submit (a `jobs` row and
    its `job_events` row in one transaction, tables copied from the schema without
    triggers or policies), PGBENCH_CLIENTS clients, SECS seconds: the write ceiling.
+   With PGBENCH_FULL=1, a second pgbench with everything Velu's submit writes, on Velu's
+   own tables as its app role under row-level security: the `jobs` row (its counters
+   trigger fires), the `queued` event, the audit record, the usage counter and the
+   wake-up, as the one statement of jobs/grouped_pg.rs, one submit per transaction (Velu
+   groups concurrent submits into one). The gap between the two is the cost of what
+   Velu keeps; the gap between this one and Velu's submit, the cost of the API around it.
 
 Prints one line per (binary, backend, route): req/s, p50, p99 (medians over rounds).
 Knobs: VELU_BIN (target/release/velu-cli), VELU_BIN_BEFORE, BACKENDS, ORGS (200), CONNS
@@ -223,6 +229,62 @@ def pgbench(pgurl, clients, secs):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+PGBENCH_FULL = """\\set o random(1, %(orgs)d)
+BEGIN;
+SELECT set_config('velu.org_id', (SELECT id FROM pgb_orgs WHERE n = :o), true);
+SET LOCAL ROLE velu_app;
+WITH s AS (SELECT gen_random_uuid()::text AS id, current_setting('velu.org_id') AS org_id,
+    'echo'::text AS task, '{"n": 1}'::json AS payload, gen_random_uuid()::text AS audit_id),
+  j AS (INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts, max_attempts,
+      run_at, actor_type, actor_id, cancel_requested, created_at, updated_at)
+    SELECT s.id, s.org_id, s.task, 'queued', s.payload, 0, 0, 3, now(), 'api_key', 'k', false,
+      now(), now() FROM s),
+  e AS (INSERT INTO job_events (job_id, org_id, kind, at, detail)
+    SELECT s.id, s.org_id, 'queued', now(), 'submit' FROM s),
+  a AS (INSERT INTO audit_events (id, org_id, actor_type, actor_id, action, target_type,
+      target_id, details, created_at)
+    SELECT s.audit_id, s.org_id, 'api_key', 'k', 'job.submit', 'job', s.id,
+      jsonb_build_object('task', s.task)::json, now() FROM s),
+  u AS (INSERT INTO usage_daily (org_id, day, task, shard, jobs_submitted, jobs_succeeded,
+      jobs_failed, run_ms, api_requests)
+    SELECT s.org_id, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'), s.task,
+      pg_backend_pid() %% 16, 1, 0, 0, 0, 0 FROM s
+    ON CONFLICT (org_id, day, task, shard)
+      DO UPDATE SET jobs_submitted = usage_daily.jobs_submitted + excluded.jobs_submitted)
+SELECT pg_notify('velu_jobs', org_id) FROM s;
+END;
+"""
+
+
+def pgbench_full(pgurl, clients, secs, orgs):
+    """pgbench with everything one submit writes, on Velu's tables (PGBENCH_FULL)."""
+    db = "bench_http_pgbench_full"
+    psql(pgurl, f"DROP DATABASE IF EXISTS {db}")
+    psql(pgurl, f"CREATE DATABASE {db}")
+    tmp = tempfile.mkdtemp(prefix="velu-bench-pg-")
+    try:
+        env = dict(os.environ, VELU_HOME=tmp, VELU_DATABASE_URL=f"{pgurl}/{db}",
+                   VELU_API_KEY_PEPPER="x" * 32)
+        binary = os.environ.get("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli"))
+        run([binary, "migrate", "up"], env)
+        for i in range(orgs):
+            run([binary, "org", "create", "--name", f"Bench {i}", "--slug", f"bench-{i}",
+                 "--plan", "superhero"], env)
+        psql(pgurl, "CREATE TABLE pgb_orgs AS SELECT row_number() OVER (ORDER BY id) AS n, id "
+                    "FROM organizations; CREATE UNIQUE INDEX ON pgb_orgs (n)", db)
+        script = os.path.join(tmp, "submit_full.sql")
+        with open(script, "w") as f:
+            f.write(PGBENCH_FULL % {"orgs": orgs})
+        out = run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T",
+                   str(secs), "-f", script, f"{pgurl}/{db}"])
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        return tps, lat
+    finally:
+        psql(pgurl, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     if not shutil.which("wrk"):
         sys.exit("bench_http: wrk not found (apt install wrk)")
@@ -240,6 +302,10 @@ def main():
         tps, lat = pgbench(pgurl, int(env("PGBENCH_CLIENTS", 16)), secs)
         print(f"pgbench submit-writes clients={env('PGBENCH_CLIENTS', 16)} tps={tps:.0f} "
               f"latency_avg_ms={lat:.2f}", flush=True)
+        if env("PGBENCH_FULL", "") == "1":
+            tps, lat = pgbench_full(pgurl, int(env("PGBENCH_CLIENTS", 16)), secs, orgs)
+            print(f"pgbench submit-full-writes clients={env('PGBENCH_CLIENTS', 16)} tps={tps:.0f} "
+                  f"latency_avg_ms={lat:.2f}", flush=True)
     n = 0
     for backend in backends:
         worlds = []
