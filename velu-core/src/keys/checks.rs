@@ -88,7 +88,7 @@ pub(super) async fn ensure_key_quota<C: ConnectionTrait>(
 
 /// How many of `org_id`'s keys are not revoked (expired ones included), from its counter
 /// row in `key_counts` (migration m20261205_000023).
-pub(crate) async fn unrevoked_keys<C: ConnectionTrait>(conn: &C, org_id: &str) -> CoreResult<u64> {
+async fn unrevoked_keys<C: ConnectionTrait>(conn: &C, org_id: &str) -> CoreResult<u64> {
     let backend = conn.get_database_backend();
     let row = conn
         .query_one_raw(crate::db::sql::stmt(
