@@ -204,21 +204,21 @@ END;
 """
 
 
-def pgbench(pgurl, clients, secs):
-    db = "bench_http_pgbench"
+def pgbench_on(pgurl, db, clients, secs, prepare, script_text):
+    """Runs pgbench with `script_text` on a fresh database `db`, made by `velu-cli migrate
+    up` and then `prepare(env, binary)`; dropped after. Returns (tps, average latency)."""
     psql(pgurl, f"DROP DATABASE IF EXISTS {db}")
     psql(pgurl, f"CREATE DATABASE {db}")
     tmp = tempfile.mkdtemp(prefix="velu-bench-pg-")
     try:
         env = dict(os.environ, VELU_HOME=tmp, VELU_DATABASE_URL=f"{pgurl}/{db}",
                    VELU_API_KEY_PEPPER="x" * 32)
-        run([os.environ.get("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli")),
-             "migrate", "up"], env)
-        psql(pgurl, "CREATE TABLE pgb_jobs (LIKE jobs INCLUDING ALL); "
-                    "CREATE TABLE pgb_events (LIKE job_events INCLUDING ALL)", db)
-        script = os.path.join(tmp, "submit.sql")
+        binary = os.environ.get("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli"))
+        run([binary, "migrate", "up"], env)
+        prepare(env, binary)
+        script = os.path.join(tmp, "bench.sql")
         with open(script, "w") as f:
-            f.write(PGBENCH)
+            f.write(script_text)
         out = run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T",
                    str(secs), "-f", script, f"{pgurl}/{db}"])
         tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
@@ -227,6 +227,17 @@ def pgbench(pgurl, clients, secs):
     finally:
         psql(pgurl, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pgbench(pgurl, clients, secs):
+    """pgbench with a submit's two durable inserts, on bare copies of the tables."""
+    db = "bench_http_pgbench"
+
+    def prepare(_env, _binary):
+        psql(pgurl, "CREATE TABLE pgb_jobs (LIKE jobs INCLUDING ALL); "
+                    "CREATE TABLE pgb_events (LIKE job_events INCLUDING ALL)", db)
+
+    return pgbench_on(pgurl, db, clients, secs, prepare, PGBENCH)
 
 
 PGBENCH_FULL = """\\set o random(1, %(orgs)d)
@@ -259,30 +270,15 @@ END;
 def pgbench_full(pgurl, clients, secs, orgs):
     """pgbench with everything one submit writes, on Velu's tables (PGBENCH_FULL)."""
     db = "bench_http_pgbench_full"
-    psql(pgurl, f"DROP DATABASE IF EXISTS {db}")
-    psql(pgurl, f"CREATE DATABASE {db}")
-    tmp = tempfile.mkdtemp(prefix="velu-bench-pg-")
-    try:
-        env = dict(os.environ, VELU_HOME=tmp, VELU_DATABASE_URL=f"{pgurl}/{db}",
-                   VELU_API_KEY_PEPPER="x" * 32)
-        binary = os.environ.get("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli"))
-        run([binary, "migrate", "up"], env)
+
+    def prepare(env, binary):
         for i in range(orgs):
             run([binary, "org", "create", "--name", f"Bench {i}", "--slug", f"bench-{i}",
                  "--plan", "superhero"], env)
         psql(pgurl, "CREATE TABLE pgb_orgs AS SELECT row_number() OVER (ORDER BY id) AS n, id "
                     "FROM organizations; CREATE UNIQUE INDEX ON pgb_orgs (n)", db)
-        script = os.path.join(tmp, "submit_full.sql")
-        with open(script, "w") as f:
-            f.write(PGBENCH_FULL % {"orgs": orgs})
-        out = run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T",
-                   str(secs), "-f", script, f"{pgurl}/{db}"])
-        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
-        lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
-        return tps, lat
-    finally:
-        psql(pgurl, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    return pgbench_on(pgurl, db, clients, secs, prepare, PGBENCH_FULL % {"orgs": orgs})
 
 
 def main():

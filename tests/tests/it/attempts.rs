@@ -67,13 +67,7 @@ async fn attempt_rows(env: &TestEnv, id: &str) -> i64 {
 
 /// How many steps `down` takes to undo m20261203_000018 (it and the steps after it).
 fn steps_back() -> u32 {
-    use migration::MigratorTrait;
-    let all = migration::Migrator::migrations();
-    let at = all
-        .iter()
-        .position(|m| m.name() == "m20261203_000018_attempts_at_finish")
-        .expect("the step exists");
-    (all.len() - at) as u32
+    crate::support::steps_back_to("m20261203_000018_attempts_at_finish")
 }
 
 backend_tests! {

@@ -46,13 +46,7 @@ fn create(slug: &str, name: &str) -> Vec<String> {
 
 /// How many steps `down` takes to undo m20261205_000023 (it and the steps after it).
 fn steps_back() -> u32 {
-    use migration::MigratorTrait;
-    let all = migration::Migrator::migrations();
-    let at = all
-        .iter()
-        .position(|m| m.name() == "m20261205_000023_key_counts")
-        .expect("the step exists");
-    (all.len() - at) as u32
+    crate::support::steps_back_to("m20261205_000023_key_counts")
 }
 
 backend_tests! {

@@ -230,3 +230,15 @@ pub async fn scalar<T: velu_core::sea_orm::TryGetable>(velu: &velu_core::Velu, s
         .expect("one row");
     row.try_get_by_index(0).expect("a value of that type")
 }
+
+/// How many steps `Migrator::down` takes to undo migration `name` (it and the steps after
+/// it).
+pub fn steps_back_to(name: &str) -> u32 {
+    use migration::MigratorTrait;
+    let all = migration::Migrator::migrations();
+    let at = all
+        .iter()
+        .position(|m| m.name() == name)
+        .expect("the step exists");
+    (all.len() - at) as u32
+}
