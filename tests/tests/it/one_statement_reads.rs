@@ -1,6 +1,7 @@
-//! Job show and job list on PostgreSQL enter the org and read in one statement
-//! (`velu_show_job`, `velu_list_jobs`: migration m20261204_000022; velu-core
-//! `jobs/read_pg.rs`), where every other org-scoped read enters in a transaction. These
+//! Job show and job list enter the org and read in one statement (velu-core
+//! `jobs/read_one.rs`: on PostgreSQL `velu_show_job`, `velu_list_jobs` of migration
+//! m20261204_000022; on SQLite a `SELECT` with the org lookup as a scalar subquery),
+//! where every other org-scoped read enters in a transaction. These
 //! tests try to make the two disagree: every principal (the operator, a platform key,
 //! each org's keys, a key without the scope) names every job and every page by every
 //! name (slug, id, another org's, odd text), with every filter, limit and cursor, and the
@@ -16,7 +17,7 @@ use velu_core::tenancy::OrgRef;
 use velu_core::{Actor, ActorType, CoreResult, Principal};
 use velu_tests::{Backend, TestEnv, backend_tests};
 
-use crate::support::{bootstrap, drain_queue, fast_worker, submit};
+use crate::support::{bootstrap, drain_queue, exec, fast_worker, submit};
 
 /// A key principal of org `org` (or a platform key: `None`) holding `scopes`.
 fn key(org: Option<&str>, scopes: &[&str]) -> Principal {
@@ -244,6 +245,76 @@ backend_tests! {
         assert_eq!(rest.items.len(), 2);
         assert_eq!(rest.next_cursor, None);
         assert!(first.items.last().map(|j| &j.id) > rest.items.first().map(|j| &j.id), "newest first across pages");
+    }
+
+    async fn the_one_statement_path_answers_what_it_finds_on_either_backend(env) {
+        // The comparisons above hold whichever path answers; this pins that the one
+        // statement does answer what it finds (and only that) on both backends.
+        use velu_core::jobs::read_one;
+        let alpha = bootstrap(&env, "alpha", "hero").await;
+        let beta = bootstrap(&env, "beta", "hero").await;
+        let done = submit(&env, "alpha", "echo", json!({})).await;
+        drain_queue(env.velu(), fast_worker("w1")).await;
+        let queued = submit(&env, "alpha", "echo", json!({})).await;
+        let viewer = key(Some(&alpha.org_id), &["jobs:read"]);
+        let outsider = key(Some(&beta.org_id), &["jobs:read"]);
+        let all = JobFilter::default();
+        let page = PageRequest::default();
+        for who in [&Principal::operator(), &viewer] {
+            for org in ["alpha", alpha.org_id.as_str()] {
+                let org = OrgRef::new(org);
+                let shown = read_one::show_job(env.velu(), who, &org, &done).await.expect("read");
+                let shown = shown.expect("found in one statement");
+                assert_eq!((shown.job.id.as_str(), shown.history.len()), (done.as_str(), 1));
+                assert!(read_one::show_job(env.velu(), who, &org, &queued).await.expect("read").is_some());
+                let listed = read_one::list_jobs(env.velu(), who, &org, &all, &page).await.expect("read");
+                let ids: Vec<String> = listed.expect("a page in one statement").items.into_iter().map(|j| j.id).collect();
+                assert_eq!(ids, [queued.clone(), done.clone()]);
+                let succeeded = JobFilter { status: Some("succeeded".into()), task: Some("echo".into()) };
+                let listed = read_one::list_jobs(env.velu(), who, &org, &succeeded, &page).await.expect("read");
+                assert_eq!(listed.expect("a filtered page").items.len(), 1);
+            }
+        }
+        // Misses are left to the ordinary path: another org's key, another org's name, a
+        // job of none, an org with no jobs.
+        let missing = "01938f3e-0000-7000-8000-000000000000";
+        for (who, org, id) in [(&outsider, "alpha", done.as_str()), (&viewer, "beta", done.as_str()),
+                               (&Principal::operator(), "beta", done.as_str()), (&viewer, "alpha", missing)] {
+            let org = OrgRef::new(org);
+            assert!(read_one::show_job(env.velu(), who, &org, id).await.expect("read").is_none(), "{org:?} {id}");
+        }
+        for (who, org) in [(&outsider, "alpha"), (&Principal::operator(), "beta"), (&viewer, "beta")] {
+            let listed = read_one::list_jobs(env.velu(), who, &OrgRef::new(org), &all, &page).await.expect("read");
+            assert!(listed.is_none(), "{org}");
+        }
+    }
+
+    async fn a_show_keeps_only_the_attempts_ended_when_its_row_was_read(env) {
+        // Read outside one transaction, the attempts may be newer than the job's row: the
+        // row says attempt 2 is running, while its row in job_attempts (and a third
+        // attempt's) were written after. What the row says is the answer: attempt 1
+        // ended, attempt 2 in progress, each once.
+        let alpha = bootstrap(&env, "alpha", "hero").await;
+        let id = submit(&env, "alpha", "echo", json!({})).await;
+        exec(env.velu(), &format!(
+            "UPDATE jobs SET status = 'running', attempts = 2, lease_owner = 'w2',
+               lease_token = 't2', lease_expires_at = run_at, lease_started_at = created_at,
+               started_at = created_at WHERE id = '{id}'")).await;
+        for (attempt, outcome) in [(1, "failed"), (2, "failed"), (3, "succeeded")] {
+            exec(env.velu(), &format!(
+                "INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at,
+                   finished_at, outcome)
+                 SELECT id, {attempt}, 'w{attempt}', 't{attempt}', created_at, created_at,
+                   '{outcome}' FROM jobs WHERE id = '{id}'")).await;
+        }
+        let viewer = key(Some(&alpha.org_id), &["jobs:read"]);
+        for who in [Principal::operator(), viewer] {
+            let fast = show_job(env.velu(), &who, &OrgRef::new("alpha"), &id).await.expect("shown");
+            let seen: Vec<(i32, bool)> = fast.history.iter().map(|a| (a.attempt, a.outcome.is_some())).collect();
+            assert_eq!(seen, [(1, true), (2, false)], "{fast:?}");
+            let reference = show_in_a_transaction(&env, &who, "alpha", &id).await.expect("shown");
+            assert_eq!(serde_json::to_value(&fast).expect("json"), reference);
+        }
     }
 
     async fn the_functions_bind_only_their_own_statement(env) {

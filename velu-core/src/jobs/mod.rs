@@ -14,7 +14,8 @@ mod grouped;
 mod grouped_pg;
 mod input;
 mod read;
-mod read_pg;
+#[doc(hidden)]
+pub mod read_one;
 pub mod retention;
 mod steer;
 mod submit;

@@ -44,11 +44,11 @@ pub async fn list_jobs(
     filter: &JobFilter,
     page: &PageRequest,
 ) -> CoreResult<Page<Job>> {
-    // PostgreSQL: entering and reading in one statement, when it finds jobs.
-    if let Some(page) = super::read_pg::list_jobs(velu, who, org, filter, page).await? {
+    // One statement entering and reading, when it finds jobs.
+    if let Some(page) = super::read_one::list_jobs(velu, who, org, filter, page).await? {
         return Ok(page);
     }
-    // Everywhere else, and for what it did not find: the exact answer, or error.
+    // For what it did not find: the exact answer, or error.
     let tx = velu.db().read_tx().await?;
     let org = who.enter_to_page(&tx, org, Scope::JobsRead).await?;
     list_jobs_in(&tx, org.id(), filter, page).await
@@ -56,7 +56,7 @@ pub async fn list_jobs(
 
 /// The read of a job list in a transaction already entered into org `org_id` (the
 /// ordinary path of [`list_jobs`]); public for the tests that hold the one-statement
-/// path of PostgreSQL to its answers.
+/// path (`read_one.rs`) to its answers.
 #[doc(hidden)]
 pub async fn list_jobs_in<C: ConnectionTrait>(
     conn: &C,
@@ -142,19 +142,19 @@ pub async fn show_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<JobDetail> {
-    // PostgreSQL: entering and reading in one statement, when it finds the job.
-    if let Some(detail) = super::read_pg::show_job(velu, who, org, id).await? {
+    // One statement entering and reading, when it finds the job.
+    if let Some(detail) = super::read_one::show_job(velu, who, org, id).await? {
         return Ok(detail);
     }
-    // Everywhere else, and for what it did not find: the exact answer, or error.
+    // For what it did not find: the exact answer, or error.
     let tx = velu.db().read_tx().await?;
     let org = who.enter(&tx, org, Scope::JobsRead).await?;
     show_job_in(&tx, who, org.id(), id).await
 }
 
 /// The read of a show in a transaction already entered into org `org_id` (the ordinary
-/// path of [`show_job`]); public for the tests that hold the one-statement path of
-/// PostgreSQL to its answers.
+/// path of [`show_job`]); public for the tests that hold the one-statement path
+/// (`read_one.rs`) to its answers.
 #[doc(hidden)]
 pub async fn show_job_in<C: ConnectionTrait>(
     conn: &C,
@@ -192,18 +192,28 @@ pub(crate) async fn job_detail<C: ConnectionTrait>(
 /// ended attempt (never claimed, or on its first attempt) has no history to read: one
 /// statement fewer for its show.
 pub(super) fn has_ended_attempts(job: &jobs::Model) -> bool {
-    job.attempts - i32::from(in_progress(job).is_some()) > 0
+    ended_attempts(job) > 0
+}
+
+/// How many of `job`'s attempts had ended when its row was read: all but the one in
+/// progress, if any.
+fn ended_attempts(job: &jobs::Model) -> i32 {
+    job.attempts - i32::from(in_progress(job).is_some())
 }
 
 /// The document of `job` with its `ended` attempts (oldest first), as `who` may see it
-/// (see [`job_detail`]).
+/// (see [`job_detail`]). Only the attempts that had ended when `job` was read are kept:
+/// read outside one transaction (`read_one.rs`), the attempts may be newer than the row,
+/// and the attempt in progress on the row may have ended since.
 pub(super) fn detail_of(
     who: &Principal,
     job: jobs::Model,
     ended: Vec<job_attempts::Model>,
 ) -> CoreResult<JobDetail> {
+    let ended_by_then = ended_attempts(&job);
     let mut history: Vec<JobAttempt> = ended
         .into_iter()
+        .filter(|a| a.attempt <= ended_by_then)
         .map(JobAttempt::from_model)
         .collect::<CoreResult<_>>()?;
     history.extend(in_progress(&job));

@@ -1,0 +1,237 @@
+//! A job's show and a page of an org's jobs in one statement each (a show with ended
+//! attempts in two), where a transaction costs four (`BEGIN`, entering the org, the
+//! read, `ROLLBACK`).
+//!
+//! Each statement enters the org with the principal's [`OrgLookup`] (the rule of
+//! `Principal::enter`) and reads in the same statement:
+//! * on PostgreSQL through the functions of migration m20261204_000022, bound to the org
+//!   for that statement only, so row-level security holds for the read as for any
+//!   org-scoped one;
+//! * on SQLite as a plain `SELECT` whose org is a scalar subquery with the same lookup
+//!   (`org_id = (SELECT id FROM organizations WHERE ...)`). SQLite runs each statement on
+//!   a connection's own thread (sqlx): four statements cost four hand-offs to it and
+//!   back, which made a show cost 2.4 times a `whoami` (docs/benchmarks-log.md).
+//!
+//! Only a read that finds what it asked for is answered here; everything else (a scope
+//! not held, a malformed name, filters or page the checks refuse, a missing or invisible
+//! org or job, an empty page) goes the ordinary way, which enters first and gives the
+//! exact answer or error, so both paths answer alike by construction.
+
+use sea_orm::{DbBackend, EntityTrait, Statement, Value};
+
+use super::read::{checked_list, detail_of, has_ended_attempts, page_of};
+use super::{Job, JobDetail, JobFilter};
+use crate::entity::{job_attempts, jobs};
+use crate::ids::is_uuid;
+use crate::pagination::{Page, PageRequest};
+use crate::principal::Principal;
+use crate::scopes::Scope;
+use crate::tenancy::{OrgLookup, OrgRef};
+use crate::{CoreResult, Velu};
+
+/// Job `id` of org `org` with its attempts as `who` may see it, when one statement finds
+/// it; `None` when the ordinary path must answer (see the module).
+pub async fn show_job(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    id: &str,
+) -> CoreResult<Option<JobDetail>> {
+    let conn = velu.db().conn();
+    let backend = conn.get_database_backend();
+    if !is_uuid(id) {
+        return Ok(None);
+    }
+    let Some(lookup) = who.org_lookup(org, Scope::JobsRead) else {
+        return Ok(None);
+    };
+    let Some(job) = jobs::Entity::find()
+        .from_raw_sql(show_statement(backend, lookup, id))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    // The function matched only an org the principal may see; checked here again, so a
+    // change to it can never widen what a principal sees.
+    if !who.can_see_org(&job.org_id) {
+        return Ok(None);
+    }
+    let ended = if has_ended_attempts(&job) {
+        job_attempts::Entity::find()
+            .from_raw_sql(attempts_statement(backend, lookup, id))
+            .all(conn)
+            .await?
+    } else {
+        Vec::new()
+    };
+    detail_of(who, job, ended).map(Some)
+}
+
+/// A page of org `org`'s jobs as `who` may list them, when one statement finds some;
+/// `None` when the ordinary path must answer (see the module).
+pub async fn list_jobs(
+    velu: &Velu,
+    who: &Principal,
+    org: &OrgRef,
+    filter: &JobFilter,
+    page: &PageRequest,
+) -> CoreResult<Option<Page<Job>>> {
+    let conn = velu.db().conn();
+    let Some(lookup) = who.org_lookup(org, Scope::JobsRead) else {
+        return Ok(None);
+    };
+    // A cursor is made for one org's id: it can be checked before the read only when the
+    // caller named the org by its id.
+    let known_id = (lookup.column == "id").then_some(lookup.text);
+    let cursor = page.cursor.as_deref().is_some_and(|c| !c.is_empty());
+    if cursor && known_id.is_none() {
+        return Ok(None);
+    }
+    // What the checks refuse goes the ordinary way, which enters first: another org with
+    // a bad limit is `not_found` there, not `invalid`.
+    let Ok((status, q)) = checked_list(known_id.unwrap_or_default(), filter, page) else {
+        return Ok(None);
+    };
+    let wanted = PageFilter {
+        status: status.map(|s| s.as_str()),
+        task: filter.task.as_deref(),
+        before: q.after_one(),
+        limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
+    };
+    let rows = jobs::Entity::find()
+        .from_raw_sql(list_statement(conn.get_database_backend(), lookup, wanted))
+        .all(conn)
+        .await?;
+    // An empty page: only the ordinary path tells an org without such jobs from a
+    // missing one.
+    let Some(org_id) = rows.first().map(|r| r.org_id.clone()) else {
+        return Ok(None);
+    };
+    // The function matched only an org the principal may see, and read its rows only;
+    // checked here again, so a change to it can never widen what a principal sees.
+    if !who.can_see_org(&org_id)
+        || known_id.is_some_and(|id| id != org_id)
+        || rows.iter().any(|r| r.org_id != org_id)
+    {
+        return Ok(None);
+    }
+    // The next cursor is made for the org's id, known by now.
+    let q = match known_id {
+        Some(_) => q,
+        None => checked_list(&org_id, filter, page)?.1,
+    };
+    page_of(&q, rows).map(Some)
+}
+
+/// What a page asks for, checked (`checked_list`).
+#[derive(Debug, Clone, Copy)]
+struct PageFilter<'a> {
+    status: Option<&'a str>,
+    task: Option<&'a str>,
+    /// Ids before this one (the cursor), newest first.
+    before: Option<&'a str>,
+    limit: i64,
+}
+
+/// The org lookup's arguments: `column` is `id` or `slug`, never the caller's text.
+fn lookup_values(lookup: OrgLookup<'_>) -> [Value; 2] {
+    [
+        lookup.text.into(),
+        lookup.visible_to.map(str::to_owned).into(),
+    ]
+}
+
+/// SQLite's org lookup as a scalar subquery over the two [`lookup_values`] (`?1`, `?2`):
+/// the id of the org named by `column`, only if `?2` is null or that id.
+fn sqlite_org(lookup: OrgLookup<'_>) -> String {
+    debug_assert!(matches!(lookup.column, "id" | "slug"));
+    format!(
+        "(SELECT o.id FROM organizations o WHERE o.{} = ?1 AND (?2 IS NULL OR o.id = ?2))",
+        lookup.column
+    )
+}
+
+/// The job `id`, only if it is the looked-up org's.
+fn show_statement(backend: DbBackend, lookup: OrgLookup<'_>, id: &str) -> Statement {
+    let [org, visible_to] = lookup_values(lookup);
+    let values = vec![org, visible_to, id.into()];
+    match backend {
+        DbBackend::Sqlite => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT j.* FROM jobs j WHERE j.id = ?3 AND j.org_id = {}",
+                sqlite_org(lookup)
+            ),
+            values,
+        ),
+        _ => pg_call("velu_show_job", lookup, values),
+    }
+}
+
+/// The ended attempts of job `id`, oldest first, only if it is the looked-up org's.
+fn attempts_statement(backend: DbBackend, lookup: OrgLookup<'_>, id: &str) -> Statement {
+    let [org, visible_to] = lookup_values(lookup);
+    let values = vec![org, visible_to, id.into()];
+    match backend {
+        DbBackend::Sqlite => Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT a.* FROM job_attempts a WHERE a.job_id = ?3 AND EXISTS \
+                 (SELECT 1 FROM jobs j WHERE j.id = ?3 AND j.org_id = {}) ORDER BY a.attempt",
+                sqlite_org(lookup)
+            ),
+            values,
+        ),
+        _ => pg_call("velu_show_job_attempts", lookup, values),
+    }
+}
+
+/// `SELECT * FROM <function>(column, org, visible_to, job)` on PostgreSQL.
+fn pg_call(function: &'static str, lookup: OrgLookup<'_>, values: Vec<Value>) -> Statement {
+    let mut args: Vec<Value> = vec![lookup.column.into()];
+    args.extend(values);
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT * FROM {function}($1, $2, $3, $4)"),
+        args,
+    )
+}
+
+/// A page of the looked-up org's jobs, newest first. On SQLite, the filters given and
+/// no others, so each combination reads off the index of its filters, as the ordinary
+/// path's query does.
+fn list_statement(backend: DbBackend, lookup: OrgLookup<'_>, page: PageFilter<'_>) -> Statement {
+    let [org, visible_to] = lookup_values(lookup);
+    if backend != DbBackend::Sqlite {
+        let args: [Value; 7] = [
+            lookup.column.into(),
+            org,
+            visible_to,
+            page.status.map(str::to_owned).into(),
+            page.task.map(str::to_owned).into(),
+            page.before.map(str::to_owned).into(),
+            page.limit.into(),
+        ];
+        return Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT * FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7)",
+            args,
+        );
+    }
+    let mut sql = format!("SELECT j.* FROM jobs j WHERE j.org_id = {}", sqlite_org(lookup));
+    let mut values = vec![org, visible_to];
+    for (condition, value) in [
+        ("j.status =", page.status),
+        ("j.task =", page.task),
+        ("j.id <", page.before),
+    ] {
+        if let Some(v) = value {
+            values.push(v.into());
+            sql.push_str(&format!(" AND {condition} ?{}", values.len()));
+        }
+    }
+    values.push(page.limit.into());
+    sql.push_str(&format!(" ORDER BY j.id DESC LIMIT ?{}", values.len()));
+    Statement::from_sql_and_values(backend, sql, values)
+}
