@@ -41,6 +41,7 @@ mod schedules;
 mod schema;
 mod secrets;
 mod spec;
+mod sqlite_build;
 mod sqlite_writes;
 mod support;
 mod usage;

@@ -219,7 +219,10 @@ fn list_statement(backend: DbBackend, lookup: OrgLookup<'_>, page: PageFilter<'_
             args,
         );
     }
-    let mut sql = format!("SELECT j.* FROM jobs j WHERE j.org_id = {}", sqlite_org(lookup));
+    let mut sql = format!(
+        "SELECT j.* FROM jobs j WHERE j.org_id = {}",
+        sqlite_org(lookup)
+    );
     let mut values = vec![org, visible_to];
     for (condition, value) in [
         ("j.status =", page.status),

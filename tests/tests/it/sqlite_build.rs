@@ -1,0 +1,34 @@
+//! How the bundled SQLite is built (`.cargo/config.toml`): with the query planner
+//! stability guarantee on, so a statement's plan never depends on its bound values and a
+//! new binding never makes SQLite parse and plan the statement again. Without it, every
+//! statement with a bound `LIMIT` (sea-orm binds every limit, `.one()` included) was
+//! prepared anew on each execution (docs/benchmarks-log.md, "SQLite re-prepared every
+//! page").
+
+use velu_core::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use velu_tests::{Backend, TestEnv};
+
+#[tokio::test]
+async fn the_bundled_sqlite_keeps_plans_whatever_the_bound_values() {
+    let env = TestEnv::start(Backend::Sqlite)
+        .await
+        .expect("SQLite always runs");
+    let rows = env
+        .velu()
+        .db()
+        .conn()
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA compile_options",
+        ))
+        .await
+        .expect("compile options");
+    let options: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("an option"))
+        .collect();
+    assert!(
+        options.iter().any(|o| o == "ENABLE_QPSG"),
+        "SQLite built without SQLITE_ENABLE_QPSG (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+    );
+}
