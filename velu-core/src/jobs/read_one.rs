@@ -154,36 +154,37 @@ fn sqlite_org(lookup: OrgLookup<'_>) -> String {
 
 /// The job `id`, only if it is the looked-up org's.
 fn show_statement(backend: DbBackend, lookup: OrgLookup<'_>, id: &str) -> Statement {
-    let [org, visible_to] = lookup_values(lookup);
-    let values = vec![org, visible_to, id.into()];
-    match backend {
-        DbBackend::Sqlite => Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT j.* FROM jobs j WHERE j.id = ?3 AND j.org_id = {}",
-                sqlite_org(lookup)
-            ),
-            values,
-        ),
-        _ => pg_call("velu_show_job", lookup, values),
-    }
+    let sqlite = format!(
+        "SELECT j.* FROM jobs j WHERE j.id = ?3 AND j.org_id = {}",
+        sqlite_org(lookup)
+    );
+    job_statement(backend, lookup, id, sqlite, "velu_show_job")
 }
 
 /// The ended attempts of job `id`, oldest first, only if it is the looked-up org's.
 fn attempts_statement(backend: DbBackend, lookup: OrgLookup<'_>, id: &str) -> Statement {
+    let sqlite = format!(
+        "SELECT a.* FROM job_attempts a WHERE a.job_id = ?3 AND EXISTS \
+         (SELECT 1 FROM jobs j WHERE j.id = ?3 AND j.org_id = {}) ORDER BY a.attempt",
+        sqlite_org(lookup)
+    );
+    job_statement(backend, lookup, id, sqlite, "velu_show_job_attempts")
+}
+
+/// A read of job `id` for the looked-up org: `sqlite` (over `?1`, `?2` of the lookup and
+/// `?3`, the job) on SQLite, PostgreSQL's `function` elsewhere.
+fn job_statement(
+    backend: DbBackend,
+    lookup: OrgLookup<'_>,
+    id: &str,
+    sqlite: String,
+    function: &'static str,
+) -> Statement {
     let [org, visible_to] = lookup_values(lookup);
     let values = vec![org, visible_to, id.into()];
     match backend {
-        DbBackend::Sqlite => Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT a.* FROM job_attempts a WHERE a.job_id = ?3 AND EXISTS \
-                 (SELECT 1 FROM jobs j WHERE j.id = ?3 AND j.org_id = {}) ORDER BY a.attempt",
-                sqlite_org(lookup)
-            ),
-            values,
-        ),
-        _ => pg_call("velu_show_job_attempts", lookup, values),
+        DbBackend::Sqlite => Statement::from_sql_and_values(backend, sqlite, values),
+        _ => pg_call(function, lookup, values),
     }
 }
 
