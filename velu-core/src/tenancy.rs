@@ -77,9 +77,10 @@ fn org_column(text: &str) -> Option<organizations::Column> {
     }
 }
 
-/// How PostgreSQL's `velu_enter_org` (migration m20261204_000022) is to find and bind an
-/// org for a principal: the rule of [`Principal::enter`] as the arguments of a function,
-/// for a read that enters and reads in one statement (`jobs/read_pg.rs`).
+/// How PostgreSQL's `velu_enter_org` (migration m20261204_000022), or SQLite's lookup
+/// subquery, is to find (and on PostgreSQL bind) an org for a principal: the rule of
+/// [`Principal::enter`] as the arguments of a statement, for a read that enters and reads
+/// in one statement (`jobs/read_one.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OrgLookup<'a> {
     /// `id` or `slug`.
