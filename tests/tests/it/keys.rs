@@ -271,6 +271,23 @@ backend_tests! {
         assert_eq!(env.http(Method::GET, "/v1/whoami", Some(rotated.body["token"].as_str().unwrap()), None).await.status, 200);
     }
 
+    async fn a_legacy_hash_that_starts_with_a_hyphen_is_a_value(env) {
+        // base64url digests begin with `-` one time in 64; the CLI once took such a
+        // `--hash` value for an option and refused the import.
+        bootstrap(&env, "acme", "hero").await;
+        let hasher = env.velu().hasher().unwrap();
+        let (raw, digest) = (0..10_000)
+            .map(|i| format!("velu_LegacyRawKeyWithAHyphenatedDigest_{i:05}"))
+            .map(|raw| { let d = hasher.legacy_digest(&raw); (raw, d) })
+            .find(|(_, d)| d.starts_with('-'))
+            .expect("a digest starting with '-' among 10,000");
+        let imported = env.cli_ok(&["key", "import", "--org", "acme", "--name", "hyphen", "--scopes", "jobs:read", "--hash", &digest]).await;
+        assert_eq!(imported["legacy"], true);
+        let me = env.http(Method::GET, "/v1/whoami", Some(&raw), None).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        assert_eq!(me.body["actor_id"], imported["id"]);
+    }
+
     async fn a_legacy_hash_held_by_two_active_keys_opens_neither(env) {
         bootstrap(&env, "acme", "hero").await;
         let beta = bootstrap(&env, "beta", "hero").await;

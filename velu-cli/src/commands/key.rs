@@ -108,7 +108,8 @@ pub enum KeyCommand {
         #[arg(long, value_parser = offer::<ScopeArg>())]
         scopes: String,
         /// base64url(sha256(pepper + raw key)) as the earlier system stored it.
-        #[arg(long)]
+        // base64url may begin with `-` (one digest in 64): a value, never an option.
+        #[arg(long, allow_hyphen_values = true)]
         hash: String,
     },
 }
