@@ -10,6 +10,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod compression;
+pub mod core_json;
 mod docs_csp;
 mod docs_page;
 pub mod flags;

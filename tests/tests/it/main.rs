@@ -6,6 +6,7 @@ mod auth;
 mod billing;
 mod claim_many;
 mod cli_output;
+mod core_json;
 mod docs;
 mod escalation;
 mod events;

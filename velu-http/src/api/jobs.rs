@@ -11,6 +11,7 @@ use velu_core::pagination::PageRequest;
 
 use super::{Created, Tag};
 use crate::auth::Auth;
+use crate::core_json::CoreJson;
 use crate::model::Page;
 use crate::model::common::{Cursor, PlainText};
 use crate::model::jobs::{
@@ -26,10 +27,10 @@ pub struct JobsApi;
 pub enum Submitted {
     /// Queued (with `queue_paused: true` when a pause holds it).
     #[oai(status = 201)]
-    Created(Json<SubmittedJob>),
+    Created(CoreJson<SubmittedJob>),
     /// An earlier job with the same idempotency key.
     #[oai(status = 200)]
-    Existing(Json<SubmittedJob>),
+    Existing(CoreJson<SubmittedJob>),
 }
 
 #[OpenApi(tag = "Tag::Jobs")]
@@ -53,7 +54,7 @@ impl JobsApi {
     ) -> BodyResult<Submitted> {
         let done = jobs::submit_job(&velu, &auth.0, &OrgRef::new(org.0), &body.0.into()).await?;
         let created = done.created;
-        let job = Json(done.document().into());
+        let job = CoreJson::new(&done.document())?;
         Ok(if created {
             Submitted::Created(job)
         } else {
@@ -102,7 +103,7 @@ impl JobsApi {
         /// `next_cursor` of the previous page (opaque; empty means the first page).
         #[oai(validator(custom = "crate::model::common::CursorPattern"))]
         cursor: Query<Option<Cursor>>,
-    ) -> ApiResult<Json<Page<Job>>> {
+    ) -> ApiResult<CoreJson<Page<Job>>> {
         let filter = JobFilter {
             status: status
                 .0
@@ -114,7 +115,7 @@ impl JobsApi {
             cursor: cursor.0.map(String::from),
         };
         let list = jobs::list_jobs(&velu, &auth.0, &OrgRef::new(org.0), &filter, &page).await?;
-        Ok(Json(Page::from_core(list)))
+        CoreJson::new(&list)
     }
 
     /// Counts of the org's jobs by status and by task. Scope: `jobs:read`.
@@ -148,12 +149,8 @@ impl JobsApi {
         auth: Auth,
         org: Path<String>,
         job: Path<String>,
-    ) -> ApiResult<Json<JobDetail>> {
-        Ok(Json(
-            jobs::show_job(&velu, &auth.0, &OrgRef::new(org.0), &job)
-                .await?
-                .into(),
-        ))
+    ) -> ApiResult<CoreJson<JobDetail>> {
+        CoreJson::new(&jobs::show_job(&velu, &auth.0, &OrgRef::new(org.0), &job).await?)
     }
 
     /// Cancel a job: a queued one at once, a running one within a heartbeat. Scope:
@@ -169,12 +166,8 @@ impl JobsApi {
         auth: Auth,
         org: Path<String>,
         job: Path<String>,
-    ) -> ApiResult<Json<JobDetail>> {
-        Ok(Json(
-            jobs::cancel_job(&velu, &auth.0, &OrgRef::new(org.0), &job)
-                .await?
-                .into(),
-        ))
+    ) -> ApiResult<CoreJson<JobDetail>> {
+        CoreJson::new(&jobs::cancel_job(&velu, &auth.0, &OrgRef::new(org.0), &job).await?)
     }
 
     /// Put a failed or cancelled job back in the queue. Scope: `jobs:submit`.
@@ -189,11 +182,7 @@ impl JobsApi {
         auth: Auth,
         org: Path<String>,
         job: Path<String>,
-    ) -> ApiResult<Json<JobDetail>> {
-        Ok(Json(
-            jobs::retry_job(&velu, &auth.0, &OrgRef::new(org.0), &job)
-                .await?
-                .into(),
-        ))
+    ) -> ApiResult<CoreJson<JobDetail>> {
+        CoreJson::new(&jobs::retry_job(&velu, &auth.0, &OrgRef::new(org.0), &job).await?)
     }
 }

@@ -2,11 +2,11 @@
 
 use poem::web::Data;
 use poem_openapi::OpenApi;
-use poem_openapi::payload::Json;
 use velu_core::{Velu, keys};
 
 use super::Tag;
 use crate::auth::Auth;
+use crate::core_json::CoreJson;
 use crate::model::keys::Whoami;
 use crate::problem::ApiResult;
 
@@ -17,7 +17,7 @@ pub struct WhoamiApi;
 impl WhoamiApi {
     /// The calling key: its org, plan and scopes. Any valid key.
     #[oai(path = "/v1/whoami", method = "get", operation_id = "whoami")]
-    async fn whoami(&self, velu: Data<&Velu>, auth: Auth) -> ApiResult<Json<Whoami>> {
-        Ok(Json(keys::whoami(&velu, &auth.0).await?.into()))
+    async fn whoami(&self, velu: Data<&Velu>, auth: Auth) -> ApiResult<CoreJson<Whoami>> {
+        CoreJson::new(&keys::whoami(&velu, &auth.0).await?)
     }
 }

@@ -47,6 +47,17 @@ impl<T: ParseFromJSON + ToJSON> Page<T> {
     }
 }
 
+impl<T: ParseFromJSON + ToJSON + super::Mirrors<U>, U>
+    super::Mirrors<velu_core::pagination::Page<U>> for Page<T>
+{
+}
+
+impl<T: ParseFromJSON + ToJSON + From<U>, U> From<velu_core::pagination::Page<U>> for Page<T> {
+    fn from(page: velu_core::pagination::Page<U>) -> Self {
+        Page::from_core(page)
+    }
+}
+
 /// A timestamp as every document prints it (RFC 3339, UTC, `Z`).
 pub fn ts(t: Timestamp) -> String {
     t.to_string()

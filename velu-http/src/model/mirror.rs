@@ -50,6 +50,8 @@ macro_rules! mirror {
             )*
         }
 
+        impl $crate::model::Mirrors<$core> for $name {}
+
         impl From<$core> for $name {
             fn from(core: $core) -> Self {
                 $name {
@@ -65,6 +67,12 @@ macro_rules! mirror {
 }
 
 pub(crate) use mirror;
+
+/// `Self` is the wire twin of velu-core's document `C`: the same fields under the same
+/// names, so `C`'s serde JSON is what the spec describes as `Self` (written by
+/// [`mirror!`] for each pair; used by [`crate::core_json::CoreJson`], and checked by
+/// `tests/it/core_json.rs`).
+pub trait Mirrors<C> {}
 
 /// Converts every item of a list (a list field's usual conversion: `= |v| each(v)`).
 pub fn each<T, U: Into<T>>(items: Vec<U>) -> Vec<T> {

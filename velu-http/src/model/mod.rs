@@ -23,3 +23,4 @@ pub mod worker;
 pub mod workers;
 
 pub use common::Page;
+pub use mirror::Mirrors;
