@@ -1,7 +1,9 @@
 //! Wire documents as the OpenAPI spec describes them: mirrors of velu-core's output
 //! structs (which know nothing of poem), each declared once with `mirror!` (`mirror.rs`), and
 //! the request bodies. The parity test compares their JSON with the CLI's YAML of the core
-//! structs, so a field left off a mirror fails there.
+//! structs, so a field left off a mirror fails there; the answers served from the core
+//! document itself (`crate::core_json`) are checked against their mirror by
+//! `tests/it/core_json.rs`.
 
 pub mod audit;
 pub mod billing;
