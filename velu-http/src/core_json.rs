@@ -46,11 +46,6 @@ impl<M> CoreJson<M> {
             mirror: PhantomData,
         })
     }
-
-    /// The bytes of the answer.
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
 }
 
 impl<M> std::fmt::Debug for CoreJson<M> {
