@@ -44,6 +44,6 @@ impl AuditApi {
             cursor: cursor.0.map(String::from),
         };
         let list = list_audit(&velu, &auth.0, &OrgRef::new(org.0), &page).await?;
-        Ok(Json(Page::from_core(list)))
+        Ok(Json(list.into()))
     }
 }

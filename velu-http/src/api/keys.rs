@@ -66,9 +66,11 @@ impl KeysApi {
             limit: limit.0,
             cursor: cursor.0.map(String::from),
         };
-        Ok(Json(Page::from_core(
-            keys::list_keys(&velu, &auth.0, &owner(org), &page).await?,
-        )))
+        Ok(Json(
+            keys::list_keys(&velu, &auth.0, &owner(org), &page)
+                .await?
+                .into(),
+        ))
     }
 
     /// Show a key. Scope: `admin:api_keys:manage`.

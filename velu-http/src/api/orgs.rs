@@ -81,7 +81,7 @@ impl OrgsApi {
             &page,
         )
         .await?;
-        Ok(Json(Page::from_core(list)))
+        Ok(Json(list.into()))
     }
 
     /// Show an organization by id or slug. An org key may show its own org; anything

@@ -66,7 +66,7 @@ impl SchedulesApi {
             cursor: cursor.0.map(String::from),
         };
         let list = schedules::list_schedules(&velu, &auth.0, &OrgRef::new(org.0), &page).await?;
-        Ok(Json(Page::from_core(list)))
+        Ok(Json(list.into()))
     }
 
     /// Show a schedule. Scope: `jobs:read`.

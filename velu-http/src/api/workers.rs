@@ -51,6 +51,6 @@ impl WorkersApi {
             cursor: cursor.0.map(String::from),
         };
         let list = fleet::list_workers(&velu, &auth.0, &filter, &page).await?;
-        Ok(Json(Page::from_core(list)))
+        Ok(Json(list.into()))
     }
 }

@@ -34,27 +34,19 @@ pub struct Page<T: ParseFromJSON + ToJSON> {
     pub next_cursor: Option<String>,
 }
 
-impl<T: ParseFromJSON + ToJSON> Page<T> {
-    /// Converts a core page item by item.
-    pub fn from_core<U>(page: velu_core::pagination::Page<U>) -> Self
-    where
-        T: From<U>,
-    {
-        Page {
-            items: page.items.into_iter().map(T::from).collect(),
-            next_cursor: page.next_cursor,
-        }
-    }
-}
-
+/// A page mirrors a core page when its items mirror the core items.
 impl<T: ParseFromJSON + ToJSON + super::Mirrors<U>, U>
     super::Mirrors<velu_core::pagination::Page<U>> for Page<T>
 {
 }
 
+/// Converts a core page item by item.
 impl<T: ParseFromJSON + ToJSON + From<U>, U> From<velu_core::pagination::Page<U>> for Page<T> {
     fn from(page: velu_core::pagination::Page<U>) -> Self {
-        Page::from_core(page)
+        Page {
+            items: page.items.into_iter().map(T::from).collect(),
+            next_cursor: page.next_cursor,
+        }
     }
 }
 
