@@ -117,19 +117,6 @@ pub async fn claim_for_orgs(
             for part in parts {
                 models.extend(claim_sqlite(&tx, worker, part, expires, at).await?);
             }
-            if !models.is_empty() {
-                let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
-                let source = format!(
-                    "jobs c WHERE c.id IN ({})",
-                    json_array_rows(Backend::Sqlite, 1)
-                );
-                tx.execute_raw(stmt(
-                    backend,
-                    &events::claimed_sql(&source, 3, 2),
-                    vec![json_param(&ids)?, worker.to_owned().into(), at.into()],
-                ))
-                .await?;
-            }
             tx.commit().await?;
             models
         }
@@ -155,37 +142,55 @@ pub async fn claim_for_orgs(
         .collect()
 }
 
-/// SQLite: the statement of one org's part of a claim. Its parameters: `$1` the org, `$2`
-/// the time, `$3` the kinds (JSON), `$4` how many, `$5` the org's cap, `$6` the worker,
-/// `$7` the lease's expiry. Its reads of `jobs` name their indexes (`pin.rs`).
-pub(super) fn sqlite_claim_sql() -> String {
+/// SQLite: the two statements of one org's part of a claim, run as one command (one
+/// hand-off to the writer's thread: see `finish.rs`): the `claimed` events of the jobs
+/// about to be claimed, then the claim, whose `RETURNING` rows the command returns. Both
+/// pick the same jobs: the same selection, in a total order (the ids break ties), over
+/// the same rows (nothing changes them in between: the transaction holds the write lock).
+/// Their parameters: `$1` the org, `$2` the time, `$3` the kinds (JSON), `$4` how many,
+/// `$5` the org's cap, `$6` the worker, `$7` the lease's expiry. Their reads of `jobs`
+/// name their indexes (`pin.rs`).
+pub(super) fn sqlite_claim_sql() -> [String; 2] {
     let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
     let running_count = format!(
         "(SELECT count(*) FROM jobs{by_running} WHERE org_id = $1 AND status = '{running}')",
         by_running = running_index(Backend::Sqlite),
     );
-    format!(
-        "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
-           lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
-           started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
-         WHERE id IN (
-           SELECT id FROM jobs{by_claim}
-           WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
-             AND NOT {org_paused}
-             AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
-           ORDER BY priority DESC, run_at, id
-           LIMIT max(0, min($4, $5 - {running_count}))
-         )
-         RETURNING *",
+    let picked = format!(
+        "SELECT id FROM jobs{by_claim}
+         WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
+           AND NOT {org_paused}
+           AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
+         ORDER BY priority DESC, run_at, id
+         LIMIT max(0, min($4, $5 - {running_count}))",
         by_claim = claim_index(Backend::Sqlite),
         kinds = json_array_rows(Backend::Sqlite, 3),
         org_paused = org_paused_sql("$1"),
         paused_tasks = paused_tasks_sql(),
-    )
+    );
+    // The events carry the attempt the claim is about to start.
+    let events = events::claimed_sql(
+        &format!(
+            "(SELECT k.id AS id, k.org_id AS org_id, k.attempts + 1 AS attempts
+              FROM jobs k WHERE k.id IN ({picked})) AS c"
+        ),
+        2,
+        6,
+    );
+    let claim = format!(
+        "UPDATE jobs SET status = '{running}', attempts = attempts + 1, lease_owner = $6,
+           lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
+           started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
+         WHERE id IN ({picked})
+         RETURNING *"
+    );
+    [events, claim]
 }
 
-/// [`sqlite_claim_sql`], built once: the claim loop runs it for every org it claims from.
-static SQLITE_CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(sqlite_claim_sql);
+/// [`sqlite_claim_sql`] as one text, built once: the claim loop runs it for every org it
+/// claims from.
+static SQLITE_CLAIM_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| sqlite_claim_sql().join(";\n"));
 
 /// SQLite: one org's part of a claim, inside the claimer's write transaction.
 async fn claim_sqlite(

@@ -145,21 +145,12 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
         }
         Backend::Sqlite => {
             let tx = db.cross_org_tx(CrossOrg::Queue).await?;
-            let (attempts_sql, jobs_sql) = &*SQLITE_FINISH_SQL;
-            // The attempts first, off the rows the jobs update is about to change (the
-            // write lock of the transaction keeps them as read).
-            let attempts = tx
-                .query_all_raw(stmt(backend, attempts_sql, vec![batch.clone(), at.into()]))
-                .await?;
+            // One command to the writer's thread for the attempts, the events and the
+            // jobs (see `SQLITE_FINISH_SQL`); the usage counters from what it returned.
             let rows = tx
-                .query_all_raw(stmt(backend, jobs_sql, vec![batch, at.into()]))
+                .query_all_raw(stmt(backend, &SQLITE_FINISH_SQL, vec![batch, at.into()]))
                 .await?;
-            add_usage(&tx, &sqlite_usage(&rows, &attempts, at)?).await?;
-            let ids = rows
-                .iter()
-                .map(|r| r.try_get::<String>("", "id"))
-                .collect::<Result<Vec<_>, _>>()?;
-            events::insert_transitions(&tx, &ids, at).await?;
+            add_usage(&tx, &sqlite_usage(&rows, at)?).await?;
             tx.commit().await?;
             rows
         }
@@ -169,16 +160,26 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
         .collect()
 }
 
-/// [`sqlite_finish_sql`], built once: every batch of outcomes runs both.
-static SQLITE_FINISH_SQL: std::sync::LazyLock<(String, String)> =
-    std::sync::LazyLock::new(sqlite_finish_sql);
+/// The statements of [`sqlite_finish_sql`] as one text, built once: each batch of
+/// outcomes runs them as one command. sqlx runs each SQLite connection on a thread of its
+/// own, and every statement is a hand-off to it and back (about 150 µs each under a
+/// burn-down on two cores, where the statements themselves took a fraction of that:
+/// docs/benchmarks-log.md, "The finish in one command"); the writer is the one connection
+/// every write of the process waits for.
+static SQLITE_FINISH_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| sqlite_finish_sql().join(";\n"));
 
-/// SQLite: the two statements of a finish, appending the attempts and updating the jobs.
-/// Their parameters: `$1` the outcomes (JSON), `$2` the time. Each finds its jobs by
-/// primary key only: a unary `+` keeps the lease token and the status from steering the
-/// plan (statistics that call the running jobs few made SQLite loop over every running
-/// job for each outcome: `pin.rs`).
-pub(super) fn sqlite_finish_sql() -> (String, String) {
+/// SQLite: the three statements of a finish, in order: append the attempts, append the
+/// events (`retrying` or `ended`, as [`events::transitions_sql`] writes them), update the
+/// jobs (its `RETURNING` rows are what the command returns: `id, org_id, task, status,
+/// started_at`, the attempt's start). The first two read the jobs as they are before the
+/// update, which the write lock of the transaction keeps as read, and take the new
+/// status, `run_at` and error from the outcome, as the update writes them. Their
+/// parameters: `$1` the outcomes (JSON), `$2` the time. Each finds its jobs by primary key
+/// only: a unary `+` keeps the lease token and the status from steering the plan
+/// (statistics that call the running jobs few made SQLite loop over every running job for
+/// each outcome: `pin.rs`).
+pub(super) fn sqlite_finish_sql() -> [String; 3] {
     let running = JobStatus::Running.as_str();
     // `jsonb_each`, not `json_each`: each outcome comes out as JSONB, which the operators
     // read as it is; `json_each` turned every outcome back into text for each operator to
@@ -188,15 +189,24 @@ pub(super) fn sqlite_finish_sql() -> (String, String) {
                value -> '$.result' AS result, value -> '$.error' AS error,
                value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished
              FROM jsonb_each($1)) AS v";
+    let fenced = format!(
+        "{v} JOIN jobs ON jobs.id = v.id AND +jobs.lease_token = v.token
+           AND +jobs.status = '{running}'"
+    );
     let attempts = format!(
         "INSERT INTO job_attempts
            (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
          SELECT jobs.id, jobs.attempts, jobs.lease_owner, v.token,
            COALESCE(jobs.lease_started_at, $2), $2, v.outcome, v.error
-         FROM {v} JOIN jobs ON jobs.id = v.id AND +jobs.lease_token = v.token
-           AND +jobs.status = '{running}'
-         RETURNING job_id, started_at"
+         FROM {fenced}"
     );
+    // The jobs as the update leaves them, for the events.
+    let after = format!(
+        "(SELECT jobs.id AS id, jobs.org_id AS org_id, jobs.attempts AS attempts,
+           v.status AS status, COALESCE(v.run_at, jobs.run_at) AS run_at, v.error AS error
+         FROM {fenced}) AS j"
+    );
+    let events = events::transitions_sql(Backend::Sqlite, &after, 2);
     let jobs = format!(
         "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
            run_at = COALESCE(v.run_at, jobs.run_at),
@@ -204,43 +214,36 @@ pub(super) fn sqlite_finish_sql() -> (String, String) {
            updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
          FROM {v} WHERE jobs.id = v.id AND +jobs.lease_token = v.token
            AND +jobs.status = '{running}'
-         RETURNING jobs.id AS id, jobs.org_id AS org_id, jobs.task AS task, jobs.status AS status"
+         RETURNING jobs.id AS id, jobs.org_id AS org_id, jobs.task AS task,
+           jobs.status AS status, COALESCE(jobs.lease_started_at, $2) AS started_at"
     );
-    (attempts, jobs)
+    [attempts, events, jobs]
 }
 
-/// SQLite: the usage deltas of a finish batch, from the rows its two updates returned
-/// (jobs: `id, org_id, task, status`; attempts: `job_id, started_at`).
+/// SQLite: the usage deltas of a finish batch, from the rows its update returned (`org_id,
+/// task, status, started_at`).
 fn sqlite_usage(
     jobs: &[sea_orm::QueryResult],
-    attempts: &[sea_orm::QueryResult],
     at: DateTime<Utc>,
 ) -> CoreResult<Vec<crate::usage::Delta>> {
-    let mut started = std::collections::HashMap::with_capacity(attempts.len());
-    for a in attempts {
-        started.insert(
-            a.try_get::<String>("", "job_id")?,
-            a.try_get::<DateTime<Utc>>("", "started_at")?,
-        );
-    }
     let rows = jobs
         .iter()
         .map(|r| {
             Ok((
-                r.try_get::<String>("", "id")?,
                 r.try_get::<String>("", "org_id")?,
                 r.try_get::<String>("", "task")?,
                 r.try_get::<String>("", "status")?,
+                r.try_get::<DateTime<Utc>>("", "started_at")?,
             ))
         })
         .collect::<CoreResult<Vec<_>>>()?;
     Ok(ended_deltas(
         at,
-        rows.iter().map(|(id, org_id, task, status)| Ended {
+        rows.iter().map(|(org_id, task, status, started)| Ended {
             org_id,
             task,
             status,
-            started_at: started.get(id).copied(),
+            started_at: Some(*started),
         }),
     ))
 }

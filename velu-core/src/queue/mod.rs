@@ -45,15 +45,18 @@ pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};
 #[cfg(test)]
 fn sqlite_statements() -> Vec<(&'static str, String)> {
     use crate::db::Backend;
-    let (attempts, jobs) = finish::sqlite_finish_sql();
+    let [attempts, events, jobs] = finish::sqlite_finish_sql();
+    let [claim_events, claim] = claim::sqlite_claim_sql();
     vec![
         ("ready scan", ready::scan_sql(Backend::Sqlite, false)),
         (
             "ready scan, wrapping",
             ready::scan_sql(Backend::Sqlite, true),
         ),
-        ("claim", claim::sqlite_claim_sql()),
+        ("claim: events", claim_events),
+        ("claim", claim),
         ("finish: attempts", attempts),
+        ("finish: events", events),
         ("finish: jobs", jobs),
     ]
 }
