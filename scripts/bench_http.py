@@ -10,7 +10,9 @@ side by side in one run) and each backend (BACKENDS: postgres,sqlite):
    submitted per org (the ids `show` reads), then `velu-cli serve`.
 2. wrk -t2 -cCONNS -dSECS per route, keys and orgs drawn at random per request by a Lua
    script; a 3 s warm-up of the route first. ROUNDS rounds, binaries alternating inside a
-   round, so drift hits both alike; medians of the rounds are printed.
+   round, so drift hits both alike, and taking the first slot of a round in turn (it
+   gained up to about 10% by itself); medians of the rounds are printed. Use an even
+   ROUNDS with two binaries, so each is first equally often.
 3. PostgreSQL only, once: pgbench with the durable writes of one submit (a `jobs` row and
    its `job_events` row in one transaction, tables copied from the schema without
    triggers or policies), PGBENCH_CLIENTS clients, SECS seconds: the write ceiling.
@@ -313,8 +315,10 @@ def main():
                 got = {w.name: [] for w in worlds}
                 for w in worlds:
                     wrk(w.port, w.lua(route), conns, 3)  # warm-up
-                for _ in range(rounds):
-                    for w in worlds:
+                for r in range(rounds):
+                    # Each build takes the first slot of a round in turn: the first slot
+                    # alone gained up to about 10% here (docs/benchmarks-log.md).
+                    for w in worlds[r % len(worlds):] + worlds[:r % len(worlds)]:
                         got[w.name].append(wrk(w.port, w.lua(route), conns, secs))
                 for w in worlds:
                     rs = got[w.name]
