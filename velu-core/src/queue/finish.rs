@@ -162,10 +162,10 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
 
 /// The statements of [`sqlite_finish_sql`] as one text, built once: each batch of
 /// outcomes runs them as one command. sqlx runs each SQLite connection on a thread of its
-/// own, and every statement is a hand-off to it and back (about 150 µs each under a
-/// burn-down on two cores, where the statements themselves took a fraction of that:
-/// docs/benchmarks-log.md, "The finish in one command"); the writer is the one connection
-/// every write of the process waits for.
+/// own, and every statement is a hand-off to it and back (160 to 390 µs a statement
+/// under a burn-down on two cores, a one-row upsert among them, so mostly the hand-off:
+/// docs/benchmarks-log.md, "The SQLite claim and finish in fewer hand-offs"); the writer is
+/// the one connection every write of the process waits for.
 static SQLITE_FINISH_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| sqlite_finish_sql().join(";\n"));
 
