@@ -120,6 +120,40 @@ pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
     )
 }
 
+/// SQLite: the finish's usage statement, over `source` (the batch's fenced outcomes joined
+/// to their jobs, aliased `v` and `jobs`, as the jobs are before the finish updates
+/// them): one row per (org, task) of the batch, adding succeeded and failed jobs and the
+/// milliseconds from each attempt's start (`jobs.lease_started_at`, or `$time` when
+/// unknown) to `$time` (the batch's end), none below zero, on day `$day`, as PostgreSQL's
+/// [`finish_usage_cte`] does. SQLite's date functions hold milliseconds, so the time is
+/// rounded to the millisecond, as PostgreSQL rounds it. A group that adds nothing writes
+/// no row.
+pub(crate) fn finish_usage_sqlite(source: &str, time: usize, day: usize) -> String {
+    let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
+    let set = COUNTERS[1..4]
+        .iter()
+        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ok = format!("sum(v.status = '{succeeded}')");
+    let bad = format!("sum(v.status = '{failed}')");
+    let ms = format!(
+        "sum(max(0, CAST(round((unixepoch(${time}, 'subsec')
+           - unixepoch(COALESCE(jobs.lease_started_at, ${time}), 'subsec')) * 1000) AS INTEGER)))"
+    );
+    // `WHERE true`: an upsert's `SELECT` needs a `WHERE` before `ON CONFLICT` (SQLite's
+    // parser would take the `ON` for a join's).
+    format!(
+        "INSERT INTO usage_daily (org_id, day, task, shard, {counters})
+         SELECT jobs.org_id, ${day}, jobs.task, 0, 0, {ok}, {bad}, {ms}, 0
+         FROM {source} WHERE true
+         GROUP BY jobs.org_id, jobs.task
+         HAVING {ok} + {bad} + {ms} > 0
+         ON CONFLICT (org_id, day, task, shard) DO UPDATE SET {set}",
+        counters = COUNTERS.join(", ")
+    )
+}
+
 /// PostgreSQL: a data-modifying CTE (named `usage_rows`) adding one submitted job per row
 /// of `source` (a relation with `org_id` and `task` columns) to day `$day`: one row per
 /// (org, task), in key order, on this backend's shard.

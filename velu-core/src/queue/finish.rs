@@ -13,10 +13,10 @@ use super::scrub::{scrub_nul, scrub_str};
 use crate::CoreResult;
 use crate::db::events;
 use crate::db::sql::{json_param, stmt};
-use crate::db::usage::{add_usage, finish_usage_cte};
+use crate::db::usage::{finish_usage_cte, finish_usage_sqlite};
 use crate::db::{Backend, Db};
 use crate::jobs::{AttemptOutcome, JobError, JobStatus};
-use crate::usage::{Ended, day_of, ended_deltas};
+use crate::usage::day_of;
 
 /// How an attempt ended, as the worker reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -145,12 +145,12 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
         }
         Backend::Sqlite => {
             let tx = db.cross_org_tx(CrossOrg::Queue).await?;
-            // One command to the writer's thread for the attempts, the events and the
-            // jobs (see `SQLITE_FINISH_SQL`); the usage counters from what it returned.
+            // One command to the writer's thread for the attempts, the events, the usage
+            // counters and the jobs (see `SQLITE_FINISH_SQL`).
+            let values = vec![batch, at.into(), day_of(at).into()];
             let rows = tx
-                .query_all_raw(stmt(backend, &SQLITE_FINISH_SQL, vec![batch, at.into()]))
+                .query_all_raw(stmt(backend, &SQLITE_FINISH_SQL, values))
                 .await?;
-            add_usage(&tx, &sqlite_usage(&rows, at)?).await?;
             tx.commit().await?;
             rows
         }
@@ -169,17 +169,17 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
 static SQLITE_FINISH_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| sqlite_finish_sql().join(";\n"));
 
-/// SQLite: the three statements of a finish, in order: append the attempts, append the
-/// events (`retrying` or `ended`, as [`events::transitions_sql`] writes them), update the
-/// jobs (its `RETURNING` rows are what the command returns: `id, org_id, task, status,
-/// started_at`, the attempt's start). The first two read the jobs as they are before the
-/// update, which the write lock of the transaction keeps as read, and take the new
-/// status, `run_at` and error from the outcome, as the update writes them. Their
-/// parameters: `$1` the outcomes (JSON), `$2` the time. Each finds its jobs by primary key
+/// SQLite: the four statements of a finish, in order: append the attempts, append the
+/// events (`retrying` or `ended`, as [`events::transitions_sql`] writes them), add to the
+/// usage counters (`finish_usage_sqlite`), update the jobs (its `RETURNING` ids are what
+/// the command returns). The first three read the jobs as they are before the update,
+/// which the write lock of the transaction keeps as read, and take the new status,
+/// `run_at` and error from the outcome, as the update writes them. Their parameters: `$1`
+/// the outcomes (JSON), `$2` the time, `$3` its day. Each finds its jobs by primary key
 /// only: a unary `+` keeps the lease token and the status from steering the plan
 /// (statistics that call the running jobs few made SQLite loop over every running job for
 /// each outcome: `pin.rs`).
-pub(super) fn sqlite_finish_sql() -> [String; 3] {
+pub(super) fn sqlite_finish_sql() -> [String; 4] {
     let running = JobStatus::Running.as_str();
     // `jsonb_each`, not `json_each`: each outcome comes out as JSONB, which the operators
     // read as it is; `json_each` turned every outcome back into text for each operator to
@@ -207,6 +207,7 @@ pub(super) fn sqlite_finish_sql() -> [String; 3] {
          FROM {fenced}) AS j"
     );
     let events = events::transitions_sql(Backend::Sqlite, &after, 2);
+    let usage = finish_usage_sqlite(&fenced, 2, 3);
     let jobs = format!(
         "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
            run_at = COALESCE(v.run_at, jobs.run_at),
@@ -214,44 +215,156 @@ pub(super) fn sqlite_finish_sql() -> [String; 3] {
            updated_at = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
          FROM {v} WHERE jobs.id = v.id AND +jobs.lease_token = v.token
            AND +jobs.status = '{running}'
-         RETURNING jobs.id AS id, jobs.org_id AS org_id, jobs.task AS task,
-           jobs.status AS status, COALESCE(jobs.lease_started_at, $2) AS started_at"
+         RETURNING jobs.id AS id"
     );
-    [attempts, events, jobs]
-}
-
-/// SQLite: the usage deltas of a finish batch, from the rows its update returned (`org_id,
-/// task, status, started_at`).
-fn sqlite_usage(
-    jobs: &[sea_orm::QueryResult],
-    at: DateTime<Utc>,
-) -> CoreResult<Vec<crate::usage::Delta>> {
-    let rows = jobs
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<String>("", "org_id")?,
-                r.try_get::<String>("", "task")?,
-                r.try_get::<String>("", "status")?,
-                r.try_get::<DateTime<Utc>>("", "started_at")?,
-            ))
-        })
-        .collect::<CoreResult<Vec<_>>>()?;
-    Ok(ended_deltas(
-        at,
-        rows.iter().map(|(org_id, task, status, started)| Ended {
-            org_id,
-            task,
-            status,
-            started_at: Some(*started),
-        }),
-    ))
+    [attempts, events, usage, jobs]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jobs::JobErrorCode;
+
+    /// SQLite's finish adds to the usage counters what the attempts it fenced did: final
+    /// successes and failures counted (a retry and a refused outcome not), each attempt's
+    /// time from its start to the finish, none below zero (a clock gone backwards), one
+    /// row per (org, task), on the finish's day.
+    #[tokio::test]
+    async fn sqlite_finish_counts_usage_of_fenced_attempts_only() {
+        use sea_orm::{DbBackend, Statement};
+        let dir = std::env::temp_dir().join(format!("velu-finish-{}", crate::ids::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("velu.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate_up().await.unwrap();
+        let conn = db.conn();
+        conn.execute_unprepared(
+            "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+             VALUES ('org', 'Org', 'org', 'superhero', '2026-01-01', '2026-01-01')",
+        )
+        .await
+        .unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T23:59:59.5+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        // (job, seconds its attempt started before `at`; negative: after)
+        let started = [("a", 2.0), ("b", 3.0), ("c", 1.25), ("d", -5.0), ("e", 4.0)];
+        for (id, secs) in started {
+            let start = at - chrono::Duration::milliseconds((secs * 1000.0) as i64);
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts,
+                   max_attempts, run_at, actor_type, actor_id, cancel_requested, created_at,
+                   updated_at, lease_owner, lease_token, lease_started_at)
+                 VALUES (?1, 'org', 'echo', 'running', '{}', 0, 1, 3, ?2, 'api_key', 'k', 0,
+                   ?2, ?2, 'w', 'tok-' || ?1, ?2)",
+                [id.into(), start.into()],
+            ))
+            .await
+            .unwrap();
+        }
+        let outcome = |id: &str, status, outcome, token: &str| Finish {
+            id: id.into(),
+            token: token.into(),
+            status,
+            outcome,
+            result: None,
+            error: None,
+            run_at: None,
+            finished: status != JobStatus::Queued,
+        };
+        let items = [
+            outcome(
+                "a",
+                JobStatus::Succeeded,
+                AttemptOutcome::Succeeded,
+                "tok-a",
+            ),
+            outcome("b", JobStatus::Failed, AttemptOutcome::Failed, "tok-b"),
+            outcome("c", JobStatus::Queued, AttemptOutcome::Failed, "tok-c"),
+            outcome(
+                "d",
+                JobStatus::Succeeded,
+                AttemptOutcome::Succeeded,
+                "tok-d",
+            ),
+            // Another lease owns it now: refused, counted nowhere.
+            outcome(
+                "e",
+                JobStatus::Succeeded,
+                AttemptOutcome::Succeeded,
+                "stale",
+            ),
+        ];
+        let mut written = finish(&db, &items, at).await.unwrap();
+        written.sort();
+        assert_eq!(written, ["a", "b", "c", "d"]);
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT day, task, jobs_submitted, jobs_succeeded, jobs_failed, run_ms
+                 FROM usage_daily",
+            ))
+            .await
+            .unwrap();
+        let got: Vec<(String, String, i64, i64, i64, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "day").unwrap(),
+                    r.try_get("", "task").unwrap(),
+                    r.try_get("", "jobs_submitted").unwrap(),
+                    r.try_get("", "jobs_succeeded").unwrap(),
+                    r.try_get("", "jobs_failed").unwrap(),
+                    r.try_get("", "run_ms").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                "2026-12-06".into(),
+                "echo".into(),
+                0,
+                2,
+                1,
+                2000 + 3000 + 1250
+            )]
+        );
+        // An attempt that adds nothing (cancelled the moment it started) writes no row for
+        // its task, and a refused one none either.
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts,
+               max_attempts, run_at, actor_type, actor_id, cancel_requested, created_at,
+               updated_at, lease_owner, lease_token, lease_started_at)
+             VALUES ('f', 'org', 'sleep', 'running', '{}', 0, 1, 3, ?1, 'api_key', 'k', 0,
+               ?1, ?1, 'w', 'tok-f', ?1)",
+            [at.into()],
+        ))
+        .await
+        .unwrap();
+        let nothing = [
+            outcome(
+                "f",
+                JobStatus::Cancelled,
+                AttemptOutcome::Cancelled,
+                "tok-f",
+            ),
+            items[4].clone(),
+        ];
+        assert_eq!(finish(&db, &nothing, at).await.unwrap(), ["f"]);
+        let again = conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT run_ms FROM usage_daily",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        db.close().await;
+        std::fs::remove_dir_all(dir).ok();
+    }
 
     fn failed(message: &str) -> Finish {
         Finish {

@@ -45,7 +45,7 @@ pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};
 #[cfg(test)]
 fn sqlite_statements() -> Vec<(&'static str, String)> {
     use crate::db::Backend;
-    let [attempts, events, jobs] = finish::sqlite_finish_sql();
+    let [attempts, events, usage, jobs] = finish::sqlite_finish_sql();
     let [claim_events, claim] = claim::sqlite_claim_sql();
     vec![
         ("ready scan", ready::scan_sql(Backend::Sqlite, false)),
@@ -57,6 +57,7 @@ fn sqlite_statements() -> Vec<(&'static str, String)> {
         ("claim", claim),
         ("finish: attempts", attempts),
         ("finish: events", events),
+        ("finish: usage", usage),
         ("finish: jobs", jobs),
     ]
 }

@@ -8,7 +8,6 @@ use sea_orm::ConnectionTrait;
 
 use crate::CoreResult;
 use crate::db::usage::add_usage;
-use crate::jobs::JobStatus;
 
 /// The `task` of the org-wide row (the org's API requests). No task kind has an empty name
 /// (`^[a-z][a-z0-9-]{0,63}$`), so it cannot collide with one.
@@ -126,38 +125,6 @@ pub(crate) async fn record_submitted_many<'a, C: ConnectionTrait>(
     add_usage(conn, &deltas).await
 }
 
-/// One job a finish wrote, as the finish statement returns it.
-pub(crate) struct Ended<'a> {
-    /// The job's org.
-    pub org_id: &'a str,
-    /// Its task kind.
-    pub task: &'a str,
-    /// Its status now: `succeeded` and `failed` are counted, any other (a retry queued,
-    /// `cancelled`) only adds run time.
-    pub status: &'a str,
-    /// When the attempt that ended started (none if its row was not found).
-    pub started_at: Option<DateTime<Utc>>,
-}
-
-/// The deltas of the attempts of one finish batch, all ended at `at`: one per (org, task).
-pub(crate) fn ended_deltas<'a>(
-    at: DateTime<Utc>,
-    ended: impl IntoIterator<Item = Ended<'a>>,
-) -> Vec<Delta> {
-    let day = day_of(at);
-    let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
-    merge(ended.into_iter().map(|e| {
-        Delta {
-            jobs_succeeded: i64::from(e.status == succeeded),
-            jobs_failed: i64::from(e.status == failed),
-            run_ms: e
-                .started_at
-                .map_or(0, |s| (at - s).num_milliseconds().max(0)),
-            ..Delta::new(e.org_id, &day, e.task)
-        }
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,34 +138,6 @@ mod tests {
         let merged = merge([d("b", "echo", 1), d("a", "sleep", 2), d("a", "sleep", 3)]);
         assert_eq!(merged, vec![d("a", "sleep", 5), d("b", "echo", 1)]);
         assert!(Delta::new("a", "d", "t").is_zero());
-    }
-
-    #[test]
-    fn ends_count_final_outcomes_and_every_attempt_s_time() {
-        let at = Utc::now();
-        let e = |status, secs: Option<i64>| Ended {
-            org_id: "o",
-            task: "echo",
-            status,
-            started_at: secs.map(|s| at - chrono::Duration::seconds(s)),
-        };
-        let d = ended_deltas(
-            at,
-            [
-                e("succeeded", Some(2)),
-                e("failed", Some(3)),
-                e("queued", Some(1)),
-                e("cancelled", None),
-            ],
-        );
-        assert_eq!(d.len(), 1);
-        assert_eq!(
-            (d[0].jobs_succeeded, d[0].jobs_failed, d[0].run_ms),
-            (1, 1, 6000)
-        );
-        // A clock that went backwards adds nothing rather than a negative time.
-        let back = ended_deltas(at, [e("succeeded", Some(-5))]);
-        assert_eq!(back[0].run_ms, 0);
     }
 
     #[test]

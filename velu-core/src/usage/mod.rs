@@ -18,7 +18,7 @@ mod read;
 
 pub use api_requests::{ApiRequests, MAX_PENDING, flush_api_requests};
 pub use delta::{Delta, ORG_WIDE, day_of, merge};
-pub(crate) use delta::{Ended, ended_deltas, record_submitted, record_submitted_many};
+pub(crate) use delta::{record_submitted, record_submitted_many};
 pub use documents::{UsageQuery, UsageReport, UsageRow, UsageTotals};
 pub use range::{DayRange, MAX_DAYS};
 pub use read::{MAX_ROWS, usage};
