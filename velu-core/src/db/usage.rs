@@ -39,6 +39,15 @@ fn shard_sql(backend: sea_orm::DbBackend) -> String {
     }
 }
 
+/// An upsert's additions, `c = usage_daily.c + excluded.c`, for each of `counters`.
+fn added(counters: &[&str]) -> String {
+    counters
+        .iter()
+        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The statement for `rows` rows.
 fn upsert_sql(backend: sea_orm::DbBackend, rows: usize) -> String {
     let shard = shard_sql(backend);
@@ -50,11 +59,7 @@ fn upsert_sql(backend: sea_orm::DbBackend, rows: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let set = COUNTERS
-        .iter()
-        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let set = added(&COUNTERS);
     format!(
         "INSERT INTO usage_daily (org_id, day, task, shard, {}) VALUES {values}
          ON CONFLICT (org_id, day, task, shard) DO UPDATE SET {set}",
@@ -97,11 +102,7 @@ pub(crate) async fn add_usage<C: ConnectionTrait>(conn: &C, deltas: &[Delta]) ->
 /// between two batches).
 pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
     let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
-    let set = COUNTERS[1..4]
-        .iter()
-        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let set = added(&COUNTERS[1..4]);
     format!(
         "usage_rows AS (
            INSERT INTO usage_daily (org_id, day, task, shard, {counters})
@@ -130,11 +131,7 @@ pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
 /// no row.
 pub(crate) fn finish_usage_sqlite(source: &str, time: usize, day: usize) -> String {
     let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
-    let set = COUNTERS[1..4]
-        .iter()
-        .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let set = added(&COUNTERS[1..4]);
     let ok = format!("sum(v.status = '{succeeded}')");
     let bad = format!("sum(v.status = '{failed}')");
     let ms = format!(
