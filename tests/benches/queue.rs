@@ -5,7 +5,8 @@
 //! attempt history; graphile-worker deletes finished jobs.
 //!
 //! `cargo bench -p velu-tests --bench queue` (see docs/benchmarks.md). Knobs (env):
-//! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=0 BACKENDS=postgres,sqlite MODES=local,remote
+//! N=20000 RUNS=3 CONCURRENCY=10 PREFETCH=30 BACKENDS=postgres,sqlite MODES=local,remote
+//! (PREFETCH unset: the CLI's default for the backend, `worker::default_prefetch`)
 //! PLAN=superhero (the bench org's plan: `hero` caps it at 10 running jobs)
 //! COUNTERS=on|off|both (`off` drops the job-counter triggers of `job_counts` first, to
 //! measure what they cost; `both` runs the two alternately in one run)
@@ -308,8 +309,10 @@ fn main() {
     let n: usize = env_or("N", 20_000);
     let runs: usize = env_or("RUNS", 3);
     let concurrency: usize = env_or("CONCURRENCY", 10);
-    // The CLI's default: claim ahead up to three times the concurrency while jobs are short.
-    let prefetch: usize = env_or("PREFETCH", 3 * concurrency);
+    // Unset: the CLI's default for the backend (and mode), while jobs are short.
+    let prefetch_knob: Option<usize> = std::env::var("PREFETCH")
+        .ok()
+        .map(|v| v.trim().parse().expect("PREFETCH: a number"));
     let pg_admin = std::env::var("PGURL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
@@ -336,6 +339,13 @@ fn main() {
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let remote = mode == "remote";
+            let queue_backend = match (remote, backend) {
+                (true, _) => None,
+                (false, "sqlite") => Some(velu_core::db::Backend::Sqlite),
+                (false, _) => Some(velu_core::db::Backend::Postgres),
+            };
+            let prefetch = prefetch_knob
+                .unwrap_or_else(|| velu_core::worker::default_prefetch(concurrency, queue_backend));
             // Runs alternate between the counter settings, so noise falls on each.
             let mut results: Vec<Vec<Run>> = settings.iter().map(|_| Vec::new()).collect();
             for _ in 0..runs {

@@ -29,6 +29,7 @@ fn succeeded(job: &ClaimedJob) -> Finish {
         error: None,
         run_at: None,
         finished: true,
+        ran_us: None,
     }
 }
 
@@ -241,6 +242,7 @@ backend_tests! {
             error: None,
             run_at: None,
             finished: true,
+            ran_us: None,
         };
         let written = queue::finish(env.velu().db(), &[finish], velu_core::time::now()).await.unwrap();
         assert_eq!(written, vec![id.clone()]);
@@ -265,5 +267,51 @@ backend_tests! {
         assert_eq!(attempt_rows(&env, &third).await, 0, "carried over again");
         let doc = show(&env, &third).await;
         assert_eq!(doc["history"][0]["worker_id"], "new-worker", "{doc}");
+    }
+
+    async fn an_attempt_starts_when_its_handler_did_never_before_its_claim(env) {
+        // A job claimed ahead waits in its worker for a free handler: the attempt's start,
+        // and the run time its org is billed, are the handler's run as the worker
+        // measured it, bounded by the claim whatever the worker says.
+        let boot = bootstrap(&env, "acme", "hero").await;
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(submit(&env, "acme", "echo", json!({"n": n})).await);
+        }
+        let org = ReadyOrg { id: boot.org_id.clone(), plan: Plan::Hero };
+        let claimed_at = velu_core::time::now();
+        let claimed = claim_at(&env, &org, "w1", 5, claimed_at).await;
+        assert_eq!(claimed.len(), 5);
+        let job = |id: &str| claimed.iter().find(|j| j.id == id).unwrap();
+        let ended = claimed_at + chrono::Duration::seconds(10);
+        let ran = |id: &str, us: Option<u64>| Finish { ran_us: us, ..succeeded(job(id)) };
+        let items = [
+            ran(&ids[0], Some(2_500_000)),   // ran 2.5 s of the 10 since its claim
+            ran(&ids[1], Some(60_000_000)),  // says 60 s: no start before the claim
+            ran(&ids[2], None),              // unknown: from its claim
+            ran(&ids[3], Some(u64::MAX)),    // absurd: from its claim, and no error
+            ran(&ids[4], Some(0)),           // ended the moment it started
+        ];
+        let mut written = queue::finish(env.velu().db(), &items, ended).await.unwrap();
+        written.sort();
+        let mut all = ids.clone();
+        all.sort();
+        assert_eq!(written, all);
+        let expected_ms = [2_500, 10_000, 10_000, 10_000, 0];
+        for (id, want) in ids.iter().zip(expected_ms) {
+            let doc = show(&env, id).await;
+            let h = &doc["history"][0];
+            let time = |f: &str| chrono::DateTime::parse_from_rfc3339(h[f].as_str().unwrap()).unwrap();
+            let took = (time("finished_at") - time("started_at")).num_milliseconds();
+            assert!((took - want).abs() <= 1, "{id}: {took} ms, want {want}: {doc}");
+            assert!(time("started_at") >= claimed_at - chrono::Duration::milliseconds(1), "{doc}");
+        }
+        // Billed: the same runs, to the millisecond (one per rounding of each attempt).
+        let billed: i64 = scalar(
+            env.velu(),
+            &format!("SELECT CAST(SUM(run_ms) AS BIGINT) FROM usage_daily WHERE org_id = '{}'", boot.org_id),
+        )
+        .await;
+        assert!((billed - 32_500).abs() <= 5, "{billed} ms billed");
     }
 }

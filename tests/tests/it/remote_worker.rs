@@ -277,8 +277,11 @@ backend_tests! {
         assert_eq!(late.status, 200, "{}", late.text);
         assert_eq!(late.body["items"], json!([{"id": id, "state": "lease_lost"}]));
         assert_eq!(job(&env, "acme", &id).await["status"], "running");
+        // It waited in the rescuer before a handler took it: the run it reports, not the
+        // time since its claim, is the attempt's.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let done = env.http(Method::POST, "/v1/worker/finish", Some(&key),
-            Some(json!({"results": [{"id": id, "token": fresh, "outcome": "succeeded", "result": {"n": 7}}]}))).await;
+            Some(json!({"results": [{"id": id, "token": fresh, "outcome": "succeeded", "result": {"n": 7}, "ran_us": 50_000}]}))).await;
         assert_eq!(done.body["items"], json!([{"id": id, "state": "accepted"}]));
         let after = job(&env, "acme", &id).await;
         // A finish sent twice (a lost answer, retried) never writes twice.
@@ -289,6 +292,9 @@ backend_tests! {
         assert_eq!((h[0]["worker_id"].as_str(), h[0]["outcome"].as_str()), (Some("doomed"), Some("lost")));
         assert_eq!((h[1]["worker_id"].as_str(), h[1]["outcome"].as_str()), (Some("rescuer"), Some("succeeded")));
         assert_eq!(after["result"], json!({"n": 7}));
+        let time = |f: &str| chrono::DateTime::parse_from_rfc3339(h[1][f].as_str().unwrap()).unwrap();
+        let took = (time("finished_at") - time("started_at")).num_milliseconds();
+        assert!((took - 50).abs() <= 1, "{took} ms: {after}");
         assert_eq!(job(&env, "acme", &id).await, after, "refused writes changed nothing");
         // A stale token neither renews nor hands back anything.
         let beat = env.http(Method::POST, "/v1/worker/heartbeat", Some(&key),
@@ -487,6 +493,9 @@ backend_tests! {
             ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "succeeded", "status": "succeeded"}]})),
             ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "succeeded"}, {"id": id, "token": "t", "outcome": "failed"}]})),
             ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "failed", "result": {}}]})),
+            ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "succeeded", "ran_us": -1}]})),
+            ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "succeeded", "ran_us": 315_360_000_000_001_u64}]})),
+            ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "succeeded", "ran_us": "5"}]})),
             ("/v1/worker/finish", json!({"results": [{"id": id, "token": "t", "outcome": "failed", "error": {"code": "x\u{0}", "message": "m"}}]})),
         ] {
             let r = post(path, body.clone()).await;

@@ -81,6 +81,7 @@ backend_tests! {
             error: Some(velu_core::jobs::JobError::new("task_failed", "late")),
             run_at: None,
             finished: true,
+            ran_us: None,
         };
         let written = queue::finish(env.velu().db(), &[late], velu_core::time::now()).await.unwrap();
         assert!(written.is_empty(), "a stale token never writes");

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use clap::Args;
-use velu_core::worker::{Worker, WorkerConfig, default_worker_id};
+use velu_core::db::Backend;
+use velu_core::worker::{Worker, WorkerConfig, default_prefetch, default_worker_id};
 use velu_core::{CoreResult, OpenOptions};
 
 use super::key::parse_duration_secs;
@@ -20,8 +21,9 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Most jobs claimed ahead of free handlers, while recent jobs are short (under 50 ms
-    /// on average): fewer round trips, and long jobs are never hoarded [default: three
-    /// times the concurrency].
+    /// on average): fewer round trips, and long jobs are never hoarded. A job's run time
+    /// starts when a handler takes it [default: three times the concurrency; ten times on
+    /// SQLite].
     #[arg(long)]
     prefetch: Option<usize>,
     /// Only these task kinds (comma-separated).
@@ -79,7 +81,7 @@ impl WorkerArgs {
             Some(addr) => Some(velu_http::listen_metrics(velu.clone(), addr).await?),
             None => None,
         };
-        let cfg = self.config();
+        let cfg = self.config(Some(velu.db().backend()));
         let report = Worker::new(velu.clone(), cfg)
             .run(velu_core::signals::shutdown())
             .await?;
@@ -98,19 +100,26 @@ impl WorkerArgs {
         };
         let client = crate::remote::Client::new(server, &g.remote_key()?)?;
         let home = g.settings()?.home;
-        let report =
-            crate::remote::run_worker(client, &home, self.config(), velu_core::signals::shutdown())
-                .await?;
+        let report = crate::remote::run_worker(
+            client,
+            &home,
+            self.config(None),
+            velu_core::signals::shutdown(),
+        )
+        .await?;
         g.render(&report)
     }
 
-    /// The worker's configuration from the flags.
-    fn config(&self) -> WorkerConfig {
+    /// The worker's configuration from the flags, for the queue of `backend` (`None`: a
+    /// server's, over the worker protocol).
+    fn config(&self, backend: Option<Backend>) -> WorkerConfig {
         let lease = Duration::from_secs(self.lease.max(3));
         WorkerConfig {
             id: self.id.clone().unwrap_or_else(default_worker_id),
             concurrency: self.concurrency.max(1),
-            prefetch: self.prefetch.unwrap_or(3 * self.concurrency),
+            prefetch: self
+                .prefetch
+                .unwrap_or_else(|| default_prefetch(self.concurrency.max(1), backend)),
             tasks: self.tasks.as_deref().map(split_list),
             lease,
             heartbeat: lease / 3,

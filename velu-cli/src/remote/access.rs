@@ -252,6 +252,7 @@ fn chunks(items: &[Finish]) -> Vec<Vec<AttemptResult>> {
             outcome: f.outcome.as_str().to_owned(),
             result: f.result.clone(),
             error: f.error.clone(),
+            ran_us: f.ran_us,
         };
         let size = 256
             + f.result.as_ref().map_or(0, |v| v.to_string().len())
@@ -287,6 +288,7 @@ mod tests {
             error: None,
             run_at: None,
             finished: true,
+            ran_us: None,
         }
     }
 

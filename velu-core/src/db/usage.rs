@@ -124,19 +124,18 @@ pub(crate) fn finish_usage_cte(time: usize, day: usize) -> String {
 /// SQLite: the finish's usage statement, over `source` (the batch's fenced outcomes joined
 /// to their jobs, aliased `v` and `jobs`, as the jobs are before the finish updates
 /// them): one row per (org, task) of the batch, adding succeeded and failed jobs and the
-/// milliseconds from each attempt's start (`jobs.lease_started_at`, or `$time` when
-/// unknown) to `$time` (the batch's end), none below zero, on day `$day`, as PostgreSQL's
-/// [`finish_usage_cte`] does. SQLite's date functions hold milliseconds, so the time is
-/// rounded to the millisecond, as PostgreSQL rounds it. A group that adds nothing writes
-/// no row.
-pub(crate) fn finish_usage_sqlite(source: &str, time: usize, day: usize) -> String {
+/// milliseconds from each attempt's start (`start`: an SQL expression of its start in Unix
+/// seconds, as the attempt's row records it) to `$time` (the batch's end), none below
+/// zero, on day `$day`, as PostgreSQL's [`finish_usage_cte`] does. SQLite's date functions
+/// hold milliseconds, so the time is rounded to the millisecond, as PostgreSQL rounds it.
+/// A group that adds nothing writes no row.
+pub(crate) fn finish_usage_sqlite(source: &str, start: &str, time: usize, day: usize) -> String {
     let (succeeded, failed) = (JobStatus::Succeeded.as_str(), JobStatus::Failed.as_str());
     let set = added(&COUNTERS[1..4]);
     let ok = format!("sum(v.status = '{succeeded}')");
     let bad = format!("sum(v.status = '{failed}')");
     let ms = format!(
-        "sum(max(0, CAST(round((unixepoch(${time}, 'subsec')
-           - unixepoch(COALESCE(jobs.lease_started_at, ${time}), 'subsec')) * 1000) AS INTEGER)))"
+        "sum(max(0, CAST(round((unixepoch(${time}, 'subsec') - ({start})) * 1000) AS INTEGER)))"
     );
     // `WHERE true`: an upsert's `SELECT` needs a `WHERE` before `ON CONFLICT` (SQLite's
     // parser would take the `ON` for a join's).

@@ -40,7 +40,17 @@ pub struct Finish {
     pub run_at: Option<String>,
     /// Whether the job is done for good.
     pub finished: bool,
+    /// How long the attempt's handler ran, in microseconds, as its worker measured it
+    /// (`None`: unknown). The attempt's recorded start is its end less this, never before
+    /// its claim: a job claimed ahead of a free handler waits in its worker, and that wait
+    /// is neither run time nor billed (docs/usage.md). At most [`MAX_RAN_US`] counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ran_us: Option<u64>,
 }
+
+/// The longest run a finish records (ten years, in microseconds); a longer one reported
+/// counts as this, which is in any case longer than the lease it ran under.
+pub const MAX_RAN_US: u64 = 10 * 365 * 24 * 3600 * 1_000_000;
 
 impl Finish {
     /// This outcome with U+0000 replaced in its result and error (see [`scrub_nul`]).
@@ -104,7 +114,7 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                 "WITH v AS (
                    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
                      id text, token text, status text, outcome text, result jsonb, error jsonb,
-                     run_at timestamptz, finished boolean)
+                     run_at timestamptz, finished boolean, ran_us numeric)
                  ),
                  cur AS (
                    SELECT j.id, j.lease_owner, j.lease_started_at FROM jobs j JOIN v
@@ -122,7 +132,7 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                    INSERT INTO job_attempts
                      (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
                    SELECT d.id, d.attempts, c.lease_owner, v.token,
-                     COALESCE(c.lease_started_at, $2), $2, v.outcome, v.error
+                     {start}, $2, v.outcome, v.error
                    FROM done d JOIN v ON v.id = d.id JOIN cur c ON c.id = d.id
                    RETURNING job_id, started_at
                  ),
@@ -130,6 +140,7 @@ pub async fn finish(db: &Db, items: &[Finish], at: DateTime<Utc>) -> CoreResult<
                  {usage}
                  SELECT id FROM done",
                 events = events::transitions_sql(Backend::Postgres, "done j", 2),
+                start = pg_attempt_start("c.lease_started_at", "v.ran_us", 2),
                 usage = finish_usage_cte(2, 3)
             );
             // One statement: atomic on its own, one round trip. The attempt's row is
@@ -187,17 +198,19 @@ pub(super) fn sqlite_finish_sql() -> [String; 4] {
     let v = "(SELECT value ->> '$.id' AS id, value ->> '$.token' AS token,
                value ->> '$.status' AS status, value ->> '$.outcome' AS outcome,
                value -> '$.result' AS result, value -> '$.error' AS error,
-               value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished
+               value ->> '$.run_at' AS run_at, value ->> '$.finished' AS finished,
+               value ->> '$.ran_us' AS ran_us
              FROM jsonb_each($1)) AS v";
     let fenced = format!(
         "{v} JOIN jobs ON jobs.id = v.id AND +jobs.lease_token = v.token
            AND +jobs.status = '{running}'"
     );
+    let (start, start_text) = sqlite_attempt_start("jobs.lease_started_at", "v.ran_us", 2);
     let attempts = format!(
         "INSERT INTO job_attempts
            (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome, error)
          SELECT jobs.id, jobs.attempts, jobs.lease_owner, v.token,
-           COALESCE(jobs.lease_started_at, $2), $2, v.outcome, v.error
+           {start_text}, $2, v.outcome, v.error
          FROM {fenced}"
     );
     // The jobs as the update leaves them, for the events.
@@ -207,7 +220,7 @@ pub(super) fn sqlite_finish_sql() -> [String; 4] {
          FROM {fenced}) AS j"
     );
     let events = events::transitions_sql(Backend::Sqlite, &after, 2);
-    let usage = finish_usage_sqlite(&fenced, 2, 3);
+    let usage = finish_usage_sqlite(&fenced, &start, 2, 3);
     let jobs = format!(
         "UPDATE jobs SET status = v.status, result = v.result, error = v.error,
            run_at = COALESCE(v.run_at, jobs.run_at),
@@ -218,6 +231,35 @@ pub(super) fn sqlite_finish_sql() -> [String; 4] {
          RETURNING jobs.id AS id"
     );
     [attempts, events, usage, jobs]
+}
+
+/// PostgreSQL: an ended attempt's start, an SQL expression: the end (`$time`) less the
+/// run its worker measured (`ran_us`, microseconds, at most [`MAX_RAN_US`]), never before
+/// the claim (`lease_started`); the claim when the run is unknown (`LEAST` passes over the
+/// `NULL`, so it counts as the longest run), the end when the claim is.
+fn pg_attempt_start(lease_started: &str, ran_us: &str, time: usize) -> String {
+    format!(
+        "GREATEST(COALESCE({lease_started}, ${time}),
+           ${time}::timestamptz - make_interval(secs => (LEAST({ran_us}, {MAX_RAN_US}) / 1e6)::float8))"
+    )
+}
+
+/// SQLite: an ended attempt's start as [`pg_attempt_start`] takes it, as two SQL
+/// expressions: in Unix seconds (for the usage counters), and as the text the attempt's
+/// row keeps (the claim's own text when the claim wins; else RFC 3339 to the millisecond,
+/// which SQLite's date functions hold).
+fn sqlite_attempt_start(lease_started: &str, ran_us: &str, time: usize) -> (String, String) {
+    let claim = format!("COALESCE({lease_started}, ${time})");
+    let end = format!("unixepoch(${time}, 'subsec')");
+    let ran = format!("(min({ran_us}, {MAX_RAN_US}) / 1e6)");
+    let claim_secs = format!("unixepoch({claim}, 'subsec')");
+    let secs = format!("max({claim_secs}, COALESCE({end} - {ran}, {claim_secs}))");
+    let text = format!(
+        "CASE WHEN {end} - {ran} > {claim_secs}
+           THEN strftime('%Y-%m-%dT%H:%M:%f+00:00', {end} - {ran}, 'unixepoch')
+           ELSE {claim} END"
+    );
+    (secs, text)
 }
 
 #[cfg(test)]
@@ -272,6 +314,7 @@ mod tests {
             error: None,
             run_at: None,
             finished: status != JobStatus::Queued,
+            ran_us: None,
         };
         let items = [
             outcome(
@@ -376,6 +419,7 @@ mod tests {
             error: Some(JobError::new(JobErrorCode::ExitStatus, message)),
             run_at: None,
             finished: true,
+            ran_us: None,
         }
     }
 
@@ -407,6 +451,7 @@ mod tests {
             error: None,
             run_at: None,
             finished: true,
+            ran_us: None,
         };
         let text = serde_json::to_string(&f).unwrap();
         assert!(

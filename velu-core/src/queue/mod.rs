@@ -32,7 +32,7 @@ mod types;
 
 pub use claim::{OrgClaim, claim_for_org, claim_for_orgs};
 pub use depth::{DEPTH_STATUSES, depth};
-pub use finish::{Finish, finish};
+pub use finish::{Finish, MAX_RAN_US, finish};
 pub use lease::{heartbeat, heartbeat_with_progress, reclaim_expired, release};
 pub use pause::PauseScope;
 pub(crate) use pause::{hold_claims, holds, is_held};

@@ -161,6 +161,7 @@ fn unstorable(row: &Finish) -> Finish {
         )),
         run_at: None,
         finished: true,
+        ran_us: row.ran_us,
     }
 }
 
@@ -203,6 +204,7 @@ mod tests {
             error: None,
             run_at: None,
             finished: true,
+            ran_us: None,
         }
     }
 

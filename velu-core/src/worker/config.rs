@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::db::Backend;
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -43,6 +45,22 @@ impl Default for WorkerConfig {
             exit_when_idle: false,
         }
     }
+}
+
+/// How many jobs a worker of `concurrency` handlers claims ahead by default, working the
+/// queue of `backend` (`None`: a server's, over the worker protocol): three per handler,
+/// ten on SQLite. There a claim is a write transaction on the process's one writer, in line
+/// with every finish, so fewer, bigger claims leave it more time: the burn-down ran 1.17x
+/// with ten per handler against three, side by side, and more gained nothing. On
+/// PostgreSQL more than three hurt once the worker held more than the org's plan lets run
+/// at once (docs/benchmarks-log.md, "Claims ahead by backend"). A job claimed ahead is
+/// billed from when a handler takes it (`queue::Finish::ran_us`), not from its claim.
+pub fn default_prefetch(concurrency: usize, backend: Option<Backend>) -> usize {
+    let per_handler = match backend {
+        Some(Backend::Sqlite) => 10,
+        Some(Backend::Postgres) | None => 3,
+    };
+    per_handler * concurrency
 }
 
 /// Jobs shorter than this on average make claiming ahead worthwhile.

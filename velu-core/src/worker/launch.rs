@@ -77,7 +77,10 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
             }
             Err(failed) => failed,
         };
-        shared.record_run(started.elapsed());
+        // The run, from a free handler to the outcome: the wait for a handler (a job
+        // claimed ahead) is not part of it (`Finish::ran_us`).
+        let ran = started.elapsed();
+        shared.record_run(ran);
         drop(permit);
         let stopped = *stop_rx.borrow();
         // An outcome to write is counted as unwritten before the job leaves `running`:
@@ -87,7 +90,7 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
         if writes {
             shared.unwritten.fetch_add(1, Ordering::AcqRel);
         }
-        crate::metrics::worker().attempt_ended(&job.task, stopped, &outcome, started.elapsed());
+        crate::metrics::worker().attempt_ended(&job.task, stopped, &outcome, ran);
         shared.running().remove(&job.id);
         shared.slot_freed.notify_one();
         match (stopped, outcome) {
@@ -103,7 +106,11 @@ pub(super) fn start(shared: &Arc<Shared>, job: ClaimedJob, done: mpsc::Unbounded
                 if let Some(tail) = &tail {
                     flush_progress(&shared, &job.token, tail).await;
                 }
-                if done.send(finish_for(&shared, &job, outcome)).is_err() {
+                let finish = Finish {
+                    ran_us: Some(u64::try_from(ran.as_micros()).unwrap_or(u64::MAX)),
+                    ..finish_for(&shared, &job, outcome)
+                };
+                if done.send(finish).is_err() {
                     shared.unwritten.fetch_sub(1, Ordering::AcqRel);
                 }
             }

@@ -49,7 +49,7 @@ use crate::{CoreResult, Velu};
 
 pub use access::{AccessFuture, LocalAccess, QueueAccess};
 
-pub use config::{SHORT_JOB, WorkerConfig, default_worker_id};
+pub use config::{SHORT_JOB, WorkerConfig, default_prefetch, default_worker_id};
 pub use outcome::Outcome;
 pub use report::WorkerReport;
 pub use stop::Stop;

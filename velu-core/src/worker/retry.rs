@@ -39,6 +39,7 @@ pub(crate) fn decide(tasks: &TaskCatalog, job: &ClaimedJob, outcome: Outcome) ->
         error,
         run_at: None,
         finished: status.is_terminal(),
+        ran_us: None,
     };
     let (err, attempt_outcome) = match outcome {
         Outcome::Succeeded(result) => {

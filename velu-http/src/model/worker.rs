@@ -300,7 +300,15 @@ pub struct ReportedAttempt {
     /// a generic one].
     #[oai(nullable)]
     pub error: Option<ReportedError>,
+    /// How long the handler ran, in microseconds, as the worker measured it: the
+    /// attempt's recorded start (and its billed run time) is its end less this, never
+    /// before its claim; without it, the attempt ran from its claim.
+    #[oai(validator(maximum(value = "315360000000000")))]
+    pub ran_us: Option<u64>,
 }
+
+// The bound on `ran_us` above is the core's.
+const _: () = assert!(velu_core::queue::MAX_RAN_US == 315_360_000_000_000);
 
 /// Body of `POST /v1/worker/finish`.
 #[derive(Debug, Object)]
@@ -324,6 +332,7 @@ impl From<FinishAttempts> for core::FinishInput {
                     outcome: r.outcome.as_str().to_owned(),
                     result: r.result.map(|a| a.0),
                     error: r.error.map(|e| jobs::JobError::new(e.code.0, e.message.0)),
+                    ran_us: r.ran_us,
                 })
                 .collect(),
         }

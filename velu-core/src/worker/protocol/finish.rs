@@ -12,7 +12,7 @@ use super::wire::{AttemptResult, FinishInput, FinishList, FinishState, Finished}
 use crate::entity::jobs;
 use crate::jobs::{AttemptOutcome, JobError, JobErrorCode, JobStatus};
 use crate::principal::Principal;
-use crate::queue::{self, ClaimedJob};
+use crate::queue::{self, ClaimedJob, Finish};
 use crate::time::now;
 use crate::worker::Outcome;
 use crate::worker::outcome::as_object;
@@ -83,7 +83,10 @@ pub async fn worker_finish(
             max_attempts: row.4,
             token: r.token.clone(),
         };
-        finishes.push(decide(velu.tasks(), &job, outcome));
+        finishes.push(Finish {
+            ran_us: r.ran_us,
+            ..decide(velu.tasks(), &job, outcome)
+        });
     }
     let written: HashSet<String> = queue::finish(velu.db(), &finishes, now())
         .await?

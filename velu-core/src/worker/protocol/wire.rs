@@ -126,6 +126,10 @@ pub struct AttemptResult {
     /// The error, for the other outcomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// How long the handler ran, in microseconds, as the worker measured it (see
+    /// [`crate::queue::Finish::ran_us`]); without it the attempt ran from its claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_us: Option<u64>,
 }
 
 /// Input of `worker.finish`.
