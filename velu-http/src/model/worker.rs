@@ -303,7 +303,7 @@ pub struct ReportedAttempt {
     /// How long the handler ran, in microseconds, as the worker measured it: the
     /// attempt's recorded start (and its billed run time) is its end less this, never
     /// before its claim; without it, the attempt ran from its claim.
-    #[oai(validator(maximum(value = "315360000000000")))]
+    #[oai(nullable, validator(maximum(value = "315360000000000")))]
     pub ran_us: Option<u64>,
 }
 
