@@ -193,7 +193,7 @@ async fn burn_down(velu: &Velu, n: usize) -> f64 {
     let cfg = WorkerConfig {
         id: "bench".into(),
         concurrency: 10,
-        prefetch: 30,
+        prefetch: velu_core::worker::default_prefetch(10, Some(velu.db().backend())),
         exit_when_idle: true,
         poll: Duration::from_millis(50),
         workspace_retention: Duration::from_secs(3600),
