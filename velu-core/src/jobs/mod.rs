@@ -106,7 +106,8 @@ pub struct Job {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
-    /// When its first attempt started.
+    /// When it was first claimed (a job claimed ahead may wait in its worker for a
+    /// handler: its first attempt's own start may come later).
     pub started_at: Option<Timestamp>,
     /// When it reached `succeeded`, `failed` or `cancelled`.
     pub finished_at: Option<Timestamp>,
@@ -120,7 +121,8 @@ pub struct JobAttempt {
     /// The worker that ran it; `null` for org keys (it names a host and a process of the
     /// platform, `host:pid` by default).
     pub worker_id: Option<String>,
-    /// When it started.
+    /// When it started: its claim while it runs; once it ended, when a handler took it
+    /// (its end less the run its worker measured, never before its claim).
     pub started_at: Timestamp,
     /// When it ended (`null` while running).
     pub finished_at: Option<Timestamp>,

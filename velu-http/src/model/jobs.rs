@@ -107,7 +107,7 @@ mirror! {
         pub created_at: String = |t| ts(t),
         /// RFC 3339 UTC.
         pub updated_at: String = |t| ts(t),
-        /// First start (RFC 3339 UTC).
+        /// First claim (RFC 3339 UTC).
         #[oai(nullable)]
         pub started_at: Option<String> = |t| ts_opt(t),
         /// End (RFC 3339 UTC).
@@ -125,7 +125,8 @@ mirror! {
         /// the platform). The operator and platform keys see it.
         #[oai(nullable)]
         pub worker_id: Option<String>,
-        /// RFC 3339 UTC.
+        /// RFC 3339 UTC: its claim while it runs; once it ended, when a handler took it
+        /// (its end less the run its worker measured, never before its claim).
         pub started_at: String = |t| ts(t),
         /// RFC 3339 UTC, `null` while running.
         #[oai(nullable)]
