@@ -305,6 +305,50 @@ backend_tests! {
         assert_eq!(rel.body["released"], json!([]));
     }
 
+    async fn an_org_worker_cannot_shorten_its_own_orgs_bill(env) {
+        bootstrap(&env, "alpha", "hero").await;
+        bootstrap(&env, "beta", "hero").await;
+        let own = org_worker_key(&env, "alpha").await;
+        let platform = platform_key(&env, "fleet", "jobs:work").await;
+        let mine = submit(&env, "alpha", "echo", json!({})).await;
+        let theirs = submit(&env, "beta", "echo", json!({})).await;
+        let mut held = Vec::new();
+        for (key, worker, id) in [(&own, "byo", &mine), (&platform, "fleet", &theirs)] {
+            let claim = env.http(Method::POST, "/v1/worker/claim", Some(key),
+                Some(json!({"worker_id": worker, "max": 1}))).await;
+            assert_eq!(claim.status, 200, "{}", claim.text);
+            assert_eq!(claim.body["jobs"][0]["id"], id.as_str(), "{}", claim.text);
+            held.push((key, id, claim.body["jobs"][0]["token"].as_str().unwrap().to_owned()));
+        }
+        // Both run 300 ms and both report a run of one millisecond.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (key, id, token) in &held {
+            let done = env.http(Method::POST, "/v1/worker/finish", Some(key),
+                Some(json!({"results": [{"id": id, "token": token, "outcome": "succeeded", "ran_us": 1_000}]}))).await;
+            assert_eq!(done.body["items"], json!([{"id": id, "state": "accepted"}]), "{}", done.text);
+        }
+        let ran_ms = |j: &Value| {
+            let t = |f: &str| chrono::DateTime::parse_from_rfc3339(j["history"][0][f].as_str().unwrap()).unwrap();
+            (t("finished_at") - t("started_at")).num_milliseconds()
+        };
+        let billed = |org: &'static str| {
+            let env = &env;
+            async move {
+                let day = |d: i64| (chrono::Utc::now().date_naive() + chrono::Duration::days(d)).to_string();
+                let r = env.cli_ok(&["usage", "--org", org, "--from", &day(-1), "--to", &day(1)]).await;
+                r["totals"]["run_seconds"].as_f64().unwrap()
+            }
+        };
+        // The org's own worker would set its own bill: its attempt runs from its claim.
+        let a = job(&env, "alpha", &mine).await;
+        assert!(ran_ms(&a) >= 300, "{a}");
+        assert!(billed("alpha").await >= 0.3, "alpha billed {}", billed("alpha").await);
+        // The platform's worker is the platform's: its measured run is the attempt's.
+        let b = job(&env, "beta", &theirs).await;
+        assert!((ran_ms(&b) - 1).abs() <= 1, "{b}");
+        assert!(billed("beta").await < 0.01, "beta billed {}", billed("beta").await);
+    }
+
     async fn a_killed_remote_worker_loses_its_lease(env) {
         bootstrap(&env, "acme", "hero").await;
         let id = submit(&env, "acme", "sleep", json!({"seconds": 3})).await;

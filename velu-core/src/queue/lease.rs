@@ -171,7 +171,14 @@ async fn end_attempts(
 /// Takes back jobs whose lease expired (their worker died or hung): the attempt is
 /// recorded as `lost`, and the job is queued again if it has attempts left, `failed` if
 /// not, `cancelled` if a cancel was asked. Returns the ids reclaimed.
+///
+/// Every worker calls it in its loop and every remote heartbeat does, so the common case,
+/// nothing expired, is a read: only a lease found expired opens the write transaction (on
+/// SQLite the one writer, which every org's submits and finishes wait for).
 pub async fn reclaim_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<Vec<String>> {
+    if !any_expired(db, at).await? {
+        return Ok(Vec::new());
+    }
     let [queued, running, failed, cancelled] = [
         JobStatus::Queued,
         JobStatus::Running,
@@ -201,6 +208,26 @@ pub async fn reclaim_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<Vec<Strin
     events::insert_transitions(&tx, &ids, at).await?;
     tx.commit().await?;
     Ok(ids)
+}
+
+/// Whether some running job's lease expired before `at` (the partial index of running
+/// jobs, no write lock). A lease that expires after this read is taken back next time.
+async fn any_expired(db: &Db, at: DateTime<Utc>) -> CoreResult<bool> {
+    let running = JobStatus::Running.as_str();
+    let rows = db
+        .query_all_cross_org(
+            CrossOrg::Queue,
+            stmt(
+                db.db_backend(),
+                &format!(
+                    "SELECT 1 AS expired FROM jobs
+                     WHERE status = '{running}' AND lease_expires_at < $1 LIMIT 1"
+                ),
+                vec![at.into()],
+            ),
+        )
+        .await?;
+    Ok(!rows.is_empty())
 }
 
 /// Hands back leases at shutdown: the jobs go back to the queue without using up an

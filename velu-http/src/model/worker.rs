@@ -302,8 +302,13 @@ pub struct ReportedAttempt {
     pub error: Option<ReportedError>,
     /// How long the handler ran, in microseconds, as the worker measured it: the
     /// attempt's recorded start (and its billed run time) is its end less this, never
-    /// before its claim; without it, the attempt ran from its claim.
-    #[oai(nullable, validator(maximum(value = "315360000000000")))]
+    /// before its claim; without it, the attempt ran from its claim. Taken from a
+    /// platform key only: an org key's worker would set its own org's bill, so its
+    /// attempts run from their claim whatever it sends.
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "315360000000000"))
+    )]
     pub ran_us: Option<u64>,
 }
 

@@ -84,7 +84,7 @@ pub async fn worker_finish(
             token: r.token.clone(),
         };
         finishes.push(Finish {
-            ran_us: r.ran_us,
+            ran_us: trusted_run(&served, r.ran_us),
             ..decide(velu.tasks(), &job, outcome)
         });
     }
@@ -105,6 +105,17 @@ pub async fn worker_finish(
             })
             .collect(),
     })
+}
+
+/// The handler's run as a worker reports it, where its word may set the attempt's start
+/// and so the run time its org is billed (docs/usage.md): a platform key's workers are
+/// the platform's own. An org key's worker runs its own org's jobs, so its word would set
+/// its own bill: its attempts run from their claim, whatever it reports.
+fn trusted_run(served: &Served, ran_us: Option<u64>) -> Option<u64> {
+    match served {
+        Served::All => ran_us,
+        Served::Org { .. } => None,
+    }
 }
 
 /// The running jobs the results' tokens still own, among those `served` may touch.

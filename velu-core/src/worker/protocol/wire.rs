@@ -127,7 +127,8 @@ pub struct AttemptResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
     /// How long the handler ran, in microseconds, as the worker measured it (see
-    /// [`crate::queue::Finish::ran_us`]); without it the attempt ran from its claim.
+    /// [`crate::queue::Finish::ran_us`]); without it the attempt ran from its claim. Taken
+    /// from a platform key's worker only: an org key's attempts run from their claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ran_us: Option<u64>,
 }
