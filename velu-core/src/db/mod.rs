@@ -99,6 +99,10 @@ pub struct Db {
 /// SQLite waits this long for a competing writer (another process) before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a pooled connection may lie idle before it is checked again on its way out of
+/// the pool. Under load connections are hot and never checked.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// The most connections each of a process's pools opens unless configured
 /// (`--db-pool-size`): on PostgreSQL the org-scoped pool and the cross-org pool, on SQLite
 /// the readers' pool (its writer is always one connection). Measured against 20 on this
@@ -125,7 +129,12 @@ impl Db {
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(15));
+            .acquire_timeout(Duration::from_secs(15))
+            // A connection is checked (a ping: a round trip to PostgreSQL, a hand-off to
+            // SQLite's connection thread) only when it comes out of the pool after lying
+            // idle, where a server restart or a proxy may have dropped it; a hot one goes
+            // straight to its statement. The pool's default pings on every checkout.
+            .test_before_acquire_if_idle_for(PING_AFTER_IDLE);
         match backend {
             Backend::Sqlite => {
                 opts.max_connections(pool_size).map_sqlx_sqlite_opts(|o| {
