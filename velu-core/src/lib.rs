@@ -41,6 +41,7 @@ pub mod usage;
 pub mod worker;
 
 mod velu;
+pub mod waiting;
 
 pub use error::{CoreError, CoreResult};
 pub use principal::{Actor, ActorType, Principal};

@@ -246,11 +246,93 @@ backend_tests! {
             statuses.push(p.await.unwrap());
         }
         let limited = statuses.iter().filter(|s| **s == 429).count();
-        assert_eq!(limited, 12 - velu_core::events::MAX_WAITING_PER_KEY, "{statuses:?}");
+        assert_eq!(limited, 12 - velu_core::waiting::Waiting::Events.per_key(), "{statuses:?}");
         assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
         // Another key still waits.
         let r = env.http(Method::GET, &format!("/v1/orgs/acme/jobs/{job}/events?after={after}&wait=1"), Some(&acme.builder), None).await;
         assert_eq!(r.status, 200);
+    }
+
+    async fn waiting_readers_are_bounded_per_org_however_many_keys_it_holds(env) {
+        bootstrap(&env, "acme", "hero").await;
+        let job = submit(&env, "acme", "echo", json!({})).await;
+        let after = env.cli_ok(&["job", "events", &job, "--org", "acme"]).await["next_after"].clone();
+        let path = format!("/v1/orgs/acme/jobs/{job}/events?after={after}&wait=3");
+        let per_key = velu_core::waiting::Waiting::Events.per_key();
+        let per_org = velu_core::waiting::Waiting::Events.per_org();
+        // Enough keys that their own caps together exceed the org's by two keys' worth.
+        let keys = per_org / per_key + 2;
+        let mut tokens = Vec::new();
+        for k in 0..keys {
+            let doc = env.cli_ok(&["key", "create", "--org", "acme", "--name", &format!("reader-{k}"), "--role", "viewer"]).await;
+            tokens.push(doc["token"].as_str().unwrap().to_owned());
+        }
+        let mut polls = Vec::new();
+        for key in tokens {
+            for _ in 0..per_key {
+                let (env, key, path) = (env.clone(), key.clone(), path.clone());
+                polls.push(tokio::spawn(async move { env.http(Method::GET, &path, Some(&key), None).await.status }));
+            }
+        }
+        let mut statuses = Vec::new();
+        for p in polls {
+            statuses.push(p.await.unwrap());
+        }
+        let waited = statuses.iter().filter(|s| **s == 200).count();
+        assert_eq!(waited, per_org, "{statuses:?}");
+        assert_eq!(statuses.len() - waited, statuses.iter().filter(|s| **s == 429).count(), "{statuses:?}");
+        // Another org's readers are not held up by acme's.
+        bootstrap(&env, "beta", "hero").await;
+        let other = submit(&env, "beta", "echo", json!({})).await;
+        let beta_viewer = env.cli_ok(&["key", "create", "--org", "beta", "--name", "r", "--role", "viewer"]).await["token"].as_str().unwrap().to_owned();
+        let r = env.http(Method::GET, &format!("/v1/orgs/beta/jobs/{other}/events?wait=0"), Some(&beta_viewer), None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    async fn a_cancel_asked_again_writes_nothing(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let job = submit(&env, "acme", "echo", json!({})).await;
+        let key = platform_key(&env, "fleet", "jobs:work").await;
+        let claim = env.http(Method::POST, "/v1/worker/claim", Some(&key), Some(json!({"worker_id": "w", "max": 1}))).await;
+        assert_eq!(claim.body["jobs"][0]["id"], job.as_str(), "{}", claim.text);
+        let audits = |env: TestEnv| async move {
+            let page = env.cli_ok(&["audit", "list", "--org", "acme", "--limit", "200"]).await;
+            page["items"].as_array().unwrap().iter().filter(|a| a["action"] == "job.cancel").count()
+        };
+        for _ in 0..5 {
+            let r = env.http(Method::POST, &format!("/v1/orgs/acme/jobs/{job}/cancel"), Some(&acme.builder), None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.body["status"], "running", "{}", r.text);
+            env.cli_ok(&["job", "cancel", "--org", "acme", &job]).await;
+        }
+        let events = all_events(&env, "acme", &job).await;
+        assert_eq!(kinds(&events).iter().filter(|k| **k == "cancel_requested").count(), 1, "{events:?}");
+        assert_eq!(audits(env.clone()).await, 1);
+        // The worker still sees the one cancel asked.
+        let token = claim.body["jobs"][0]["token"].as_str().unwrap();
+        let beat = env.http(Method::POST, "/v1/worker/heartbeat", Some(&key), Some(json!({"worker_id": "w", "tokens": [token]}))).await;
+        assert_eq!(beat.body["held"], json!([{"id": job, "cancel_requested": true}]), "{}", beat.text);
+    }
+
+    async fn a_revoked_keys_event_stream_ends(env) {
+        bootstrap(&env, "acme", "hero").await;
+        // A job that will not run for a day: its stream would otherwise last its ten minutes.
+        let later = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+        let job = env.cli_ok(&["job", "submit", "--org", "acme", "--task", "echo", "--run-at", &later]).await["id"].as_str().unwrap().to_owned();
+        let doc = env.cli_ok(&["key", "create", "--org", "acme", "--name", "watcher", "--role", "viewer"]).await;
+        let (kid, token) = (doc["key"]["id"].as_str().unwrap().to_owned(), doc["token"].as_str().unwrap().to_owned());
+        let req = poem::Request::builder().uri(format!("/v1/orgs/acme/jobs/{job}/events").parse().unwrap())
+            .header("x-api-key", &token).header("accept", "text/event-stream").finish();
+        let started = Instant::now();
+        let stream = { let env = env.clone(); tokio::spawn(async move { env.send(req).await }) };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!stream.is_finished(), "the stream is open while its key is valid");
+        env.cli_ok(&["key", "revoke", &kid, "--org", "acme"]).await;
+        let r = tokio::time::timeout(Duration::from_secs(30), stream).await
+            .expect("the stream ends within a slice of its key's revocation").unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.text.contains("id: "), "{}", r.text);
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     async fn server_sent_events_carry_ids_and_end_with_the_job(env) {

@@ -217,6 +217,38 @@ backend_tests! {
         assert_eq!(s["last_job_id"].as_str(), report.enqueued.first().map(String::as_str));
     }
 
+    async fn a_downgrade_leaves_only_the_oldest_schedules_running(env) {
+        bootstrap(&env, "acme", "superhero").await;
+        let cap = velu_core::plans::Plan::Hero.limits().schedules as usize;
+        let mut ids = Vec::new();
+        for _ in 0..cap + 3 {
+            ids.push(create(&env, "acme", "*/5 * * * *", &[]).await["id"].as_str().unwrap().to_owned());
+        }
+        let first = next_run_at(&show(&env, "acme", &ids[0]).await);
+        // Down to hero: the schedules stay, but only the oldest `cap` queue jobs.
+        env.cli_ok(&["org", "set-plan", "acme", "hero"]).await;
+        let report = tick_once(env.velu(), first).await.unwrap();
+        assert_eq!((report.enqueued.len(), report.refused), (cap, 3));
+        for (i, id) in ids.iter().enumerate() {
+            let s = show(&env, "acme", id).await;
+            if i < cap {
+                assert!(s["last_error"].is_null(), "schedule {i}: {s}");
+            } else {
+                assert!(s["last_error"].as_str().unwrap().starts_with("quota_exceeded:"), "schedule {i}: {s}");
+            }
+        }
+        // One of the oldest deleted: the next in age runs in its place, the newest two not.
+        env.cli_ok(&["schedule", "delete", &ids[0], "--org", "acme"]).await;
+        let report = tick_once(env.velu(), first + Duration::minutes(5)).await.unwrap();
+        assert_eq!((report.enqueued.len(), report.refused), (cap, 2));
+        assert!(show(&env, "acme", &ids[cap]).await["last_error"].is_null());
+        assert!(!show(&env, "acme", &ids[cap + 2]).await["last_error"].is_null());
+        // Back up: every one runs again.
+        env.cli_ok(&["org", "set-plan", "acme", "superhero"]).await;
+        let report = tick_once(env.velu(), first + Duration::minutes(10)).await.unwrap();
+        assert_eq!((report.enqueued.len(), report.refused), (cap + 2, 0));
+    }
+
     async fn rights_and_tenancy_hold(env) {
         let a = bootstrap(&env, "acme", "hero").await;
         let b = bootstrap(&env, "other", "hero").await;

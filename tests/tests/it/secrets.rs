@@ -326,10 +326,23 @@ backend_tests! {
 
         // A process with another key: `config`, naming both key ids, never a value.
         let other = key_file(&env, "other.key", 0x42);
-        let wrong = node_with(&env, env.settings().with_secrets_key(None, Some(other))).await;
+        let wrong = node_with(&env, env.settings().with_secrets_key(None, Some(other.clone()))).await;
         let err = secrets::secrets_for_org(&wrong, &alpha.org_id, &["DEPLOY_TOKEN".to_owned()]).await.unwrap_err();
         assert_eq!(err.code(), "config");
         assert!(err.to_string().contains("rekey"), "{err}");
+        // A job that process runs fails; its readers, the org's, learn that the server's
+        // key is at fault, not the key ids or the files the operator's log names.
+        let r = env.http(Method::POST, "/v1/orgs/alpha/jobs", Some(&alpha.builder), Some(json!({"task": "secret-user"}))).await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        drain_queue(&wrong, fast_worker("wrong-key-w")).await;
+        let failed = job(&env, "alpha", &id).await;
+        assert_eq!(failed["error"]["code"], "secret_unavailable", "{failed}");
+        let text = failed.to_string();
+        assert!(text.contains("`config`"), "{failed}");
+        let right = Kek::from_file(&env.home().join("secrets.key")).unwrap();
+        for internal in [Kek::from_file(&other).unwrap().id().to_owned(), right.id().to_owned(), "other.key".to_owned()] {
+            assert!(!text.contains(&internal), "{internal} in {failed}");
+        }
         // No usable key: every operation that needs one fails closed.
         let loose = key_file(&env, "loose.key", 0x43);
         {

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -100,6 +100,19 @@ impl<K: Hash + Eq + Clone + std::fmt::Debug> Budget<K> {
     }
 }
 
+/// The network a client's failure budget is kept for: an IPv4 address itself, an IPv6
+/// address its /64 (the least one subscriber is given, so a client cannot take a fresh
+/// budget from each address of its block), an IPv4-mapped IPv6 address its IPv4 address.
+fn client_net(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+    }
+}
+
 /// Budgets of failed authentications.
 #[derive(Debug)]
 pub(crate) struct FailureLimiter {
@@ -119,7 +132,7 @@ impl FailureLimiter {
 
     /// Refuses a client whose failure budget is spent.
     pub fn check_client(&self, ip: IpAddr) -> CoreResult<()> {
-        self.clients.check(&ip)
+        self.clients.check(&client_net(ip))
     }
 
     /// Refuses a key id whose failure budget is spent.
@@ -132,6 +145,7 @@ impl FailureLimiter {
     /// work, so concurrent attempts cannot all pass a check made before any was charged.
     /// Refused (`rate_limited`) when either budget is spent.
     pub fn reserve(&self, ip: Option<IpAddr>, kid: &str) -> CoreResult<()> {
+        let ip = ip.map(client_net);
         if let Some(ip) = ip {
             self.clients.check(&ip)?;
         }
@@ -146,7 +160,7 @@ impl FailureLimiter {
     /// Records one failed attempt that cost work (a database read) against the client.
     pub fn record(&self, ip: Option<IpAddr>) {
         if let Some(ip) = ip {
-            self.clients.spend(&ip);
+            self.clients.spend(&client_net(ip));
         }
         self.tick();
     }
@@ -246,6 +260,35 @@ mod tests {
             f.check_client(other).is_ok(),
             "other clients are unaffected"
         );
+    }
+
+    #[test]
+    fn an_ipv6_block_shares_one_budget() {
+        let f = FailureLimiter::new(3, 100);
+        // Four addresses of one /64, each failing once: the block's budget is spent.
+        for host in 1..=4 {
+            let ip: IpAddr = format!("2001:db8:1:2::{host:x}").parse().unwrap();
+            f.record(Some(ip));
+        }
+        let same_block: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        assert_eq!(
+            f.check_client(same_block).unwrap_err().code(),
+            "rate_limited"
+        );
+        let next_block: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(
+            f.check_client(next_block).is_ok(),
+            "another /64 is another client"
+        );
+        // IPv4-mapped addresses are their IPv4 address, not one shared ::ffff:0:0 block.
+        let mapped =
+            |v4: &str| IpAddr::V6(v4.parse::<std::net::Ipv4Addr>().unwrap().to_ipv6_mapped());
+        for _ in 0..4 {
+            f.record(Some(mapped("192.0.2.1")));
+        }
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(f.check_client(v4).unwrap_err().code(), "rate_limited");
+        assert!(f.check_client(mapped("192.0.2.2")).is_ok());
     }
 
     #[test]

@@ -221,6 +221,19 @@ async fn authenticate_key(
     }
 }
 
+/// Whether the key behind `who` may still be used: not revoked, not expired (the operator
+/// and principals without a key always may). For a reader that holds its request open long
+/// after the authentication that admitted it (an event stream), so a revoked key's readers
+/// end.
+pub async fn key_still_usable(velu: &Velu, who: &Principal) -> CoreResult<bool> {
+    let Some(kid) = who.kid() else {
+        return Ok(true);
+    };
+    Ok(key_by_id(velu, kid)
+        .await?
+        .is_some_and(|row| usable(&row, now())))
+}
+
 /// Counts one request against the principal's org budget. Platform principals and the
 /// operator have no org budget.
 pub fn check_rate(velu: &Velu, who: &Principal) -> CoreResult<Option<RateStatus>> {

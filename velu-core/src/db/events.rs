@@ -197,10 +197,14 @@ pub(crate) const PROGRESS_FIELDS: [(&str, super::sql::JsonField); 3] = [
     ("line", super::sql::JsonField::Text),
 ];
 
-/// How many events job `h.id` has (the cap's count: bounded by the cap itself, read on
-/// the `(job_id, seq)` index).
-fn count_of_h() -> &'static str {
-    "(SELECT count(*) FROM job_events x WHERE x.job_id = h.id)"
+/// How many events job `h.id` has, counted no further than the cap (the lifecycle events
+/// are kept past it, so a stream may hold more), read on the `(job_id, seq)` index: the
+/// cap's check costs at most [`MAX_EVENTS_PER_JOB`] index entries however long the stream.
+fn count_of_h() -> String {
+    format!(
+        "(SELECT count(*) FROM (SELECT 1 FROM job_events x WHERE x.job_id = h.id
+                                LIMIT {MAX_EVENTS_PER_JOB}) AS c)"
+    )
 }
 
 /// `INSERT` of a heartbeat's progress lines: `h` is the held leases (`id, org_id,
@@ -216,11 +220,19 @@ pub(crate) fn progress_sql(backend: Backend, h: &str, progress: usize, at: usize
         progress,
         &PROGRESS_FIELDS,
     );
+    // Each held job's count once, not once per line: the fence (an `OFFSET` the planners
+    // do not flatten through) keeps the count with the job's row.
+    let fence = match backend {
+        Backend::Postgres => "OFFSET 0",
+        Backend::Sqlite => "LIMIT -1 OFFSET 0",
+    };
     format!(
         "INSERT INTO job_events (job_id, org_id, kind, at, attempt, detail)
          SELECT h.id, h.org_id, '{kind}', ${at}, h.attempts, p.line
-         FROM {h} JOIN ({records}) AS p ON p.token = h.lease_token
-         WHERE p.n + {count} < {MAX_EVENTS_PER_JOB}
+         FROM (SELECT h.id, h.org_id, h.attempts, h.lease_token, {count} AS events
+               FROM {h} {fence}) AS h
+         JOIN ({records}) AS p ON p.token = h.lease_token
+         WHERE p.n + h.events < {MAX_EVENTS_PER_JOB}
          ORDER BY h.id, p.n",
         kind = EventKind::Progress.as_str(),
         count = count_of_h(),

@@ -27,9 +27,7 @@ pub use kinds::{EventKind, QueuedVia};
 pub use line::{MAX_LINE_BYTES, clean_line};
 pub use progress::ProgressReport;
 pub(crate) use progress::records as progress_records;
-pub use read::{
-    DEFAULT_PAGE, Follow, MAX_PAGE, MAX_WAIT, MAX_WAITING_PER_KEY, WaitSlot, job_events,
-};
+pub use read::{DEFAULT_PAGE, Follow, MAX_PAGE, MAX_WAIT, job_events};
 
 /// Events a job's stream holds before progress lines and heartbeats are dropped.
 pub const MAX_EVENTS_PER_JOB: i64 = 1_000;

@@ -1,8 +1,6 @@
 //! Reading a job's events: one page ([`job_events`], the parity operation `jobs.events`)
 //! and following them ([`Follow`]: the long poll, server-sent events, `job watch`).
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
@@ -22,8 +20,6 @@ pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 500;
 /// Longest wait of one long poll.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
-/// Long polls and event streams waiting at once, per key (more are `rate_limited`).
-pub const MAX_WAITING_PER_KEY: usize = 8;
 /// First pause of a follower between looks; doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// Longest pause of a follower between looks.
@@ -121,44 +117,6 @@ impl Follow {
             }
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_PAUSE);
-        }
-    }
-}
-
-/// Waiting readers right now, per key.
-static WAITING: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
-
-/// One waiting reader (long poll or event stream) of a key, counted while it lives.
-#[derive(Debug)]
-pub struct WaitSlot {
-    key: String,
-}
-
-impl WaitSlot {
-    /// Counts a waiting reader of `who`'s key; `rate_limited` when it already has
-    /// [`MAX_WAITING_PER_KEY`].
-    pub fn take(who: &Principal) -> CoreResult<WaitSlot> {
-        let key = who.kid().unwrap_or(&who.actor.id).to_owned();
-        let mut waiting = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-        let n = waiting.entry(key.clone()).or_insert(0);
-        if *n >= MAX_WAITING_PER_KEY {
-            return Err(CoreError::RateLimited {
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        *n += 1;
-        Ok(WaitSlot { key })
-    }
-}
-
-impl Drop for WaitSlot {
-    fn drop(&mut self) {
-        let mut waiting = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = waiting.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                waiting.remove(&self.key);
-            }
         }
     }
 }

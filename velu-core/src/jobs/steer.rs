@@ -80,7 +80,8 @@ async fn open_job(
 }
 
 /// Cancels a job: a queued job at once; a running job is stopped by its worker within a
-/// heartbeat and ends `cancelled`. Cancelling a cancelled job changes nothing; a finished
+/// heartbeat and ends `cancelled`. Cancelling a cancelled job, or a running one already
+/// asked, changes nothing (no event, no audit record); a finished
 /// job is a `conflict`. Needs `jobs:submit`.
 pub async fn cancel_job(
     velu: &Velu,
@@ -92,7 +93,15 @@ pub async fn cancel_job(
     let from = JobStatus::from_stored(&job.status)?;
     let at = now();
     let mut active = job.clone().into_active_model();
+    // Asked again (cancelled already, or a cancel its worker has yet to see): nothing to
+    // write, so a loop of cancels costs the job's stream and the audit log nothing.
+    let asked_already = from == JobStatus::Running && job.cancel_requested;
     match from {
+        _ if asked_already => {
+            let detail = job_detail(&tx, who, job).await?;
+            tx.commit().await?;
+            return Ok(detail);
+        }
         JobStatus::Cancelled => {
             let detail = job_detail(&tx, who, job).await?;
             tx.commit().await?;

@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
 use sea_orm::{ActiveModelTrait, DatabaseTransaction};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 
@@ -30,7 +30,7 @@ use super::cron::CronSpec;
 use crate::db::CrossOrg;
 use crate::db::notify::Change;
 use crate::entity::{schedule_ticks, schedules};
-use crate::jobs::{SubmitJob, submit_in_tx};
+use crate::jobs::{SubmitJob, submit_in_tx, validate_submission};
 use crate::principal::{Actor, ActorType, Principal};
 use crate::scopes::{Scope, ScopeSet};
 use crate::tenancy::OrgRef;
@@ -224,7 +224,9 @@ async fn claim_tick(
 }
 
 /// Queues the schedule's job as a submit would, with the schedule as actor; the org's plan
-/// is read now, so a downgrade or a full queue refuses it.
+/// is read now, so a downgrade or a full queue refuses it. After a downgrade to a plan
+/// with fewer schedules than the org holds, only its oldest ones (as many as the plan
+/// allows) still run: the others' ticks are refused (`quota_exceeded`).
 async fn enqueue(
     velu: &Velu,
     tx: &DatabaseTransaction,
@@ -241,8 +243,44 @@ async fn enqueue(
         payload: row.payload.clone(),
         ..SubmitJob::default()
     };
+    // What the job itself is refused for (its task above the plan, say) first, as at create.
+    validate_submission(velu, plan, &input, at)?;
+    let limit = u64::from(plan.limits().schedules);
+    if older_schedules(tx, row, limit).await? >= limit {
+        return Err(CoreError::QuotaExceeded {
+            what: format!("schedules on the {plan} plan (only the oldest run)"),
+            limit,
+        });
+    }
     let job = submit_in_tx(velu, tx, who, &row.org_id, plan, &input, at).await?;
     Ok(job.id)
+}
+
+/// How many of the org's schedules were created before `row` (ties by id), counting no
+/// further than `cap`.
+async fn older_schedules(
+    tx: &DatabaseTransaction,
+    row: &schedules::Model,
+    cap: u64,
+) -> CoreResult<u64> {
+    let older = schedules::Entity::find()
+        .select_only()
+        .column(schedules::Column::Id)
+        .filter(schedules::Column::OrgId.eq(row.org_id.as_str()))
+        .filter(
+            Condition::any()
+                .add(schedules::Column::CreatedAt.lt(row.created_at))
+                .add(
+                    Condition::all()
+                        .add(schedules::Column::CreatedAt.eq(row.created_at))
+                        .add(schedules::Column::Id.lt(row.id.as_str())),
+                ),
+        )
+        .limit(cap)
+        .into_tuple::<String>()
+        .all(tx)
+        .await?;
+    Ok(older.len() as u64)
 }
 
 /// Moves the schedule on to `next` and records how its tick went.

@@ -13,6 +13,7 @@ use super::progress::{ProgressTail, report};
 use super::retry::finish_for;
 use super::state::{Running, Shared};
 use super::stop::Stop;
+use crate::CoreError;
 use crate::jobs::{JobError, JobErrorCode};
 use crate::queue::{ClaimedJob, Finish};
 use crate::secrets::SecretEnv;
@@ -31,12 +32,25 @@ async fn fetch_secrets(shared: &Arc<Shared>, job: &ClaimedJob) -> Result<SecretE
         .job_secrets(&shared.cfg.id, job, names)
         .await
         .map_err(|e| {
-            tracing::warn!(job = %job.id, code = e.code(), "secrets for a job unavailable");
+            tracing::warn!(job = %job.id, code = e.code(), error = %e, "secrets for a job unavailable");
             Outcome::Failed(JobError::new(
                 JobErrorCode::SecretUnavailable,
-                format!("cannot deliver the task's secrets: {e}"),
+                format!("cannot deliver the task's secrets: {}", tenant_view(&e)),
             ))
         })
+}
+
+/// Why secrets could not be delivered, as the org's own readers of the job see it: a
+/// secret the org has not set is named; the server's configuration (key files, key
+/// fingerprints) and internal errors stay in the operator's log.
+fn tenant_view(e: &CoreError) -> String {
+    match e {
+        CoreError::NotFound { .. } => e.to_string(),
+        CoreError::Config(_) => "the server's secrets key is not set, or is not the key they \
+             were sealed under (`config`; the operator's log has the details)"
+            .to_owned(),
+        _ => format!("`{}` (the operator's log has the details)", e.code()),
+    }
 }
 
 /// Starts the handler of a claimed job on its own task; its outcome goes to `done` (the

@@ -16,8 +16,9 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, OpenApi};
 use tokio::time::Instant;
-use velu_core::events::{self, Follow, WaitSlot};
+use velu_core::events::{self, Follow};
 use velu_core::orgs::OrgRef;
+use velu_core::waiting::{WaitSlot, Waiting};
 use velu_core::{Principal, Velu};
 
 use super::Tag;
@@ -27,8 +28,9 @@ use crate::problem::ApiResult;
 
 /// Longest life of one event stream (the client reconnects with `Last-Event-ID`).
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(600);
-/// How long one look of a stream waits before looking again (and checking its lifetime).
-const STREAM_SLICE: Duration = Duration::from_secs(25);
+/// How long one look of a stream waits before looking again (and checking its lifetime
+/// and that its key is still usable: a revoked key's streams end within this).
+const STREAM_SLICE: Duration = Duration::from_secs(5);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -117,6 +119,8 @@ struct Stream {
     pending: VecDeque<JobEvent>,
     ended: bool,
     until: Instant,
+    /// When the key was last found usable (the request's authentication, at first).
+    checked: Instant,
     /// Counts against the key's waiting readers while the stream lives.
     _slot: WaitSlot,
 }
@@ -135,6 +139,17 @@ fn follow(mut s: Stream, first: events::JobEvents) -> Events {
             let now = Instant::now();
             if s.ended || now >= s.until {
                 return None;
+            }
+            // A key revoked or expired since it was last checked ends its streams.
+            if now >= s.checked + STREAM_SLICE {
+                match velu_core::auth::key_still_usable(&s.velu, &s.who).await {
+                    Ok(true) => s.checked = now,
+                    Ok(false) => return None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, job = %s.job, "job event stream stopped");
+                        return None;
+                    }
+                }
             }
             let deadline = (now + STREAM_SLICE).min(s.until);
             match s
@@ -170,7 +185,8 @@ impl EventsApi {
     /// or the job has ended, or when the wait runs out (an empty page). With
     /// `Accept: text/event-stream`, server-sent events until the job ends (at most 10
     /// minutes a stream; resume with `Last-Event-ID`). Waiting readers are bounded per key
-    /// (`rate_limited`). Scope: `jobs:read`.
+    /// and per org (`rate_limited`); a stream ends once its key is revoked or expires.
+    /// Scope: `jobs:read`.
     #[oai(
         path = "/v1/orgs/:org/jobs/:job/events",
         method = "get",
@@ -197,7 +213,7 @@ impl EventsApi {
         let org = OrgRef::new(org.0);
         let after = after.0.or_else(|| last_event_id(req));
         if wants_stream(req) {
-            let slot = WaitSlot::take(&auth.0)?;
+            let slot = WaitSlot::take(Waiting::Events, &auth.0)?;
             let first = events::job_events(&velu, &auth.0, &org, &job, after, limit.0).await?;
             let s = Stream {
                 velu: velu.0.clone(),
@@ -208,6 +224,7 @@ impl EventsApi {
                 pending: VecDeque::new(),
                 ended: false,
                 until: Instant::now() + STREAM_LIFETIME,
+                checked: Instant::now(),
                 _slot: slot,
             };
             return Ok(EventsAnswer::Stream(follow(s, first)));
@@ -217,7 +234,7 @@ impl EventsApi {
         let page = if wait.is_zero() {
             events::job_events(&velu, &auth.0, &org, &job, after, limit.0).await?
         } else {
-            let _slot = WaitSlot::take(&auth.0)?;
+            let _slot = WaitSlot::take(Waiting::Events, &auth.0)?;
             Follow::new(after, limit.0)
                 .next(&velu, &auth.0, &org, &job, Instant::now() + wait)
                 .await?

@@ -1,17 +1,17 @@
 //! `worker.claim`: a batch of jobs under fresh leases, waiting (long-polling) for one when
 //! none is ready.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::served::{self, Served, bounded_text, served};
 use super::wire::{ClaimInput, Claimed, LeasedJob};
-use super::{MAX_CLAIM, MAX_WAIT_MS, MAX_WAITING_CLAIMS_PER_KEY};
+use super::{MAX_CLAIM, MAX_WAIT_MS};
 use crate::fleet::{MAX_KIND_LEN, MAX_KINDS};
 use crate::principal::Principal;
 use crate::queue::{self, ClaimedJob, ReadyOrg};
 use crate::time::now;
+use crate::waiting::{WaitSlot, Waiting};
 use crate::worker::fair::{FairScan, kinds_for_plan};
 use crate::{CoreError, CoreResult, Velu};
 
@@ -23,14 +23,11 @@ const POLL: Duration = Duration::from_millis(500);
 /// fairness hint: any value is correct (the scan wraps around).
 static SCAN_CURSOR: Mutex<Option<String>> = Mutex::new(None);
 
-/// Claims waiting right now, per key.
-static WAITING: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
-
 /// Claims up to `input.max` ready jobs for `input.worker_id` under leases of
 /// `input.lease_ms`, of the kinds the caller may run (narrowed to `input.kinds`): a
 /// platform key fairly across every org, an org key from its own org within its plan.
 /// When none is ready, waits up to `input.wait_ms` for one (at most
-/// [`MAX_WAITING_CLAIMS_PER_KEY`] waiting claims per key: more are `rate_limited`).
+/// [`Waiting::Claims`]' waiting claims per key and per org: more are `rate_limited`).
 /// Scope: `jobs:work`.
 pub async fn worker_claim(velu: &Velu, who: &Principal, input: &ClaimInput) -> CoreResult<Claimed> {
     let served = served(velu, who).await?;
@@ -63,7 +60,7 @@ pub async fn worker_claim(velu: &Velu, who: &Principal, input: &ClaimInput) -> C
     let _slot = if wait.is_zero() {
         None
     } else {
-        Some(WaitSlot::take(who)?)
+        Some(WaitSlot::take(Waiting::Claims, who)?)
     };
     let deadline = Instant::now() + wait;
     // Subscribed before the first look, so a job submitted in between still wakes us.
@@ -143,39 +140,5 @@ fn leased(job: ClaimedJob) -> LeasedJob {
         attempt: job.attempt,
         max_attempts: job.max_attempts,
         token: job.token,
-    }
-}
-
-/// One waiting claim of a key, counted while it lives.
-struct WaitSlot {
-    key: String,
-}
-
-impl WaitSlot {
-    /// Counts a waiting claim of `who`'s key; `rate_limited` when it already has
-    /// [`MAX_WAITING_CLAIMS_PER_KEY`].
-    fn take(who: &Principal) -> CoreResult<WaitSlot> {
-        let key = who.kid().unwrap_or(&who.actor.id).to_owned();
-        let mut waiting = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-        let n = waiting.entry(key.clone()).or_insert(0);
-        if *n >= MAX_WAITING_CLAIMS_PER_KEY {
-            return Err(CoreError::RateLimited {
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        *n += 1;
-        Ok(WaitSlot { key })
-    }
-}
-
-impl Drop for WaitSlot {
-    fn drop(&mut self) {
-        let mut waiting = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = waiting.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                waiting.remove(&self.key);
-            }
-        }
     }
 }

@@ -50,8 +50,6 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 pub const MAX_TOKENS: usize = 1024;
 /// Most results in one finish.
 pub const MAX_RESULTS: usize = 512;
-/// Claims of one key that may wait (long-poll) at once; more are `rate_limited`.
-pub const MAX_WAITING_CLAIMS_PER_KEY: usize = 8;
 /// Lease length when the worker names none.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Shortest and longest lease a worker may ask for, in ms.
