@@ -158,6 +158,14 @@ pub fn validate_slug(slug: &str) -> CoreResult<()> {
             format!("`{slug}` is reserved (a word of the API's routes); choose another slug"),
         ));
     }
+    // An org reference shaped like a UUID is taken as an id: such a slug could never be
+    // found, and one equal to another org's id would name that org.
+    if crate::ids::is_uuid(slug) {
+        return Err(CoreError::invalid(
+            "slug",
+            format!("`{slug}` has the shape of an org id; choose another slug"),
+        ));
+    }
     Ok(())
 }
 
@@ -381,6 +389,7 @@ mod tests {
             "bootstrap",
             "new",
             "batch",
+            "0193a3b0-0000-7000-8000-000000000001",
         ] {
             let err = validate_slug(bad).unwrap_err();
             assert_eq!(err.code(), "invalid", "{bad}");
@@ -389,6 +398,8 @@ mod tests {
             validate_slug("bootstrap-co").is_ok(),
             "only the whole word is reserved"
         );
+        // Near an id's shape, but not one: a slug.
+        assert!(validate_slug("0193a3b0-0000-7000-8000-00000000000").is_ok());
     }
 
     #[test]

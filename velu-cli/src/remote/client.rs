@@ -13,6 +13,9 @@ use velu_core::{CoreError, CoreResult};
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read from a server: far above the API's largest page, far below what
+/// would take the machine's memory.
+const MAX_ANSWER: usize = 64 << 20;
 
 /// A Velu server and the worker key to call it with.
 pub struct Client {
@@ -39,6 +42,9 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            // A redirect is answered, never followed: followed, it would carry the key (to
+            // the same host over plain http, say) and the body somewhere not asked for.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("velu-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(CoreError::internal)?;
@@ -55,14 +61,18 @@ impl Client {
     }
 
     /// Sends `method path` (path and query already encoded) with `body` as JSON, the key
-    /// and `Accept: application/json`, within `timeout`; returns the status and the body.
+    /// and `Accept: application/json`, within `timeout`; returns the status and the body
+    /// (at most [`MAX_ANSWER`] bytes: a longer one is `internal`). A server that cannot be
+    /// reached, or breaks off, is `unavailable`.
     pub async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
         timeout: Duration,
-    ) -> Result<(reqwest::StatusCode, Vec<u8>), reqwest::Error> {
+    ) -> CoreResult<(reqwest::StatusCode, Vec<u8>)> {
+        let unreachable =
+            |e: reqwest::Error| CoreError::Unavailable(format!("cannot reach {}: {e}", self.base));
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -74,9 +84,20 @@ impl Client {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request.send().await?;
+        let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        Ok((status, response.bytes().await?.to_vec()))
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if answer.len() + chunk.len() > MAX_ANSWER {
+                return Err(CoreError::internal(format!(
+                    "{}: an answer over {} MiB (is this a Velu server?)",
+                    self.base,
+                    MAX_ANSWER >> 20
+                )));
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        Ok((status, answer))
     }
 
     /// `GET path`.
@@ -128,10 +149,7 @@ impl Client {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> CoreResult<Vec<u8>> {
-        let (status, body) = self
-            .request(method, path, body, timeout)
-            .await
-            .map_err(|e| CoreError::Unavailable(format!("server {}: {e}", self.base)))?;
+        let (status, body) = self.request(method, path, body, timeout).await?;
         if status.is_success() {
             return Ok(body);
         }

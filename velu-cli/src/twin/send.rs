@@ -80,13 +80,7 @@ impl Remote {
             Verb::Delete => reqwest::Method::DELETE,
         };
         let body = call.body.as_ref().map(|b| b.to_string().into_bytes());
-        let (status, text) = self
-            .client
-            .request(method, &path, body, TIMEOUT)
-            .await
-            .map_err(|e| {
-                CoreError::Unavailable(format!("cannot reach {}: {e}", self.client.server()))
-            })?;
+        let (status, text) = self.client.request(method, &path, body, TIMEOUT).await?;
         let parsed: Option<Value> = serde_json::from_slice(&text).ok();
         if status.is_success() {
             return parsed.ok_or_else(|| {
@@ -98,13 +92,48 @@ impl Remote {
             .and_then(|p| Some((p["code"].as_str()?, p["detail"].as_str()?)))
         {
             Some((code, detail)) => Err(RemoteFailure::Problem {
-                code: code.to_owned(),
-                detail: detail.to_owned(),
+                code: problem_code(code),
+                detail: printable(detail),
             }),
             None => Err(CoreError::Unavailable(format!(
                 "{url}: HTTP {status} without a problem body (is this a Velu server?)"
             ))
             .into()),
+        }
+    }
+}
+
+/// A problem's `code` as the CLI reports it (its exit status derives from it): a server's
+/// code of the documented shape, anything else `internal`.
+fn problem_code(code: &str) -> String {
+    let shaped =
+        (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if shaped { code } else { "internal" }.to_owned()
+}
+
+/// A server's text as the CLI prints it to a terminal: control characters (escape
+/// sequences among them) replaced, at most 4,096 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(4096)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_problem_cannot_reach_the_terminal() {
+        assert_eq!(
+            printable("bad\u{1b}[2J\u{7}input\n"),
+            "bad\u{FFFD}[2J\u{FFFD}input\u{FFFD}"
+        );
+        assert_eq!(printable(&"é".repeat(10_000)).chars().count(), 4096);
+        assert_eq!(problem_code("not_found"), "not_found");
+        for odd in ["", "NOT_FOUND", "x\u{1b}", "a-b", &"a".repeat(65)] {
+            assert_eq!(problem_code(odd), "internal", "{odd:?}");
         }
     }
 }

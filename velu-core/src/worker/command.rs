@@ -126,7 +126,7 @@ pub async fn run(
     };
     let outcome = match contain.job(&job.id) {
         Ok(mut scope) => {
-            let outcome = run_in(spec, kind, job, stop, &ws, &mut scope, secrets).await;
+            let outcome = run_in(spec, kind, job, stop, ws.path(), &mut scope, secrets).await;
             // Whatever the job started (setsid children, daemons) ends here.
             scope.end().await;
             outcome
@@ -137,7 +137,7 @@ pub async fn run(
         ),
     };
     if retention.is_zero() {
-        workspace::remove(&ws);
+        workspace::remove(ws.path());
     }
     outcome
 }

@@ -15,16 +15,27 @@ use crate::events::{MAX_LINES_PER_BEAT, MAX_LINES_PER_HEARTBEAT, ProgressReport}
 pub(super) async fn heartbeat_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.cfg.heartbeat);
     let mut last_gc = Instant::now();
+    let mut sweep: Option<tokio::task::JoinHandle<usize>> = None;
     loop {
         tick.tick().await;
         renew(&shared).await;
         super::presence::beat(&shared).await;
         reclaim(&shared).await;
-        if last_gc.elapsed() > Duration::from_secs(3600) {
-            workspace::collect_garbage_in(&shared.workspaces, shared.cfg.workspace_retention);
+        // The sweep removes whole trees: it runs on a blocking thread of its own, one at a
+        // time, so however long it takes no lease goes unrenewed.
+        if last_gc.elapsed() > Duration::from_secs(3600)
+            && sweep.as_ref().is_none_or(|s| s.is_finished())
+        {
+            sweep = Some(sweep_workspaces(&shared));
             last_gc = Instant::now();
         }
     }
+}
+
+/// Sweeps the old workspaces (`workspace::collect_garbage_in`) on a blocking thread.
+pub(super) fn sweep_workspaces(shared: &Shared) -> tokio::task::JoinHandle<usize> {
+    let (root, retention) = (shared.workspaces.clone(), shared.cfg.workspace_retention);
+    tokio::task::spawn_blocking(move || workspace::collect_garbage_in(&root, retention))
 }
 
 /// Renews the leases of the running jobs and tells each handler whose job was cancelled

@@ -89,7 +89,8 @@ impl Worker {
         shared.contain.log();
         let _live =
             crate::metrics::worker().worker_started(shared.tasks.iter().map(|k| k.name.as_str()));
-        workspace::collect_garbage_in(&shared.workspaces, cfg.workspace_retention);
+        // In the background: a running job's workspace is locked against it.
+        drop(heartbeat::sweep_workspaces(&shared));
 
         presence::register(&shared).await;
         heartbeat::reclaim(&shared).await;
