@@ -117,7 +117,20 @@ impl ApiError {
         if matches!(err, CoreError::Internal(_) | CoreError::Config(_)) {
             tracing::error!(error = ?err, "request failed");
         }
-        problem_response(err.code(), &err.to_string(), err.extensions())
+        problem_response(err.code(), &public_detail(err), err.extensions())
+    }
+}
+
+/// What a client reads of an error. A `config` error's own text is for the operator (it
+/// names the server's files and key ids, as the CLI prints them on the server's machine):
+/// a client reads only that the server is at fault, and the log line above carries the
+/// rest under the request's id.
+fn public_detail(err: &CoreError) -> String {
+    match err {
+        CoreError::Config(_) => "the server is misconfigured; its operator can find the cause \
+             in the server's log under this request's id"
+            .to_owned(),
+        other => other.to_string(),
     }
 }
 

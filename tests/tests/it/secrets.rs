@@ -127,6 +127,24 @@ async fn node_with(env: &TestEnv, settings: Settings) -> Velu {
         .expect("open a second node")
 }
 
+/// One request to the HTTP app of `node` (not the world's own), as `key`: status and body.
+async fn http_on(node: &Velu, method: Method, path: &str, key: &str, body: Value) -> (u16, Value) {
+    use poem::{Endpoint, IntoResponse};
+    let req = poem::Request::builder()
+        .method(method)
+        .uri(path.parse().expect("uri"))
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    let resp = match velu_http::app(node.clone()).call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let status = resp.status().as_u16();
+    let text = resp.into_body().into_string().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 /// A 0600 key file of 32 bytes of `byte` in `env`'s home.
 fn key_file(env: &TestEnv, name: &str, byte: u8) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -359,6 +377,15 @@ backend_tests! {
             let org = velu_core::orgs::OrgRef::new("alpha");
             let err = secrets::set_secret(&node, &who, &org, "NEW", b"v").await.unwrap_err();
             assert_eq!(err.code(), "config", "{err}");
+            // Over HTTP, the org's admin learns that the server is at fault, and nothing of
+            // its files: the operator's text (which names them) stays in the server's log.
+            let (status, body) = http_on(&node, Method::PUT, "/v1/orgs/alpha/secrets/NEW", &alpha.admin, json!({"value": "v"})).await;
+            assert_eq!((status, body["code"].as_str()), (500, Some("config")), "{body}");
+            assert_ne!(body["detail"].as_str(), Some(err.to_string().as_str()), "the operator's text stays on the server");
+            let home = env.home().display().to_string();
+            for internal in [home.as_str(), "absent.key", "loose.key", "too-short", "secrets-key", "VELU_"] {
+                assert!(!body.to_string().contains(internal), "{internal} in {body}");
+            }
             let err = secrets::secrets_for_org(&node, &alpha.org_id, &["DEPLOY_TOKEN".to_owned()]).await.unwrap_err();
             assert_eq!(err.code(), "config");
             node.shutdown().await;
