@@ -29,6 +29,7 @@ mod m20261204_000020_claim_index_plans;
 mod m20261204_000021_counts_lock_order;
 mod m20261204_000022_read_functions;
 mod m20261205_000023_key_counts;
+mod m20261206_000024_workers_per_owner;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000021_counts_lock_order::Migration),
             Box::new(m20261204_000022_read_functions::Migration),
             Box::new(m20261205_000023_key_counts::Migration),
+            Box::new(m20261206_000024_workers_per_owner::Migration),
         ]
     }
 }

@@ -120,6 +120,11 @@ impl PageQuery {
         })
     }
 
+    /// The sort key to continue after, one string per sort column (empty on a first page).
+    pub fn after(&self) -> Option<&[String]> {
+        self.after.as_deref()
+    }
+
     /// The single-string sort key to continue after, for lists sorted by one column.
     pub fn after_one(&self) -> Option<&str> {
         self.after

@@ -203,42 +203,69 @@ backend_tests! {
         assert_eq!(r.status, 400);
     }
 
-    async fn no_owner_takes_another_owners_worker_id(env) {
+    async fn each_owner_has_worker_ids_of_its_own(env) {
         let acme = bootstrap(&env, "acme", "hero").await;
         let globex = bootstrap(&env, "globex", "hero").await;
         let velu = env.velu();
         let t = now();
         let (a, g) = (Some(acme.org_id.as_str()), Some(globex.org_id.as_str()));
         fleet::register(velu, &reg("acme-1", a, t)).await.unwrap();
-        fleet::register(velu, &reg("plat-1", None, t)).await.unwrap();
-        // Another org, or the platform, registering acme's id; acme registering the
-        // platform's: refused, whatever the rest of the registration says.
-        for (id, owner) in [("acme-1", g), ("acme-1", None), ("plat-1", a), ("plat-1", g)] {
-            let mut evil = reg(id, owner, t + secs(1));
+        // An org registers first the id a platform worker will use: the platform's
+        // registration is its own all the same (before, the org's row made it a conflict).
+        fleet::register(velu, &reg("plat-1", a, t)).await.unwrap();
+        let plat = fleet::register(velu, &reg("plat-1", None, t)).await.unwrap();
+        assert_eq!((plat.org_id.as_deref(), plat.host.as_str()), (None, "plat-1.example"));
+        // Another org, or the platform, registering acme's id makes a worker of its own,
+        // and acme's row is untouched, whatever the registration says.
+        for owner in [g, None] {
+            let mut evil = reg("acme-1", owner, t + secs(1));
             evil.host = "evil.example".into();
-            let err = fleet::register(velu, &evil).await.unwrap_err();
-            assert_eq!(err.code(), "conflict", "{id} by {owner:?}");
+            let own = fleet::register(velu, &evil).await.unwrap();
+            assert_eq!(own.org_id.as_deref(), owner);
         }
-        // Nor beat or stop it in its owner's stead.
-        assert_eq!(fleet::beat(velu, "acme-1", g, 9, t + secs(2)).await.unwrap_err().code(), "not_found");
-        assert_eq!(fleet::beat(velu, "acme-1", None, 9, t + secs(2)).await.unwrap_err().code(), "not_found");
-        assert_eq!(fleet::stopped(velu, "acme-1", g, t + secs(2)).await.unwrap_err().code(), "not_found");
-        assert_eq!(fleet::stopped(velu, "plat-1", a, t + secs(2)).await.unwrap_err().code(), "not_found");
-        let list = fleet::list_workers_at(velu, &Principal::operator(), &WorkerFilter::default(), &PageRequest::default(), t + secs(3)).await.unwrap();
-        for w in &list.items {
-            assert_ne!(w.host, "evil.example");
-            assert_eq!(w.running_jobs, 0);
-            assert_eq!(w.state, WorkerState::Live);
+        // Beating or stopping "acme-1" as globex or the platform touches their own rows.
+        fleet::beat(velu, "acme-1", g, 9, t + secs(2)).await.unwrap();
+        fleet::stopped(velu, "acme-1", None, t + secs(2)).await.unwrap();
+        let r = env.http(Method::GET, "/v1/workers", Some(&acme.viewer), None).await;
+        let mine = r.body["items"].as_array().expect("acme lists its workers").clone();
+        assert_eq!(mine.len(), 2, "{}", r.text);
+        for w in &mine {
+            assert_eq!(w["org_id"].as_str(), a, "{w}");
+            assert_ne!(w["host"], "evil.example");
+            assert_eq!((w["running_jobs"].as_u64(), w["state"].as_str()), (Some(0), Some("live")), "{w}");
         }
-        assert_eq!(list.items[0].org_id.as_deref(), a);
-        // Its owner re-registers it (a restart) at will.
+        // The whole fleet: five workers, sorted by id then owner, each page after the last.
+        let all = fleet::list_workers_at(velu, &Principal::operator(), &WorkerFilter::default(), &PageRequest::default(), t + secs(3)).await.unwrap();
+        let owners: Vec<(String, Option<String>)> = all.items.iter().map(|w| (w.id.clone(), w.org_id.clone())).collect();
+        assert_eq!(owners.len(), 5, "{owners:?}");
+        let mut sorted = owners.clone();
+        sorted.sort_by_key(|(id, org)| (id.clone(), org.clone().unwrap_or_default()));
+        assert_eq!(owners, sorted);
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = PageRequest { limit: Some(1), cursor: cursor.clone() };
+            let got = fleet::list_workers_at(velu, &Principal::operator(), &WorkerFilter::default(), &page, t + secs(3)).await.unwrap();
+            paged.extend(got.items.iter().map(|w| (w.id.clone(), w.org_id.clone())));
+            match got.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+            assert!(paged.len() <= 5, "pages repeat: {paged:?}");
+        }
+        assert_eq!(paged, owners, "one page each, none twice");
+        // An empty org id never stands for the platform's rows.
+        for e in [fleet::beat(velu, "plat-1", Some(""), 1, t + secs(4)).await, fleet::stopped(velu, "plat-1", Some(""), t + secs(4)).await] {
+            assert_eq!(e.unwrap_err().code(), "invalid");
+        }
+        // Its owner re-registers it (a restart) at will; pruning goes by each row's age.
         let again = fleet::register(velu, &reg("acme-1", a, t + secs(5))).await.unwrap();
-        assert_eq!(again.started_at.0, t + secs(5));
-        // Once pruned, the id is free again.
-        fleet::stopped(velu, "acme-1", a, t + secs(6)).await.unwrap();
-        fleet::prune(velu, t + chrono::Duration::hours(2)).await.unwrap();
-        let taken = fleet::register(velu, &reg("acme-1", g, t + chrono::Duration::hours(2))).await.unwrap();
-        assert_eq!(taken.org_id.as_deref(), g);
+        assert_eq!((again.started_at.0, again.org_id.as_deref()), (t + secs(5), a));
+        fleet::prune(velu, t + chrono::Duration::hours(1) + secs(3)).await.unwrap();
+        let left = fleet::list_workers_at(velu, &Principal::operator(), &WorkerFilter::default(), &PageRequest::default(), t + secs(6)).await.unwrap();
+        let left: Vec<(String, Option<String>)> = left.items.iter().map(|w| (w.id.clone(), w.org_id.clone())).collect();
+        assert!(!left.contains(&("acme-1".to_owned(), None)), "the platform's stopped acme-1 is pruned: {left:?}");
+        assert_eq!(left.len(), 4, "{left:?}");
     }
 
     async fn odd_registrations_and_filters_are_refused(env) {

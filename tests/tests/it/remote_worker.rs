@@ -76,7 +76,7 @@ struct RemoteWorker {
 
 impl RemoteWorker {
     fn spawn(url: &str, key: &str, home: &Path, cfg: WorkerConfig) -> RemoteWorker {
-        let client = velu_cli::remote::Client::new(url, key).expect("client");
+        let client = velu_cli::remote::Client::new(url, key, &Default::default()).expect("client");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let home = home.to_owned();
         let handle = tokio::spawn(async move {
@@ -103,7 +103,7 @@ async fn drain_remote(url: &str, key: &str, home: &Path, cfg: WorkerConfig) -> W
         exit_when_idle: true,
         ..cfg
     };
-    let client = velu_cli::remote::Client::new(url, key).expect("client");
+    let client = velu_cli::remote::Client::new(url, key, &Default::default()).expect("client");
     velu_cli::remote::run_worker(client, home, cfg, std::future::pending())
         .await
         .expect("remote worker runs")
@@ -459,13 +459,18 @@ backend_tests! {
         assert_eq!(lost["history"][0]["outcome"], "lost");
         assert_eq!(job(&env, "beta", &b_exec).await["status"], "queued");
 
-        // Its registration belongs to alpha, never to the platform or beta.
+        // Its registration belongs to alpha, never to the platform or beta; the platform's
+        // worker of the same id is the platform's own, and alpha's is untouched by it.
         let reg = env.http(Method::POST, "/v1/worker/register", Some(&a_key),
             Some(json!({"worker_id": "byo", "host": "h", "version": "1", "kinds": ["echo"], "concurrency": 2, "heartbeat_secs": 10}))).await;
-        assert_eq!(reg.status, 200, "{}", reg.text);
-        let taken = env.http(Method::POST, "/v1/worker/register", Some(&platform),
-            Some(json!({"worker_id": "byo", "host": "h", "version": "1", "kinds": [], "concurrency": 1, "heartbeat_secs": 10}))).await;
-        assert_eq!(taken.problem_code(), "conflict", "{}", taken.text);
+        assert_eq!((reg.status, reg.body["org_id"].as_str()), (200, Some(a.org_id.as_str())), "{}", reg.text);
+        let own = env.http(Method::POST, "/v1/worker/register", Some(&platform),
+            Some(json!({"worker_id": "byo", "host": "p", "version": "1", "kinds": [], "concurrency": 1, "heartbeat_secs": 10}))).await;
+        assert_eq!((own.status, own.body["org_id"].clone()), (200, Value::Null), "{}", own.text);
+        let listed = env.http(Method::GET, "/v1/workers", Some(&a.viewer), None).await;
+        let byo: Vec<&Value> = listed.body["items"].as_array().unwrap().iter().filter(|w| w["id"] == "byo").collect();
+        assert_eq!(byo.len(), 1, "{}", listed.text);
+        assert_eq!((byo[0]["host"].as_str(), byo[0]["concurrency"].as_u64()), (Some("h"), Some(2)), "{}", listed.text);
     }
 
     async fn only_worker_keys_reach_the_worker_routes(env) {
@@ -581,7 +586,7 @@ backend_tests! {
         bootstrap(&env, "acme", "hero").await;
         let server = Server::start(&env).await;
         let key = platform_key(&env, "fleet", "jobs:work").await;
-        let client = velu_cli::remote::Client::new(&server.url, &key).unwrap();
+        let client = velu_cli::remote::Client::new(&server.url, &key, &Default::default()).unwrap();
         let started = std::time::Instant::now();
         let waiting = tokio::spawn(async move {
             let input = velu_core::worker::protocol::ClaimInput {

@@ -5,10 +5,10 @@
 //!
 //! * [`register`]`(&Velu, &WorkerRegistration) -> CoreResult<WorkerInfo>`: upsert at
 //!   start (or reconnect). `org_id` comes from the caller's principal, never from the
-//!   worker's own words: `None` is a platform worker, `Some(org)` an org-scoped one. An id
-//!   belongs to whoever registered it (the platform or one org) until its row is pruned:
-//!   registering another owner's id is a `conflict`, so no org can take over, hide or
-//!   impersonate another org's (or the platform's) worker. An org holds at most
+//!   worker's own words: `None` is a platform worker, `Some(org)` an org-scoped one. Ids
+//!   are per owner (rows are keyed by owner and id): a registration touches only its
+//!   owner's worker of that id, so no org can take over, hide, impersonate or squat on
+//!   another org's (or the platform's) worker id. An org holds at most
 //!   [`MAX_WORKERS_PER_ORG`] rows (`quota_exceeded`). Registering also prunes.
 //! * [`beat`]`(&Velu, worker_id, org_id, running_jobs, at)`: the worker is alive and runs
 //!   `running_jobs` jobs. `not_found` when no running registration of that id belongs to

@@ -1,7 +1,7 @@
 //! `workers.list`: the fleet as the principal may see it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::documents::{WorkerFilter, WorkerInfo, WorkerList, WorkerState};
 use crate::entity::workers::{self, Column};
@@ -72,8 +72,10 @@ pub async fn list_workers_at(
             state.map_or("", WorkerState::as_str)
         ),
     )?;
+    // By id, then owner: two owners may each have a worker of the same id.
     let mut select = workers::Entity::find()
         .order_by_asc(Column::Id)
+        .order_by_asc(Column::Owner)
         .limit(q.fetch());
     if let Some(org) = &org_id {
         select = select.filter(Column::OrgId.eq(org.as_str()));
@@ -88,14 +90,23 @@ pub async fn list_workers_at(
             .filter(Column::StoppedAt.is_null())
             .filter(Column::StaleAt.gte(at)),
     };
-    if let Some(after) = q.after_one() {
-        select = select.filter(Column::Id.gt(after));
+    if let Some(after) = q.after() {
+        select = select.filter(match after {
+            [id, owner] => Condition::any().add(Column::Id.gt(id)).add(
+                Condition::all()
+                    .add(Column::Id.eq(id))
+                    .add(Column::Owner.gt(owner)),
+            ),
+            // A cursor of an earlier version, by id alone.
+            [id, ..] => Condition::all().add(Column::Id.gt(id)),
+            [] => Condition::all(),
+        });
     }
     let rows = select.all(conn).await?;
     tx.commit().await?;
     q.try_finish(
         rows,
-        |r| vec![r.id.clone()],
+        |r| vec![r.id.clone(), r.owner.clone()],
         |r| WorkerInfo::from_model(r, at),
     )
 }

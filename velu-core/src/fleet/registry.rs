@@ -1,4 +1,5 @@
-//! The registry's writes: register (upsert, never across owners), beat, stopped, prune.
+//! The registry's writes: register (upsert within its owner), beat, stopped, prune. Rows
+//! are keyed by (owner, id): an org's id, or `''` for the platform, and the worker's id.
 
 use crate::admission::{self, Quota};
 use crate::db::CrossOrg;
@@ -6,23 +7,23 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::documents::{WorkerInfo, stale_at};
 use super::input::{self, WorkerRegistration};
 use super::{MAX_WORKERS_PER_ORG, PRUNE_EVERY, PRUNE_STOPPED_AFTER, PRUNE_UNSEEN_AFTER};
 use crate::entity::workers::{self, Column};
-use crate::error::is_unique_violation;
 use crate::{CoreError, CoreResult, Velu};
 
 /// Registers a worker, or re-registers one of the same owner (a restart: `started_at`
-/// moves, `stopped_at` clears). An id held by another owner (another org, or the
-/// platform for an org's worker and the reverse) is a `conflict` until its row is pruned;
-/// an org already holding [`MAX_WORKERS_PER_ORG`] rows is `quota_exceeded`. Prunes first.
+/// moves, `stopped_at` clears). Ids are per owner (each org, and the platform, has its
+/// own): another owner's worker of the same id is another worker, untouched. An org
+/// already holding [`MAX_WORKERS_PER_ORG`] rows is `quota_exceeded`. Prunes first.
 pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<WorkerInfo> {
     let v = reg.validate()?;
     prune(velu, v.at).await?;
+    let owner = owner_key(reg.org_id.as_deref());
     let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
     let conn = &tx;
     let fields = workers::ActiveModel {
@@ -39,12 +40,10 @@ pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<Worke
         stopped_at: Set(None),
         ..Default::default()
     };
-    // Update in place only a row of the same owner; then insert, which the primary key
-    // refuses for an id someone else holds (also when two register it at once).
     let updated = workers::Entity::update_many()
         .set(fields.clone())
+        .filter(Column::Owner.eq(owner))
         .filter(Column::Id.eq(reg.id.as_str()))
-        .filter(owned_by(reg.org_id.as_deref()))
         .exec(conn)
         .await?;
     if updated.rows_affected == 0 {
@@ -52,7 +51,7 @@ pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<Worke
             // Registrations for this org take turns to the commit (admission.rs).
             admission::hold(conn, Quota::Workers, &[org.as_str()]).await?;
             let held = workers::Entity::find()
-                .filter(Column::OrgId.eq(org.as_str()))
+                .filter(Column::Owner.eq(org.as_str()))
                 .count(conn)
                 .await?;
             if held >= MAX_WORKERS_PER_ORG {
@@ -63,32 +62,44 @@ pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<Worke
             }
         }
         let row = workers::ActiveModel {
+            owner: Set(owner.to_owned()),
             id: Set(reg.id.clone()),
             org_id: Set(reg.org_id.clone()),
             ..fields
         };
-        match workers::Entity::insert(row)
+        // Two platform workers registering one id at once: the second updates the row
+        // the first inserted (an org's registrations already took turns above).
+        workers::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([Column::Owner, Column::Id])
+                    .update_columns(REGISTERED)
+                    .to_owned(),
+            )
             .exec_without_returning(conn)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(CoreError::conflict(format!(
-                    "worker id `{}` is registered by another owner; choose another id",
-                    reg.id
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+            .await?;
     }
-    let row = workers::Entity::find_by_id(reg.id.clone())
-        .filter(owned_by(reg.org_id.as_deref()))
+    let row = workers::Entity::find_by_id((owner.to_owned(), reg.id.clone()))
         .one(conn)
         .await?
         .ok_or_else(|| CoreError::not_found("worker", reg.id.as_str()))?;
     tx.commit().await?;
     WorkerInfo::from_model(row, v.at)
 }
+
+/// The columns a registration sets on a row that is already there.
+const REGISTERED: [Column; 11] = [
+    Column::Host,
+    Column::Version,
+    Column::Kinds,
+    Column::Remote,
+    Column::Concurrency,
+    Column::HeartbeatSecs,
+    Column::RunningJobs,
+    Column::StartedAt,
+    Column::LastSeenAt,
+    Column::StaleAt,
+    Column::StoppedAt,
+];
 
 /// Records a heartbeat of worker `worker_id` of owner `org_id` (`None`: the platform),
 /// running `running_jobs` jobs, at `at`. `not_found` unless a running (not stopped)
@@ -102,13 +113,12 @@ pub async fn beat(
 ) -> CoreResult<()> {
     input::worker_id(worker_id)?;
     let running = input::count("running_jobs", running_jobs)?;
-    let owner = owned_by(checked_org(org_id)?);
+    let owner = owner_key(checked_org(org_id)?);
     let at = at.trunc_subsecs(6);
     let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
     let conn = &tx;
     let not_found = || CoreError::not_found("worker", worker_id);
-    let row = workers::Entity::find_by_id(worker_id.to_owned())
-        .filter(owner.clone())
+    let row = workers::Entity::find_by_id((owner.to_owned(), worker_id.to_owned()))
         .filter(Column::StoppedAt.is_null())
         .one(conn)
         .await?
@@ -120,8 +130,8 @@ pub async fn beat(
             Expr::value(stale_at(at, row.heartbeat_secs)),
         )
         .col_expr(Column::RunningJobs, Expr::value(running))
+        .filter(Column::Owner.eq(owner))
         .filter(Column::Id.eq(worker_id))
-        .filter(owner)
         .filter(Column::StoppedAt.is_null())
         .exec(conn)
         .await?;
@@ -160,7 +170,7 @@ pub async fn stopped(
     at: DateTime<Utc>,
 ) -> CoreResult<()> {
     input::worker_id(worker_id)?;
-    let owner = owned_by(checked_org(org_id)?);
+    let owner = owner_key(checked_org(org_id)?);
     let at = at.trunc_subsecs(6);
     let tx = velu.db().cross_org_tx(CrossOrg::Fleet).await?;
     let conn = &tx;
@@ -168,8 +178,8 @@ pub async fn stopped(
         .col_expr(Column::StoppedAt, Expr::value(at))
         .col_expr(Column::LastSeenAt, Expr::value(at))
         .col_expr(Column::RunningJobs, Expr::value(0))
+        .filter(Column::Owner.eq(owner))
         .filter(Column::Id.eq(worker_id))
-        .filter(owner.clone())
         .filter(Column::StoppedAt.is_null())
         .exec(conn)
         .await?;
@@ -177,8 +187,7 @@ pub async fn stopped(
         tx.commit().await?;
         return Ok(());
     }
-    let exists = workers::Entity::find_by_id(worker_id.to_owned())
-        .filter(owner)
+    let exists = workers::Entity::find_by_id((owner.to_owned(), worker_id.to_owned()))
         .one(conn)
         .await?
         .is_some();
@@ -205,18 +214,16 @@ pub async fn prune(velu: &Velu, at: DateTime<Utc>) -> CoreResult<u64> {
     Ok(gone.rows_affected)
 }
 
-/// The rows of owner `org_id`: that org's, or the platform's (`org_id IS NULL`).
-fn owned_by(org_id: Option<&str>) -> SimpleExpr {
-    match org_id {
-        Some(org) => Column::OrgId.eq(org),
-        None => Column::OrgId.is_null(),
-    }
+/// The `owner` of the rows of `org_id`: that org's id, or `''` for the platform (`None`).
+fn owner_key(org_id: Option<&str>) -> &str {
+    org_id.unwrap_or("")
 }
 
-/// An owner as a caller gave it, checked before it reaches a query.
+/// An owner as a caller gave it, checked before it reaches a query (an empty org id
+/// would name the platform's rows).
 fn checked_org(org_id: Option<&str>) -> CoreResult<Option<&str>> {
     if let Some(org) = org_id
-        && (org.len() > 36 || org.chars().any(char::is_control))
+        && (org.is_empty() || org.len() > 36 || org.chars().any(char::is_control))
     {
         return Err(CoreError::invalid("org_id", "not an org id"));
     }

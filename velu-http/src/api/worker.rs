@@ -43,7 +43,8 @@ impl WorkerApi {
     }
 
     /// Register a remote worker in the fleet (`GET /v1/workers`), owned by the key's org
-    /// or the platform. An id another owner holds is `conflict`. Scope: `jobs:work`.
+    /// or the platform. Ids are per owner: another owner's worker of the same id is
+    /// another worker, not touched. Scope: `jobs:work`.
     #[oai(
         path = "/v1/worker/register",
         method = "post",

@@ -21,7 +21,7 @@ pub struct WorkersApi;
 
 #[OpenApi(tag = "Tag::Workers")]
 impl WorkersApi {
-    /// List the workers, by id, each `live`, `stale` or `stopped`. Scope: `jobs:work` or
+    /// List the workers, by id then owner, each `live`, `stale` or `stopped`. Scope: `jobs:work` or
     /// `admin:orgs:manage` for a platform key (every worker), `jobs:read` for an org key
     /// (its own org's workers only).
     #[oai(path = "/v1/workers", method = "get", operation_id = "workers.list")]

@@ -10,8 +10,8 @@ use crate::time::now;
 use crate::{CoreResult, Velu};
 
 /// Registers the calling remote worker in the fleet (`GET /v1/workers`), owned by the
-/// key's org (or the platform, for a platform key): never by the worker's own words. An id
-/// another owner holds is a `conflict`. Scope: `jobs:work`.
+/// key's org (or the platform, for a platform key): never by the worker's own words. Ids
+/// are per owner: another owner's worker of the same id is not touched. Scope: `jobs:work`.
 pub async fn worker_register(
     velu: &Velu,
     who: &Principal,
