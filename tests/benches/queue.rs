@@ -293,7 +293,9 @@ async fn remote_drain(
             )
             .await
     });
-    let client = velu_cli::remote::Client::new(&format!("http://{addr}"), &key).unwrap();
+    let client =
+        velu_cli::remote::Client::new(&format!("http://{addr}"), &key, &Default::default())
+            .unwrap();
     let t1 = Instant::now();
     let report =
         velu_cli::remote::run_worker(client, &dir.join("remote"), cfg, std::future::pending())

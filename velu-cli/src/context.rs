@@ -54,6 +54,16 @@ pub struct Global {
     #[arg(long, env = "VELU_API_KEY_FILE", global = true, value_name = "FILE")]
     pub key_file: Option<std::path::PathBuf>,
 
+    /// Remote mode: also trust the certificate authorities of this PEM file (a private CA
+    /// that signed the server's certificate), besides the bundled web roots.
+    #[arg(long, env = "VELU_CA_FILE", global = true, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// Remote mode: allow a plain http:// server on another machine, which sends the API
+    /// key in clear (by default plain http reaches only this machine: localhost, loopback).
+    #[arg(long, env = "VELU_ALLOW_HTTP", global = true)]
+    pub allow_http: bool,
+
     /// Print the command's HTTP request as a curl command line (the key as
     /// `$VELU_API_KEY`, the server as `--server` or `$VELU_SERVER`) instead of running it.
     #[arg(long, global = true)]
@@ -99,7 +109,15 @@ impl Global {
     /// `VELU_API_KEY` (never from the command line, where the process list shows it).
     pub fn remote(&self) -> CoreResult<crate::twin::Remote> {
         let server = self.server.as_deref().unwrap_or_default();
-        crate::twin::Remote::new(server, self.remote_key()?)
+        crate::twin::Remote::new(server, self.remote_key()?, &self.trust())
+    }
+
+    /// How remote mode trusts its server (`--ca-file`, `--allow-http`).
+    pub fn trust(&self) -> crate::remote::Trust {
+        crate::remote::Trust {
+            ca_file: self.ca_file.clone(),
+            allow_http: self.allow_http,
+        }
     }
 
     /// The API key of remote mode: the first line of `--key-file`, else `VELU_API_KEY`

@@ -28,6 +28,10 @@ pub struct Context {
     /// The file holding the API key of remote mode (`--key-file`); never the key itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
+    /// A PEM file of certificate authorities the server's certificate chains to
+    /// (`--ca-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// The org `--org` defaults to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
@@ -136,7 +140,7 @@ pub fn flag_value(args: &[OsString], flag: &str) -> Option<OsString> {
 }
 
 /// `cmd` with the context's values as defaults of `--server`, `--database-url`, `--home`,
-/// `--key-file` and every `--org` (flags and environment variables still win).
+/// `--key-file`, `--ca-file` and every `--org` (flags and environment variables still win).
 pub fn with_defaults(cmd: Command, ctx: &Context) -> Command {
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| leak(p.display().to_string()));
@@ -145,6 +149,7 @@ pub fn with_defaults(cmd: Command, ctx: &Context) -> Command {
         ("database_url", ctx.database_url.clone().map(leak)),
         ("home", path(&ctx.home)),
         ("key_file", path(&ctx.key_file)),
+        ("ca_file", path(&ctx.ca_file)),
     ];
     let mut cmd = cmd;
     for (id, value) in globals {

@@ -143,6 +143,18 @@ backend_tests! {
         let gone = env.cli(&["--server", "http://127.0.0.1:9", "--key-file", &admin, "plan", "list"]).await;
         assert_eq!(gone.error_code(), "unavailable");
         assert!(gone.stderr.contains("cannot reach"), "{}", gone.stderr);
+        // Plain http to another machine would send the key in clear: refused before
+        // anything is sent, unless the operator allows it (0.0.0.0 is no loopback name,
+        // yet reaches this machine's closed port 9 at once).
+        let clear = env.cli(&["--server", "http://0.0.0.0:9", "--key-file", &admin, "plan", "list"]).await;
+        assert_eq!(clear.error_code(), "invalid", "{}", clear.stderr);
+        assert!(clear.stderr.contains("--allow-http"), "{}", clear.stderr);
+        let allowed = env.cli(&["--server", "http://0.0.0.0:9", "--allow-http", "--key-file", &admin, "plan", "list"]).await;
+        assert_eq!(allowed.error_code(), "unavailable", "{}", allowed.stderr);
+        // A CA file without a certificate: remote mode does not run on less trust.
+        let junk = key_file(&env, "junk-ca", "not a certificate");
+        let untrusting = env.cli(&["--server", &server.url, "--ca-file", &junk, "--key-file", &admin, "plan", "list"]).await;
+        assert_eq!(untrusting.error_code(), "config", "{}", untrusting.stderr);
         // Ids that would change the route are refused before anything is sent.
         let dots = run(remote(&["job", "show", "..", "--org", "acme"])).await;
         assert_eq!(dots.error_code(), "invalid");

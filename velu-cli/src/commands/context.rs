@@ -41,6 +41,10 @@ pub enum ContextCommand {
         /// The file that holds the API key (the key itself is never stored here).
         #[arg(id = "to_key_file", long = "to-key-file", value_name = "FILE")]
         key_file: Option<PathBuf>,
+        /// Remote mode: a PEM file of the private certificate authority that signed the
+        /// server's certificate.
+        #[arg(id = "to_ca_file", long = "to-ca-file", value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// The org `--org` defaults to.
         #[arg(id = "to_org", long = "to-org", value_name = "ORG")]
         org: Option<String>,
@@ -120,6 +124,7 @@ impl ContextCommand {
                 database_url,
                 home,
                 key_file,
+                ca_file,
                 org,
             } => {
                 check_name(&name)?;
@@ -135,6 +140,7 @@ impl ContextCommand {
                 context.database_url = database_url.or(context.database_url.take());
                 context.home = home.or(context.home.take());
                 context.key_file = key_file.or(context.key_file.take());
+                context.ca_file = ca_file.or(context.ca_file.take());
                 context.org = org.or(context.org.take());
                 if context.server.is_some() && context.database_url.is_some() {
                     return Err(CoreError::invalid(

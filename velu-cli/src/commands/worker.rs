@@ -98,7 +98,7 @@ impl WorkerArgs {
             Some(addr) => Some(velu_http::listen_worker_metrics(addr).await?),
             None => None,
         };
-        let client = crate::remote::Client::new(server, &g.remote_key()?)?;
+        let client = crate::remote::Client::new(server, &g.remote_key()?, &g.trust())?;
         let home = g.settings()?.home;
         let report = crate::remote::run_worker(
             client,

@@ -9,6 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use velu_core::{CoreError, CoreResult};
 
+use super::Trust;
+
 /// Longest an ordinary protocol call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to connect.
@@ -25,29 +27,27 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of `server` (an `http://` or `https://` URL) with `key`.
-    pub fn new(server: &str, key: &str) -> CoreResult<Client> {
+    /// A client of `server` (an `http://` or `https://` URL) with `key`, trusting servers
+    /// as `trust` says (plain `http://` only to this machine unless it allows more).
+    pub fn new(server: &str, key: &str, trust: &Trust) -> CoreResult<Client> {
         let base = server.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(CoreError::invalid(
-                "server",
-                format!("`{base}` is not an http:// or https:// URL"),
-            ));
-        }
+        trust.check_server(&base)?;
         let key = key.trim();
         if key.is_empty() {
             return Err(CoreError::Config(
                 "remote mode needs an API key: set VELU_API_KEY or --key-file".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirect is answered, never followed: followed, it would carry the key (to
             // the same host over plain http, say) and the body somewhere not asked for.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("velu-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(CoreError::internal)?;
+            .user_agent(concat!("velu-cli/", env!("CARGO_PKG_VERSION")));
+        for ca in trust.authorities()? {
+            http = http.add_root_certificate(ca);
+        }
+        let http = http.build().map_err(CoreError::internal)?;
         Ok(Client {
             base,
             key: key.to_owned(),

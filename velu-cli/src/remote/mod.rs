@@ -3,14 +3,17 @@
 //! comes from `VELU_API_KEY` (or `--key-file`), never from the command line; no database
 //! is opened and no database credential is needed.
 //!
-//! `client.rs` is the HTTP client (reqwest, rustls), `access.rs` the
+//! `client.rs` is the HTTP client (reqwest, rustls), `trust.rs` which servers it sends a
+//! key to (`--ca-file`, `--allow-http`), `access.rs` the
 //! `velu_core::worker::QueueAccess` the loop runs on, `run.rs` the start (the catalog
 //! from the server, the data directory for workspaces).
 
 mod access;
 mod client;
 mod run;
+mod trust;
 
 pub use access::RemoteAccess;
 pub use client::Client;
 pub use run::run_worker;
+pub use trust::Trust;

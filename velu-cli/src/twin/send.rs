@@ -41,10 +41,11 @@ impl From<CoreError> for RemoteFailure {
 }
 
 impl Remote {
-    /// A client of `server` (an `http://` or `https://` URL) using `key`.
-    pub fn new(server: &str, key: String) -> CoreResult<Remote> {
+    /// A client of `server` (an `http://` or `https://` URL) using `key`, trusting servers
+    /// as `trust` says.
+    pub fn new(server: &str, key: String, trust: &crate::remote::Trust) -> CoreResult<Remote> {
         Ok(Remote {
-            client: Client::new(server, &key)?,
+            client: Client::new(server, &key, trust)?,
         })
     }
 
