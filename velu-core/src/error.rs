@@ -98,8 +98,9 @@ pub enum CoreError {
         limit: u64,
     },
 
-    /// The database is unreachable or refused the connection.
-    #[error("database unavailable: {0}")]
+    /// The database (or, for the CLI's remote mode, the server) is unreachable or refused
+    /// the connection; the text says which.
+    #[error("unavailable: {0}")]
     Unavailable(String),
 
     /// The database schema does not match this binary.

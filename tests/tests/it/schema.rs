@@ -96,6 +96,12 @@ async fn postgres_behind_refuses_to_run_until_migrated_and_migrations_take_a_loc
         503,
         "/ready reports the schema behind"
     );
+    // By its code alone: no key is needed to read it, and the cause names migrations.
+    let body = resp.into_body().into_string().await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"status": "schema_mismatch"})
+    );
     blind.shutdown().await;
     drop(blind);
 

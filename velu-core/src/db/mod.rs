@@ -156,7 +156,7 @@ impl Db {
         let mut cross = None;
         let unreachable = |e: sea_orm::DbErr| {
             CoreError::Unavailable(format!(
-                "cannot connect to {}: {}",
+                "cannot connect to the database at {}: {}",
                 redact_url(url),
                 first_line(&e.to_string())
             ))
@@ -280,7 +280,9 @@ impl Db {
             .execute_unprepared("SELECT 1")
             .await
             .map(|_| ())
-            .map_err(|e| CoreError::Unavailable(first_line(&e.to_string()).to_owned()))
+            .map_err(|e| {
+                CoreError::Unavailable(format!("database: {}", first_line(&e.to_string())))
+            })
     }
 
     /// The sea-orm backend enum, for raw statements.
@@ -313,12 +315,12 @@ async fn preflight_postgres(url: &str) -> CoreResult<bool> {
             ready
         }
         Ok(Err(e)) => Err(CoreError::Unavailable(format!(
-            "cannot connect to {}: {}",
+            "cannot connect to the database at {}: {}",
             redact_url(url),
             first_line(&e.to_string())
         ))),
         Err(_) => Err(CoreError::Unavailable(format!(
-            "cannot connect to {}: no answer within 5 s",
+            "cannot connect to the database at {}: no answer within 5 s",
             redact_url(url)
         ))),
     }

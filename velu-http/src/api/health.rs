@@ -38,7 +38,9 @@ impl HealthApi {
         })
     }
 
-    /// The database is reachable and its schema current (503 otherwise).
+    /// The database is reachable and its schema current (503 otherwise, with the error's
+    /// code as `status`: `unavailable` or `schema_mismatch`; the cause, which may name the
+    /// database's user or the pending migrations, is in the server's log).
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, velu: Data<&Velu>) -> Ready {
         let check = async {
@@ -49,9 +51,12 @@ impl HealthApi {
             Ok(()) => Ready::Ready(Json(Health {
                 status: "ok".into(),
             })),
-            Err(e) => Ready::NotReady(Json(Health {
-                status: format!("{}: {e}", e.code()),
-            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready");
+                Ready::NotReady(Json(Health {
+                    status: e.code().into(),
+                }))
+            }
         }
     }
 }
