@@ -11,6 +11,7 @@
 //! on PostgreSQL the new table gets the same row-level security as the old one.
 //! `down` goes back to the one namespace, keeping one row per id (the platform's first).
 
+use sea_orm_migration::sea_orm::DbBackend;
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261202_000014_row_level_security::protect;
@@ -68,14 +69,21 @@ fn table(name: &str, per_owner: bool) -> TableCreateStatement {
         .col(timestamp_with_time_zone(Workers::StaleAt))
         .col(timestamp_with_time_zone_null(Workers::StoppedAt));
     if per_owner {
-        // The owner is the org, or '' for the platform: never anything else.
-        t.check(Expr::cust("owner = COALESCE(org_id, '')"));
+        // The owner is the org, or '' for the platform: never anything else, and an org
+        // id is never empty (it would stand among the platform's rows). Every branch is
+        // false, never NULL, for a row it does not describe (a NULL passes a CHECK).
+        t.check(Expr::cust(
+            "(org_id IS NULL AND owner = '') \
+             OR (org_id IS NOT NULL AND org_id <> '' AND owner = org_id)",
+        ));
     }
     t.to_owned()
 }
 
 /// Swaps the table `workers` for `workers_next`, filled by `copy`, and puts back the
-/// indexes and the row-level security of `workers`.
+/// indexes and the row-level security of `workers`. Per owner, one org's rows are read
+/// off the primary key (owner, id), so `ix_workers_org_id` goes; back in one namespace it
+/// returns.
 async fn swap(manager: &SchemaManager<'_>, per_owner: bool, copy: &str) -> Result<(), DbErr> {
     manager.create_table(table(NEXT, per_owner)).await?;
     crate::exec(manager, copy).await?;
@@ -94,11 +102,28 @@ async fn swap(manager: &SchemaManager<'_>, per_owner: bool, copy: &str) -> Resul
         "CREATE INDEX ix_workers_last_seen_at ON workers (last_seen_at)",
     )
     .await?;
-    crate::exec(
-        manager,
-        "CREATE INDEX ix_workers_org_id ON workers (org_id, id)",
-    )
-    .await?;
+    if !per_owner {
+        crate::exec(
+            manager,
+            "CREATE INDEX ix_workers_org_id ON workers (org_id, id)",
+        )
+        .await?;
+    }
+    if manager.get_database_backend() == DbBackend::Postgres {
+        // PostgreSQL named the constraints after the table they were made in.
+        crate::exec(
+            manager,
+            "ALTER TABLE workers RENAME CONSTRAINT workers_next_pkey TO workers_pkey",
+        )
+        .await?;
+        if per_owner {
+            crate::exec(
+                manager,
+                "ALTER TABLE workers RENAME CONSTRAINT workers_next_check TO workers_owner_check",
+            )
+            .await?;
+        }
+    }
     protect(manager, "workers").await
 }
 

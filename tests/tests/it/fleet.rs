@@ -13,7 +13,9 @@ use velu_core::time::now;
 use velu_core::{Principal, Velu};
 use velu_tests::{TestEnv, backend_tests};
 
-use crate::support::{bootstrap, eventually, fast_worker, platform_key, race, spawn_worker};
+use crate::support::{
+    bootstrap, eventually, fast_worker, owner_tx, platform_key, race, scalar, spawn_worker,
+};
 
 /// A registration of `id` for `org_id` at `at`, beating every 10 s.
 fn reg(id: &str, org_id: Option<&str>, at: DateTime<Utc>) -> WorkerRegistration {
@@ -266,6 +268,52 @@ backend_tests! {
         let left: Vec<(String, Option<String>)> = left.items.iter().map(|w| (w.id.clone(), w.org_id.clone())).collect();
         assert!(!left.contains(&("acme-1".to_owned(), None)), "the platform's stopped acme-1 is pruned: {left:?}");
         assert_eq!(left.len(), 4, "{left:?}");
+    }
+
+    async fn the_migration_carries_the_registry_over(env) {
+        use migration::MigratorTrait;
+        use velu_core::sea_orm::{ConnectionTrait, Statement};
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let velu = env.velu();
+        let t = now();
+        let a = Some(acme.org_id.as_str());
+        fleet::register(velu, &reg("acme-1", a, t)).await.unwrap();
+        fleet::register(velu, &reg("plat-1", None, t)).await.unwrap();
+        fleet::register(velu, &reg("both", a, t)).await.unwrap();
+        fleet::register(velu, &reg("both", None, t)).await.unwrap();
+        // Back to one namespace: one row per id, the platform's where two owners had it.
+        let steps = crate::support::steps_back_to("m20261206_000024_workers_per_owner");
+        let owner = owner_tx(velu).await;
+        migration::Migrator::down(&owner, Some(steps)).await.expect("the step's down runs");
+        owner.commit().await.unwrap();
+        assert_eq!(scalar::<i64>(velu, "SELECT COUNT(*) FROM workers").await, 3);
+        assert_eq!(scalar::<i64>(velu, "SELECT COUNT(*) FROM workers WHERE id = 'both' AND org_id IS NULL").await, 1);
+        // And forward: every row under its owner.
+        let owner = owner_tx(velu).await;
+        migration::Migrator::up(&owner, None).await.expect("the step runs again");
+        owner.commit().await.unwrap();
+        let sql = format!(
+            "SELECT COUNT(*) FROM workers WHERE (id = 'acme-1' AND owner = '{org}' AND org_id = '{org}') \
+             OR (id IN ('plat-1', 'both') AND owner = '' AND org_id IS NULL)",
+            org = acme.org_id
+        );
+        assert_eq!(scalar::<i64>(velu, &sql).await, 3);
+        let list = fleet::list_workers_at(velu, &Principal::operator(), &WorkerFilter::default(), &PageRequest::default(), t + secs(1)).await.unwrap();
+        assert_eq!(list.items.len(), 3);
+        // The table refuses a row whose owner is not its org (or '' for none), and an
+        // empty org id (it would stand among the platform's rows).
+        for (owner, org) in [("''", "''"), ("'x'", "NULL"), ("''", &*format!("'{}'", acme.org_id))] {
+            let tx = owner_tx(velu).await;
+            let insert = format!(
+                "INSERT INTO workers (owner, id, org_id, host, version, kinds, remote, concurrency, \
+                 heartbeat_secs, running_jobs, started_at, last_seen_at, stale_at) \
+                 SELECT {owner}, 'odd', {org}, host, version, kinds, remote, concurrency, heartbeat_secs, \
+                 running_jobs, started_at, last_seen_at, stale_at FROM workers WHERE id = 'plat-1'"
+            );
+            let r = tx.execute_raw(Statement::from_string(tx.get_database_backend(), insert)).await;
+            assert!(r.is_err(), "owner {owner} with org_id {org} was stored");
+            drop(tx);
+        }
     }
 
     async fn odd_registrations_and_filters_are_refused(env) {

@@ -78,7 +78,8 @@ pub async fn list_workers_at(
         .order_by_asc(Column::Owner)
         .limit(q.fetch());
     if let Some(org) = &org_id {
-        select = select.filter(Column::OrgId.eq(org.as_str()));
+        // The primary key (owner, id) serves one org's rows in id order.
+        select = select.filter(Column::Owner.eq(org.as_str()));
     }
     select = match state {
         None => select,

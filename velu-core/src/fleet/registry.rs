@@ -50,8 +50,11 @@ pub async fn register(velu: &Velu, reg: &WorkerRegistration) -> CoreResult<Worke
         if let Some(org) = &reg.org_id {
             // Registrations for this org take turns to the commit (admission.rs).
             admission::hold(conn, Quota::Workers, &[org.as_str()]).await?;
+            // Not this id: a registration of it that got in first (while this one waited
+            // its turn) is the row this one replaces, not one more.
             let held = workers::Entity::find()
                 .filter(Column::Owner.eq(org.as_str()))
+                .filter(Column::Id.ne(reg.id.as_str()))
                 .count(conn)
                 .await?;
             if held >= MAX_WORKERS_PER_ORG {
