@@ -83,6 +83,46 @@ backend_tests! {
 }
 
 /// A key file for remote mode, in the world's home.
+/// Runs `velu-cli` with the arguments of `VELU_CHILD_CLI_ARGS` (a JSON list) and exits
+/// with its status: how a test runs the CLI in a process with an environment of its own.
+#[tokio::test]
+#[ignore = "run as a child process by the tests that need one"]
+async fn child_cli_process() {
+    let Ok(args) = std::env::var("VELU_CHILD_CLI_ARGS") else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = velu_cli::run(args, &mut out, &mut err).await;
+    eprintln!("{}", String::from_utf8_lossy(&err));
+    std::process::exit(i32::from(code));
+}
+
+/// `velu-cli <args>` in a child process with `envs` set: its exit status and stderr.
+/// Awaited, so that this process's runtime goes on serving the child's requests.
+async fn cli_in_child(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let mut all = vec!["velu-cli"];
+    all.extend_from_slice(args);
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "cli_output::child_cli_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("VELU_CHILD_CLI_ARGS", serde_json::to_string(&all).unwrap())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .envs(envs.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn key_file(env: &velu_tests::TestEnv, name: &str, key: &str) -> String {
     let path = env.home().join(format!("{name}.key"));
     std::fs::write(&path, format!("{key}\n")).unwrap();
@@ -151,6 +191,14 @@ backend_tests! {
         assert!(clear.stderr.contains("--allow-http"), "{}", clear.stderr);
         let allowed = env.cli(&["--server", "http://0.0.0.0:9", "--allow-http", "--key-file", &admin, "plan", "list"]).await;
         assert_eq!(allowed.error_code(), "unavailable", "{}", allowed.stderr);
+        // A proxy from the environment would carry the key off this machine in clear:
+        // plain http to this machine never goes through one (here a closed port, which
+        // would make the call fail).
+        let proxies = [("HTTP_PROXY", "http://127.0.0.1:9"), ("http_proxy", "http://127.0.0.1:9"), ("ALL_PROXY", "http://127.0.0.1:9")];
+        for server in [server.url.clone(), server.url.replace("127.0.0.1", "localhost")] {
+            let (code, stderr) = cli_in_child(&["--server", &server, "--key-file", &admin, "plan", "list"], &proxies).await;
+            assert_eq!(code, 0, "{server}: {stderr}");
+        }
         // A CA file without a certificate: remote mode does not run on less trust.
         let junk = key_file(&env, "junk-ca", "not a certificate");
         let untrusting = env.cli(&["--server", &server.url, "--ca-file", &junk, "--key-file", &admin, "plan", "list"]).await;

@@ -38,16 +38,16 @@ impl Client {
                 "remote mode needs an API key: set VELU_API_KEY or --key-file".into(),
             ));
         }
-        let mut http = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirect is answered, never followed: followed, it would carry the key (to
             // the same host over plain http, say) and the body somewhere not asked for.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("velu-cli/", env!("CARGO_PKG_VERSION")));
-        for ca in trust.authorities()? {
-            http = http.add_root_certificate(ca);
-        }
-        let http = http.build().map_err(CoreError::internal)?;
+        let http = trust
+            .configure(&base, http)?
+            .build()
+            .map_err(CoreError::internal)?;
         Ok(Client {
             base,
             key: key.to_owned(),

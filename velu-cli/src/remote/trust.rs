@@ -1,6 +1,8 @@
 //! Which servers remote mode will send a key to, and over what: `https://` to any host
 //! (verified against the bundled web roots, plus a private authority from `--ca-file`),
-//! plain `http://` only to this machine unless `--allow-http` says otherwise.
+//! plain `http://` only to this machine unless `--allow-http` says otherwise. "This
+//! machine" is a loopback address, or the name `localhost` pinned to one (never looked
+//! up), reached without a proxy (`HTTP_PROXY` would carry the key elsewhere in clear).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -43,6 +45,32 @@ impl Trust {
         }
     }
 
+    /// Sets up `builder` for `server` (already checked): a plain-http server on this
+    /// machine is reached directly (no proxy from the environment) and `localhost` is
+    /// pinned to the loopback addresses instead of being resolved.
+    pub fn configure(
+        &self,
+        server: &str,
+        builder: reqwest::ClientBuilder,
+    ) -> CoreResult<reqwest::ClientBuilder> {
+        let url = Url::parse(server).map_err(|e| CoreError::invalid("server", e.to_string()))?;
+        let mut builder = builder;
+        if url.scheme() == "http" && is_this_machine(&url) {
+            builder = builder.no_proxy();
+        }
+        if url.host_str() == Some("localhost") {
+            let loopback = [
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            ];
+            builder = builder.resolve_to_addrs("localhost", &loopback);
+        }
+        for ca in self.authorities()? {
+            builder = builder.add_root_certificate(ca);
+        }
+        Ok(builder)
+    }
+
     /// The authorities of [`Trust::ca_file`] (none without one). A file that cannot be
     /// read, or holds no certificate, is `config`: remote mode never runs on less trust
     /// than the operator asked for.
@@ -66,8 +94,9 @@ impl Trust {
     }
 }
 
-/// Whether `url` names this machine: `localhost` (and its subdomains, RFC 6761), or a
-/// loopback address.
+/// Whether `url` names this machine: a loopback address, or exactly `localhost` (which
+/// [`Trust::configure`] pins to the loopback addresses; its subdomains and `localhost.`
+/// would be looked up, so they are not taken).
 fn is_this_machine(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
@@ -78,10 +107,7 @@ fn is_this_machine(url: &Url) -> bool {
         Ok(IpAddr::V6(ip)) => {
             ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
-        Err(_) => {
-            let name = host.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
+        Err(_) => host == "localhost",
     }
 }
 
@@ -108,9 +134,9 @@ mod tests {
             "http://127.0.0.1:8080",
             "http://127.9.9.9",
             "http://localhost:8080",
-            "http://LOCALHOST.",
-            "http://api.localhost",
+            "http://LOCALHOST",
             "http://[::1]:8080",
+            "http://2130706433",
             "http://[::ffff:127.0.0.1]",
         ] {
             assert_eq!(checked(ok, false), Ok(()), "{ok}");
@@ -119,7 +145,10 @@ mod tests {
             "http://velu.example",
             "http://10.0.0.5:8080",
             "http://127.0.0.1.evil.example",
+            "http://127.0.0.1@evil.example",
             "http://localhost.evil.example",
+            "http://localhost.",
+            "http://api.localhost",
             "http://[::2]",
             "http://0.0.0.0:8080",
             "http://[::ffff:10.0.0.1]",
@@ -157,6 +186,12 @@ mod tests {
         assert!(junk.to_string().contains("no PEM certificate"), "{junk}");
         std::fs::write(dir.join("ca.pem"), TEST_CA).unwrap();
         assert_eq!(trust("ca.pem").authorities().unwrap().len(), 1);
+        // The authority goes into the client's roots (a certificate rustls would not take
+        // fails the build of the client).
+        let builder = trust("ca.pem")
+            .configure("https://velu.example", reqwest::Client::builder())
+            .unwrap();
+        assert!(builder.build().is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
