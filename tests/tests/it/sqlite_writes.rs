@@ -60,6 +60,40 @@ backend_tests! {
         assert_eq!(int(&tx, "SELECT count(*) FROM velu_turns").await, 16, "every turn wrote");
     }
 
+    async fn a_refused_caller_never_waits_for_the_writer(env) {
+        if env.backend() != Backend::Sqlite {
+            return; // PostgreSQL has no one writer to wait for
+        }
+        use poem::http::Method;
+        use serde_json::json;
+        let _alpha = crate::support::bootstrap(&env, "alpha", "hero").await;
+        let beta = crate::support::bootstrap(&env, "beta", "hero").await;
+        let job = crate::support::submit(&env, "alpha", "echo", json!({})).await;
+        let schedule = env.cli_ok(&["schedule", "create", "--org", "alpha", "--task", "echo", "--cron", "0 0 1 1 *"]).await["id"]
+            .as_str().unwrap().to_owned();
+        let kid = env.cli_ok(&["key", "list", "--org", "alpha"]).await["items"][0]["id"].as_str().unwrap().to_owned();
+        // Another org's admin, at alpha's resources: each answer is not_found, and none
+        // waits for the writer, which this test holds the whole time.
+        env.http(Method::GET, "/v1/whoami", Some(&beta.admin), None).await;
+        let held = env.velu().db().write_tx().await.expect("the writer");
+        let calls = [
+            (Method::POST, format!("/v1/orgs/alpha/keys/{kid}/revoke"), None),
+            (Method::POST, format!("/v1/orgs/alpha/keys/{kid}/rotate"), None),
+            (Method::POST, "/v1/orgs/alpha/schedules".to_owned(), Some(json!({"task": "echo", "cron": "0 0 1 1 *"}))),
+            (Method::POST, format!("/v1/orgs/alpha/schedules/{schedule}/pause"), None),
+            (Method::DELETE, format!("/v1/orgs/alpha/schedules/{schedule}"), None),
+            (Method::POST, format!("/v1/orgs/alpha/jobs/{job}/cancel"), None),
+            (Method::PUT, "/v1/orgs/alpha/secrets/TOKEN".to_owned(), Some(json!({"value": "v"}))),
+            (Method::DELETE, "/v1/orgs/alpha/secrets/TOKEN".to_owned(), None),
+        ];
+        for (method, path, body) in calls {
+            let answer = tokio::time::timeout(Duration::from_secs(20), env.http(method.clone(), &path, Some(&beta.admin), body)).await;
+            let r = answer.unwrap_or_else(|_| panic!("{method} {path} waited for the writer"));
+            assert_eq!((r.status, r.problem_code()), (404, "not_found".to_owned()), "{method} {path}: {}", r.text);
+        }
+        held.rollback().await.expect("let the writer go");
+    }
+
     async fn temporary_data_stays_in_memory(env) {
         if env.backend() != Backend::Sqlite {
             return;

@@ -52,6 +52,7 @@ pub(crate) enum Lookup {
 #[derive(Debug)]
 pub(crate) struct VerifiedCache {
     ttl: Duration,
+    max_handles: usize,
     entries: Mutex<HashMap<String, Vec<Entry>>>,
     rejected: Mutex<HashMap<String, Vec<Rejected>>>,
     known_good: Mutex<HashMap<String, KnownGood>>,
@@ -65,6 +66,11 @@ struct KnownGood {
     kid: String,
     digest: [u8; 32],
 }
+
+/// Most keys with verified entries (each entry about 400 bytes): past it, expired entries
+/// are swept, and if that is not enough the entries start over (each key then costs one
+/// verification again). An org minting short-lived keys can grow the map only this far.
+const HANDLES_TOTAL: usize = 100_000;
 
 /// Most remembered known-good secrets (about 80 bytes each).
 const KNOWN_GOOD_TOTAL: usize = 100_000;
@@ -82,8 +88,14 @@ const REJECTED_TOTAL: usize = 10_000;
 
 impl VerifiedCache {
     pub fn new(ttl: Duration) -> VerifiedCache {
+        VerifiedCache::with_cap(ttl, HANDLES_TOTAL)
+    }
+
+    /// A cache holding entries of at most `max_handles` keys.
+    fn with_cap(ttl: Duration, max_handles: usize) -> VerifiedCache {
         VerifiedCache {
             ttl,
+            max_handles,
             entries: Mutex::new(HashMap::new()),
             rejected: Mutex::new(HashMap::new()),
             known_good: Mutex::new(HashMap::new()),
@@ -152,7 +164,7 @@ impl VerifiedCache {
 
     /// Stores (or replaces) the entry for its digest; at most two per handle (the current
     /// secret and, during a grace period, the previous one).
-    pub fn put(&self, handle: String, entry: Entry) {
+    pub fn put(&self, handle: String, entry: Entry, at: DateTime<Utc>) {
         {
             let mut known = self.known();
             if known.len() >= KNOWN_GOOD_TOTAL {
@@ -165,6 +177,14 @@ impl VerifiedCache {
             known.insert(handle.clone(), good);
         }
         let mut map = self.map();
+        if map.len() >= self.max_handles && !map.contains_key(&handle) {
+            map.values_mut()
+                .for_each(|l| l.retain(|e| e.valid_until.is_none_or(|u| u > at)));
+            map.retain(|_, l| !l.is_empty());
+            if map.len() >= self.max_handles {
+                map.clear();
+            }
+        }
         let list = map.entry(handle).or_default();
         list.retain(|e| !bool::from(e.digest.ct_eq(&entry.digest)));
         list.push(entry);
@@ -182,6 +202,10 @@ impl VerifiedCache {
 
     /// Applies a change: drops the entries it may have made stale.
     pub fn invalidate(&self, change: &Change) {
+        // Job changes (every submit) touch no key: nothing to scan, no lock to take.
+        if matches!(change, Change::Jobs(_)) {
+            return;
+        }
         match change {
             Change::Key(kid) => self.known().retain(|_, k| &k.kid != kid),
             Change::Resync => self.known().clear(),
@@ -203,6 +227,12 @@ impl VerifiedCache {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map().values().map(Vec::len).sum()
+    }
+
+    /// Number of keys with entries (for tests).
+    #[cfg(test)]
+    fn handles(&self) -> usize {
+        self.map().len()
     }
 }
 
@@ -235,7 +265,7 @@ mod tests {
     #[test]
     fn only_the_verified_secret_matches() {
         let c = VerifiedCache::new(Duration::from_secs(60));
-        c.put("k1".into(), entry("k1", "o", 1));
+        c.put("k1".into(), entry("k1", "o", 1), Utc::now());
         assert!(matches!(
             c.get("k1", &[1; 32], Utc::now()),
             Lookup::Fresh(_)
@@ -247,7 +277,7 @@ mod tests {
     #[test]
     fn entries_go_stale_after_the_ttl() {
         let c = VerifiedCache::new(Duration::ZERO);
-        c.put("k1".into(), entry("k1", "o", 1));
+        c.put("k1".into(), entry("k1", "o", 1), Utc::now());
         assert!(matches!(
             c.get("k1", &[1; 32], Utc::now()),
             Lookup::Stale(_)
@@ -259,14 +289,43 @@ mod tests {
         let c = VerifiedCache::new(Duration::from_secs(60));
         let mut e = entry("k1", "o", 1);
         e.valid_until = Some(Utc::now() - chrono::Duration::seconds(1));
-        c.put("k1".into(), e);
+        c.put("k1".into(), e, Utc::now());
         assert!(matches!(c.get("k1", &[1; 32], Utc::now()), Lookup::Miss));
 
-        c.put("k2".into(), entry("k2", "o2", 2));
-        c.put("k3".into(), entry("k3", "o3", 3));
+        c.put("k2".into(), entry("k2", "o2", 2), Utc::now());
+        c.put("k3".into(), entry("k3", "o3", 3), Utc::now());
         c.invalidate(&Change::Key("k2".into()));
         c.invalidate(&Change::Org("o3".into()));
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn the_entries_are_bounded_and_job_changes_scan_nothing() {
+        let c = VerifiedCache::with_cap(Duration::from_secs(60), 3);
+        let now = Utc::now();
+        let short = |kid: &str, d: u8| {
+            let mut e = entry(kid, "o", d);
+            e.valid_until = Some(now + chrono::Duration::seconds(1));
+            e
+        };
+        // Keys that expire in a second, then a key that does not: past the cap, the
+        // expired ones are swept and the rest kept.
+        c.put("a".into(), short("a", 1), now);
+        c.put("b".into(), short("b", 2), now);
+        c.put("keep".into(), entry("keep", "o", 3), now);
+        let later = now + chrono::Duration::seconds(2);
+        c.put("d".into(), entry("d", "o", 4), later);
+        assert_eq!(c.len(), 2, "the expired entries went");
+        assert!(matches!(c.get("keep", &[3; 32], later), Lookup::Fresh(_)));
+        // With nothing expired, the map starts over rather than grow.
+        c.put("e".into(), entry("e", "o", 5), later);
+        for i in 0..50u8 {
+            c.put(format!("x{i}"), entry(&format!("x{i}"), "o", i), later);
+            assert!(c.handles() <= 3, "{} keys held", c.handles());
+        }
+        // A job change (every submit) drops nothing.
+        c.invalidate(&Change::Jobs("o".into()));
+        assert!(c.len() > 0);
     }
 
     #[test]
@@ -285,7 +344,7 @@ mod tests {
     #[test]
     fn known_good_secrets_outlive_org_changes_but_not_key_changes() {
         let c = VerifiedCache::new(Duration::from_secs(60));
-        c.put("k1".into(), entry("k1", "o", 1));
+        c.put("k1".into(), entry("k1", "o", 1), Utc::now());
         assert!(c.is_known_good("k1", &[1; 32]));
         assert!(!c.is_known_good("k1", &[2; 32]), "only the verified secret");
         c.invalidate(&Change::Org("o".into()));
@@ -305,7 +364,7 @@ mod tests {
     fn at_most_two_secrets_per_key() {
         let c = VerifiedCache::new(Duration::from_secs(60));
         for d in 1..=3 {
-            c.put("k".into(), entry("k", "o", d));
+            c.put("k".into(), entry("k", "o", d), Utc::now());
         }
         assert_eq!(c.len(), 2);
         assert!(matches!(c.get("k", &[1; 32], Utc::now()), Lookup::Miss));

@@ -176,6 +176,7 @@ async fn authenticate_key(
                         checked_at: Instant::now(),
                         ..entry
                     },
+                    at,
                 );
                 auth.last_used.touch(p.actor.id.as_str(), at);
                 return Ok(p);
@@ -196,7 +197,7 @@ async fn authenticate_key(
     }
     match verify(velu, hasher, &handle, &secret, &digest, client, at).await? {
         Verdict::Valid(entry, p) => {
-            auth.cache.put(cache_key, Entry { digest, ..*entry });
+            auth.cache.put(cache_key, Entry { digest, ..*entry }, at);
             auth.last_used.touch(p.actor.id.as_str(), at);
             Ok(p)
         }

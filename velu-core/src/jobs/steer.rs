@@ -73,6 +73,8 @@ async fn open_job(
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<(DatabaseTransaction, OrgScope, jobs::Model)> {
+    // Checked on a read first: a refused caller never takes the write lock.
+    who.check_enter(velu.db(), org, Scope::JobsSubmit).await?;
     let tx = velu.db().write_tx().await?;
     let org = who.enter(&tx, org, Scope::JobsSubmit).await?;
     let job = find_job(&tx, org.id(), id).await?;

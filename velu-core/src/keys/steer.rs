@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, IntoActiveModel};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter,
+};
 use serde_json::json;
 
 use super::access::*;
@@ -11,7 +15,7 @@ use super::documents::*;
 use super::token;
 use crate::audit::{self, Record};
 use crate::db::notify::{self, Change};
-use crate::entity::api_keys;
+use crate::entity::api_keys::{self, Column};
 use crate::principal::Principal;
 use crate::time::now;
 use crate::{CoreError, CoreResult, Velu};
@@ -24,6 +28,8 @@ pub async fn revoke_key(
     owner: &KeyOwner,
     kid: &str,
 ) -> CoreResult<ApiKey> {
+    // Checked on a read first: a refused caller never takes the write lock.
+    authorize(&velu.db().read_tx().await?, who, owner).await?;
     let tx = velu.db().write_tx().await?;
     let org = authorize(&tx, who, owner).await?;
     let model = find_key(&tx, who, &org, kid).await?;
@@ -104,6 +110,9 @@ pub async fn rotate_key(
 }
 
 /// Stores a new secret hash on `model` (inside the caller's transaction), with audit.
+/// Only over the secret `model` was read with: a rotation that committed since (two at
+/// once, on PostgreSQL) makes this one a `conflict`, rather than this one's write keeping
+/// a stale previous secret and losing the other's new one.
 pub(crate) async fn apply_rotation<C: ConnectionTrait>(
     conn: &C,
     who: &Principal,
@@ -116,20 +125,34 @@ pub(crate) async fn apply_rotation<C: ConnectionTrait>(
     let old_hash = model.secret_hash.clone();
     let kid = model.kid.clone();
     let org_id = model.org_id.clone();
-    let mut active = model.into_active_model();
-    active.secret_hash = Set(secret_hash);
-    if grace.is_zero() {
-        active.previous_secret_hash = Set(None);
-        active.previous_valid_until = Set(None);
+    let (previous, until) = if grace.is_zero() {
+        (None, None)
     } else {
         let until = at + chrono::Duration::from_std(grace).expect("grace is bounded");
-        active.previous_secret_hash = Set(Some(old_hash));
-        active.previous_valid_until = Set(Some(until));
+        (Some(old_hash.clone()), Some(until))
+    };
+    let done = api_keys::Entity::update_many()
+        .col_expr(Column::SecretHash, Expr::value(secret_hash))
+        .col_expr(Column::PreviousSecretHash, Expr::value(previous))
+        .col_expr(Column::PreviousValidUntil, Expr::value(until))
+        .col_expr(Column::Legacy, Expr::value(false))
+        .col_expr(Column::RotatedAt, Expr::value(Some(at)))
+        .col_expr(Column::UpdatedAt, Expr::value(at))
+        .filter(Column::Kid.eq(kid.as_str()))
+        .filter(Column::SecretHash.eq(old_hash.as_str()))
+        .filter(Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(CoreError::conflict(format!(
+            "key `{kid}` was rotated or revoked at the same moment by another request; \
+             show it and rotate again if still needed"
+        )));
     }
-    active.legacy = Set(false);
-    active.rotated_at = Set(Some(at));
-    active.updated_at = Set(at);
-    let model = active.update(conn).await?;
+    let model = api_keys::Entity::find_by_id(kid.clone())
+        .one(conn)
+        .await?
+        .ok_or_else(|| CoreError::internal("a key just rotated is gone"))?;
     audit::record(
         conn,
         &who.actor,

@@ -72,6 +72,16 @@ pub async fn create_schedule(
     input: &CreateSchedule,
 ) -> CoreResult<Schedule> {
     let at = now();
+    // The caller and the cron are checked before the write lock: a refused caller, or a
+    // cron whose next tick takes a search, never holds up the other writers.
+    who.check_enter(velu.db(), org, Scope::JobsSubmit).await?;
+    let spec = CronSpec::parse(
+        &input.cron,
+        input.timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE),
+    )?;
+    let first = spec
+        .next_after(at)
+        .ok_or_else(|| CoreError::invalid("cron", "never ticks (e.g. 30 February)"))?;
     let tx = velu.db().write_tx().await?;
     let org = who.enter(&tx, org, Scope::JobsSubmit).await?;
     let plan = org.plan()?;
@@ -81,13 +91,6 @@ pub async fn create_schedule(
         ..SubmitJob::default()
     };
     validate_submission(velu, plan, &submit, at)?;
-    let spec = CronSpec::parse(
-        &input.cron,
-        input.timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE),
-    )?;
-    let first = spec
-        .next_after(at)
-        .ok_or_else(|| CoreError::invalid("cron", "never ticks (e.g. 30 February)"))?;
     // Creates for this org take turns from here to their commit (admission.rs), so two
     // at once cannot both take the last slot of the plan's cap.
     admission::hold(&tx, Quota::Schedules, &[org.id()]).await?;
@@ -163,13 +166,15 @@ pub async fn show_schedule(
 }
 
 /// Starts the write transaction of a mutation: the org (404 if not the caller's), the
-/// scope, the schedule (404 if not the org's).
+/// scope, the schedule (404 if not the org's). The caller is checked on a read first, so
+/// a refused one never takes the write lock.
 async fn open(
     velu: &Velu,
     who: &Principal,
     org: &OrgRef,
     id: &str,
 ) -> CoreResult<(DatabaseTransaction, schedules::Model)> {
+    who.check_enter(velu.db(), org, Scope::JobsSubmit).await?;
     let tx = velu.db().write_tx().await?;
     let org = who.enter(&tx, org, Scope::JobsSubmit).await?;
     let row = find(&tx, org.id(), id).await?;

@@ -67,11 +67,14 @@ pub async fn set_secret(
     name: &str,
     value: &[u8],
 ) -> CoreResult<Secret> {
-    let tx = velu.db().write_tx().await?;
-    let org = who.enter(&tx, org, Scope::SecretsManage).await?;
+    // Checked on a read first: a refused caller never takes the write lock.
+    who.check_enter(velu.db(), org, Scope::SecretsManage)
+        .await?;
     let name = check_name(name)?;
     let value = check_value(value)?;
     let kek = velu.secrets_kek()?;
+    let tx = velu.db().write_tx().await?;
+    let org = who.enter(&tx, org, Scope::SecretsManage).await?;
     // One writer per org at a time (admission.rs; SQLite's write lock already is):
     // versions and the cap hold under concurrent sets.
     admission::hold(&tx, Quota::Secrets, &[org.id()]).await?;
@@ -159,6 +162,8 @@ pub async fn delete_secret(
     org: &OrgRef,
     name: &str,
 ) -> CoreResult<Secret> {
+    who.check_enter(velu.db(), org, Scope::SecretsManage)
+        .await?;
     let tx = velu.db().write_tx().await?;
     let org = who.enter(&tx, org, Scope::SecretsManage).await?;
     let not_found = || CoreError::not_found("secret", name);
