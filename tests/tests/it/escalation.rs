@@ -85,6 +85,53 @@ async fn key_row(env: &TestEnv, kid: &str) -> Value {
 }
 
 backend_tests! {
+    async fn no_key_outlives_the_key_that_made_it(env) {
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let at = |secs: i64| velu_core::time::format(&(velu_core::time::now() + chrono::Duration::seconds(secs)));
+        let (hour, two_hours, minute) = (at(3600), at(7200), at(60));
+        // A contractor's admin key, good for an hour.
+        let temp = env.cli_ok(&["key", "create", "--org", "acme", "--name", "contractor", "--role", "admin", "--expires-at", &hour]).await;
+        let temp = temp["token"].as_str().unwrap().to_owned();
+        let create = |name: &str, expires: Option<&str>| {
+            let mut body = json!({"name": name, "role": "admin"});
+            if let Some(e) = expires {
+                body["expires_at"] = json!(e);
+            }
+            body
+        };
+        // It cannot make a key that lasts longer (forever, or past its own hour)...
+        for (name, expires) in [("forever", None), ("longer", Some(two_hours.as_str()))] {
+            let r = env.http(Method::POST, "/v1/orgs/acme/keys", Some(&temp), Some(create(name, expires))).await;
+            assert_eq!((r.status, r.body["field"].as_str()), (400, Some("expires_at")), "{name}: {}", r.text);
+        }
+        // ... nor take the secret of one that does (the org's admin key never expires).
+        let admin_kid = acme.doc["keys"]["admin"]["key"]["id"].as_str().unwrap().to_owned();
+        let r = env.http(Method::POST, &format!("/v1/orgs/acme/keys/{admin_kid}/rotate"), Some(&temp), None).await;
+        assert_eq!((r.status, r.body["field"].as_str()), (400, Some("key")), "{}", r.text);
+        assert_eq!(env.http(Method::GET, "/v1/whoami", Some(&acme.admin), None).await.status, 200, "the admin secret is unchanged");
+        let listed = env.cli_ok(&["key", "list", "--org", "acme"]).await;
+        let names: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+        assert!(!names.contains(&"forever") && !names.contains(&"longer"), "{names:?}");
+        // Within its hour it works as before: a shorter key, its own rotation.
+        let r = env.http(Method::POST, "/v1/orgs/acme/keys", Some(&temp), Some(create("brief", Some(&minute)))).await;
+        assert!(r.status < 300, "{}", r.text);
+        let brief = r.body["key"]["id"].as_str().unwrap().to_owned();
+        let r = env.http(Method::POST, &format!("/v1/orgs/acme/keys/{brief}/rotate"), Some(&temp), None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let me = env.http(Method::GET, "/v1/whoami", Some(&temp), None).await;
+        let own = me.body["actor_id"].as_str().unwrap().to_owned();
+        let r = env.http(Method::POST, &format!("/v1/orgs/acme/keys/{own}/rotate"), Some(&temp), None).await;
+        assert_eq!(r.status, 200, "a key rotates itself: {}", r.text);
+        // A key without expiry, and the operator, are not limited.
+        let r = env.http(Method::POST, "/v1/orgs/acme/keys", Some(&acme.admin), Some(create("forever", None))).await;
+        assert!(r.status < 300, "{}", r.text);
+        // A platform key with an expiry is held to it too, in any org.
+        let ops = env.cli_ok(&["key", "create", "--platform", "--name", "ops-temp", "--scopes", "admin:orgs:manage,admin:api_keys:manage,jobs:read", "--expires-at", &hour]).await;
+        let ops = ops["token"].as_str().unwrap().to_owned();
+        let r = env.http(Method::POST, "/v1/orgs/acme/keys", Some(&ops), Some(json!({"name": "ops-forever", "role": "viewer"}))).await;
+        assert_eq!((r.status, r.body["field"].as_str()), (400, Some("expires_at")), "{}", r.text);
+    }
+
     async fn key_operations_never_reach_past_the_actors_scopes(env) {
         bootstrap(&env, "acme", "superhero").await;
         for (a, actor) in ACTORS.iter().enumerate() {

@@ -92,6 +92,7 @@ pub async fn create_key(
     // Cheap checks before the expensive hash.
     let org = authorize(&velu.db().read_tx().await?, who, owner).await?;
     let scopes = requested_scopes(who, org.is_none(), input.role.as_deref(), &input.scopes)?;
+    super::lifetime::check_new_key(super::lifetime::caller_expiry(velu, who).await?, expires_at)?;
     let (kid, secret) = (token::new_kid(), token::new_secret());
     let secret_hash = velu.hash_secret(&secret)?;
 

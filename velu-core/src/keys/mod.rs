@@ -5,13 +5,15 @@
 //! Least privilege on every key operation: a key never grants a scope its creator lacks,
 //! and a principal may show, rotate or revoke a key only when it holds every scope of that
 //! key (otherwise `forbidden`), so a key manager cannot take over a stronger key. Secrets
-//! are returned once, by create and rotate, and stored only as keyed hashes.
+//! are returned once, by create and rotate, and stored only as keyed hashes. A key with an
+//! expiry can neither create nor rotate a key that outlives it (`lifetime.rs`).
 
 mod access;
 mod checks;
 mod create;
 mod documents;
 pub mod hashing;
+mod lifetime;
 pub mod pepper;
 mod read;
 mod steer;

@@ -81,6 +81,7 @@ pub async fn rotate_key(
         ));
     }
     authorize(&velu.db().read_tx().await?, who, owner).await?;
+    let limit = super::lifetime::caller_expiry(velu, who).await?;
     let secret = token::new_secret();
     let secret_hash = velu.hash_secret(&secret)?;
 
@@ -98,6 +99,7 @@ pub async fn rotate_key(
             "key `{kid}` has expired; create a new key instead"
         )));
     }
+    super::lifetime::check_rotation(limit, kid, model.expires_at)?;
     let model = apply_rotation(&tx, who, model, secret_hash, grace, at).await?;
     let change = Change::Key(kid.to_owned());
     notify::send(&tx, &change).await?;

@@ -26,7 +26,8 @@ fn owner(org: Path<String>) -> KeyOwner {
 #[OpenApi(tag = "Tag::Keys")]
 impl KeysApi {
     /// Create a key; its secret (`token`) is shown once. A key never grants a scope its
-    /// creator lacks. Scope: `admin:api_keys:manage`.
+    /// creator lacks, nor outlives it (a caller key with an expiry needs `expires_at` at
+    /// or before its own). Scope: `admin:api_keys:manage`.
     #[oai(
         path = "/v1/orgs/:org/keys",
         method = "post",
@@ -115,7 +116,8 @@ impl KeysApi {
     }
 
     /// Give a key a new secret, same id; with `grace_secs` the old one keeps working
-    /// that long. Scope: `admin:api_keys:manage`.
+    /// that long. A caller key with an expiry cannot rotate a key that outlives it; two
+    /// rotations at once: one is a `conflict`. Scope: `admin:api_keys:manage`.
     #[oai(
         path = "/v1/orgs/:org/keys/:key/rotate",
         method = "post",
