@@ -46,13 +46,16 @@ pub struct PauseInput {
 pub struct Pause {
     /// When it was paused.
     pub paused_at: Timestamp,
-    /// `cli` or `api_key`.
+    /// `cli` or `api_key`; `platform` for a kind paused for everyone, as an org key reads it.
     pub actor_type: String,
-    /// OS user or key id of who paused it.
+    /// OS user or key id of who paused it; `platform` as above.
     pub actor_id: String,
     /// Why, if a reason was given.
     pub reason: Option<String>,
 }
+
+/// The author an org key reads on a pause made for every org.
+const PLATFORM: &str = "platform";
 
 /// A task kind's pause state (for every org).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,7 +156,15 @@ async fn count_jobs<C: ConnectionTrait>(
     crate::jobs::counts::in_status(conn, org_id, status).await
 }
 
-async fn queue_state<C: ConnectionTrait>(conn: &C, org: &OrgScope) -> CoreResult<QueueState> {
+/// The org's queue as `who` may see it. An org key reads the kinds paused for everyone
+/// with the platform as their author (`actor_type` and `actor_id` both `platform`): the
+/// operator's OS user name or a platform key's id are not a tenant's to know.
+async fn queue_state<C: ConnectionTrait>(
+    conn: &C,
+    who: &Principal,
+    org: &OrgScope,
+) -> CoreResult<QueueState> {
+    let tenant = who.org_id.is_some();
     let own = find(conn, PauseScope::Org, org.id()).await?;
     let tasks = queue_pauses::Entity::find()
         .filter(queue_pauses::Column::Scope.eq(PauseScope::Task.as_str()))
@@ -166,7 +177,14 @@ async fn queue_state<C: ConnectionTrait>(conn: &C, org: &OrgScope) -> CoreResult
         pause: own.map(Pause::from_model),
         paused_tasks: tasks
             .into_iter()
-            .map(|m| TaskPauseState::new(&m.target.clone(), Some(m)))
+            .map(|m| {
+                let mut state = TaskPauseState::new(&m.target.clone(), Some(m));
+                if tenant && let Some(p) = &mut state.pause {
+                    p.actor_type = PLATFORM.into();
+                    p.actor_id = PLATFORM.into();
+                }
+                state
+            })
             .collect(),
         queued: count_jobs(conn, org.id(), JobStatus::Queued).await?,
         running: count_jobs(conn, org.id(), JobStatus::Running).await?,
@@ -218,7 +236,7 @@ async fn delete_pause<C: ConnectionTrait>(
 pub async fn show_queue(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreResult<QueueState> {
     let tx = velu.db().read_tx().await?;
     let org = who.enter(&tx, org, queue_scope(who)).await?;
-    queue_state(&tx, &org).await
+    queue_state(&tx, who, &org).await
 }
 
 /// Pauses an org's queue: its queued jobs stay queued and no worker claims them until
@@ -251,7 +269,7 @@ pub async fn pause_queue(
         )
         .await?;
     }
-    let state = queue_state(&tx, &org).await?;
+    let state = queue_state(&tx, who, &org).await?;
     tx.commit().await?;
     Ok(state)
 }
@@ -280,7 +298,7 @@ pub async fn resume_queue(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreRes
         // Its jobs are ready again: wake idle workers on every node.
         notify::send(&tx, &change).await?;
     }
-    let state = queue_state(&tx, &org).await?;
+    let state = queue_state(&tx, who, &org).await?;
     tx.commit().await?;
     if resumed {
         velu.changed(change);

@@ -130,6 +130,12 @@ backend_tests! {
         let shown = env.http(Method::GET, "/v1/orgs/alpha/queue", Some(&alpha.admin), None).await;
         assert_eq!(shown.body["paused"], false, "the org itself is not paused");
         assert_eq!(shown.body["paused_tasks"][0]["task"], "sleep", "{}", shown.text);
+        // The org reads why, not which operator (their OS user name) paused it.
+        let pause = &shown.body["paused_tasks"][0]["pause"];
+        assert_eq!((pause["actor_type"].as_str(), pause["actor_id"].as_str()), (Some("platform"), Some("platform")), "{}", shown.text);
+        assert_eq!(pause["reason"], "slow disks");
+        let operator = env.cli_ok(&["queue", "show", "--org", "alpha"]).await;
+        assert_eq!(operator["paused_tasks"][0]["pause"]["actor_type"], "cli", "the operator sees who");
         let report = drain_queue(env.velu(), fast_worker("w1")).await;
         assert_eq!(report.succeeded, 2);
         for (org, id) in &echoes {

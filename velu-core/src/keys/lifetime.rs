@@ -23,7 +23,7 @@ pub(crate) async fn caller_expiry(
     }
     // The caller's own row, whatever org the operation is about (a platform key's row is
     // in no org).
-    let tx = velu.db().cross_org_tx(CrossOrg::KeyLookup).await?;
+    let tx = velu.db().cross_org_read_tx(CrossOrg::KeyLookup).await?;
     let row = api_keys::Entity::find_by_id(who.actor.id.clone())
         .one(&tx)
         .await?;

@@ -11,9 +11,10 @@ mirror! {
     pub struct Pause from pause::Pause {
         /// RFC 3339 UTC.
         pub paused_at: String = |t| ts(t),
-        /// `cli` or `api_key`.
+        /// `cli` or `api_key`; `platform` for a kind paused for everyone, as an org key
+        /// reads it.
         pub actor_type: String,
-        /// OS user or key id of who paused.
+        /// OS user or key id of who paused; `platform` as above.
         pub actor_id: String,
         /// Why, if a reason was given.
         #[oai(nullable)]
