@@ -5,6 +5,7 @@
 
 pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 mod m20261125_000001_create_organizations;
 mod m20261125_000002_create_api_keys;
@@ -30,6 +31,7 @@ mod m20261204_000021_counts_lock_order;
 mod m20261204_000022_read_functions;
 mod m20261205_000023_key_counts;
 mod m20261206_000024_workers_per_owner;
+mod m20261206_000025_recount_counters;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -62,7 +64,34 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000022_read_functions::Migration),
             Box::new(m20261205_000023_key_counts::Migration),
             Box::new(m20261206_000024_workers_per_owner::Migration),
+            Box::new(m20261206_000025_recount_counters::Migration),
         ]
+    }
+}
+
+/// Runs data statements over tenant tables (copies, backfills); on PostgreSQL inside one
+/// block that crosses orgs. The tables force row-level security (m20261202_000014) even
+/// on their owner, so a migration run by a user that is not a superuser (the documented
+/// setup: the owner with `CREATEROLE`, docs/operations.md) would otherwise see no rows
+/// and copy or count nothing.
+pub(crate) async fn exec_across_orgs(
+    manager: &SchemaManager<'_>,
+    statements: &[&str],
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() == DbBackend::Postgres {
+        let body: String = statements.iter().map(|s| format!("{s};\n")).collect();
+        let block = format!(
+            "DO $velu$ BEGIN
+               PERFORM set_config('velu.cross_org', 'on', true);
+               {body}
+             END $velu$"
+        );
+        exec(manager, &block).await
+    } else {
+        for sql in statements {
+            exec(manager, sql).await?;
+        }
+        Ok(())
     }
 }
 

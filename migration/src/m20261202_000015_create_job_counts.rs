@@ -34,7 +34,7 @@ const CREATE: &str = "CREATE TABLE job_counts (
 )";
 
 /// The counts of the jobs already there, on shard 0.
-const BACKFILL: &str = "INSERT INTO job_counts (org_id, task, status, shard, n)
+pub(crate) const BACKFILL: &str = "INSERT INTO job_counts (org_id, task, status, shard, n)
     SELECT org_id, task, status, 0, count(*) FROM jobs GROUP BY org_id, task, status";
 
 /// The key order m20261202_000015 wrote a statement's deltas in (see
@@ -124,7 +124,7 @@ impl MigrationTrait for Migration {
                 // The backfill and the triggers in one transaction (migrations run in one
                 // on PostgreSQL): no job written in between is missed or counted twice.
                 crate::exec(manager, "LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE").await?;
-                crate::exec(manager, BACKFILL).await?;
+                crate::exec_across_orgs(manager, &[BACKFILL]).await?;
                 crate::exec(manager, &postgres_functions()).await?;
                 // A tenant table like the others: the writer's org only, or across orgs
                 // on purpose (the triggers run as the writer, under its policy).

@@ -77,8 +77,11 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         match manager.get_database_backend() {
             DbBackend::Postgres => {
-                for sql in [
-                    // Shards folded into shard 0 first, then dropped.
+                // Shards folded into shard 0 first (across orgs: the table forces its
+                // policy even on its owner), then dropped.
+                crate::exec_across_orgs(
+                    manager,
+                    &[
                     "UPDATE usage_daily u SET jobs_submitted = s.a, jobs_succeeded = s.b,
                        jobs_failed = s.c, run_ms = s.d, api_requests = s.e
                      FROM (SELECT org_id, day, task, sum(jobs_submitted) a, sum(jobs_succeeded) b,
@@ -92,6 +95,10 @@ impl MigrationTrait for Migration {
                      FROM usage_daily GROUP BY org_id, day, task
                      HAVING NOT bool_or(shard = 0)",
                     "DELETE FROM usage_daily WHERE shard <> 0",
+                    ],
+                )
+                .await?;
+                for sql in [
                     "ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_pkey",
                     "ALTER TABLE usage_daily ADD PRIMARY KEY (org_id, day, task)",
                     "ALTER TABLE usage_daily DROP COLUMN shard",

@@ -68,26 +68,6 @@ const CARRY_BACK: &str =
      FROM jobs
      WHERE status = 'running' AND lease_owner IS NOT NULL AND lease_token IS NOT NULL";
 
-/// Runs data statements; on PostgreSQL inside one block that crosses orgs (the tables
-/// force row-level security, m20261202_000014, even on their owner).
-async fn run_data(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    if manager.get_database_backend() == DbBackend::Postgres {
-        let body: String = statements.iter().map(|s| format!("{s};\n")).collect();
-        let block = format!(
-            "DO $velu$ BEGIN
-               PERFORM set_config('velu.cross_org', 'on', true);
-               {body}
-             END $velu$"
-        );
-        crate::exec(manager, &block).await
-    } else {
-        for sql in statements {
-            crate::exec(manager, sql).await?;
-        }
-        Ok(())
-    }
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -99,7 +79,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        run_data(manager, &CARRY_OVER).await?;
+        crate::exec_across_orgs(manager, &CARRY_OVER).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             crate::exec(manager, &claim_function()).await?;
         }
@@ -114,7 +94,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
-        run_data(manager, &[CARRY_BACK]).await?;
+        crate::exec_across_orgs(manager, &[CARRY_BACK]).await?;
         manager
             .alter_table(
                 Table::alter()

@@ -26,7 +26,7 @@ const CREATE: &str = "CREATE TABLE key_counts (
 )";
 
 /// The counts of the keys already there.
-const BACKFILL: &str = "INSERT INTO key_counts (org_id, unrevoked)
+pub(crate) const BACKFILL: &str = "INSERT INTO key_counts (org_id, unrevoked)
     SELECT org_id, count(*) FROM api_keys
     WHERE org_id IS NOT NULL AND revoked_at IS NULL
     GROUP BY org_id";
@@ -84,7 +84,7 @@ impl MigrationTrait for Migration {
                 // The backfill and the trigger in one transaction (migrations run in one on
                 // PostgreSQL), with key writes held off: no key is missed or counted twice.
                 crate::exec(manager, "LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE").await?;
-                crate::exec(manager, BACKFILL).await?;
+                crate::exec_across_orgs(manager, &[BACKFILL]).await?;
                 crate::exec(manager, POSTGRES).await?;
                 crate::m20261202_000014_row_level_security::protect(manager, "key_counts").await?;
             }

@@ -86,7 +86,7 @@ fn table(name: &str, per_owner: bool) -> TableCreateStatement {
 /// returns.
 async fn swap(manager: &SchemaManager<'_>, per_owner: bool, copy: &str) -> Result<(), DbErr> {
     manager.create_table(table(NEXT, per_owner)).await?;
-    crate::exec(manager, copy).await?;
+    crate::exec_across_orgs(manager, &[copy]).await?;
     manager
         .drop_table(Table::drop().table(Workers::Table).to_owned())
         .await?;

@@ -14,7 +14,7 @@ use velu_core::{Principal, Velu};
 use velu_tests::{TestEnv, backend_tests};
 
 use crate::support::{
-    bootstrap, eventually, fast_worker, owner_tx, platform_key, race, scalar, spawn_worker,
+    bootstrap, eventually, exec, fast_worker, owner_tx, platform_key, race, scalar, spawn_worker,
 };
 
 /// A registration of `id` for `org_id` at `at`, beating every 10 s.
@@ -314,6 +314,14 @@ backend_tests! {
             assert!(r.is_err(), "owner {owner} with org_id {org} was stored");
             drop(tx);
         }
+        // The same insert with a matching owner goes in (the refusals above are the CHECK's).
+        let org = format!("'{}'", acme.org_id);
+        exec(velu, &format!(
+            "INSERT INTO workers (owner, id, org_id, host, version, kinds, remote, concurrency, \
+             heartbeat_secs, running_jobs, started_at, last_seen_at, stale_at) \
+             SELECT {org}, 'odd', {org}, host, version, kinds, remote, concurrency, heartbeat_secs, \
+             running_jobs, started_at, last_seen_at, stale_at FROM workers WHERE id = 'plat-1'"
+        )).await;
     }
 
     async fn odd_registrations_and_filters_are_refused(env) {

@@ -246,3 +246,142 @@ backend_tests! {
         assert_eq!(autovacuum_off(db).await.unwrap(), before);
     }
 }
+
+/// The documented PostgreSQL setup: the database's owner is not a superuser (it needs
+/// `CREATEROLE` once). Row-level security then binds the migrations' own copies and
+/// backfills, unless they cross orgs: run down and up again over live rows, the fleet
+/// registry keeps its workers and the key and job counters count what is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_is_not_a_superuser_keeps_its_rows_through_the_migrations() {
+    use migration::MigratorTrait;
+    let Some((admin, name, url)) = empty_pg_database().await else {
+        eprintln!("skipped: {PG_ENV} is not set");
+        return;
+    };
+    let role = format!("velu_owner_{}", &name[name.len() - 12..]);
+    let su = Database::connect(&admin).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS CREATEROLE"),
+        format!("ALTER DATABASE \"{name}\" OWNER TO {role}"),
+        // velu_app is server-wide: made by whichever test (or this one) came first.
+        "DO $$ BEGIN CREATE ROLE velu_app NOLOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            .to_owned(),
+        format!("GRANT velu_app TO {role}"),
+    ] {
+        su.execute_unprepared(&sql).await.unwrap();
+    }
+    let owner_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        owner_url, url,
+        "the test database URL names the user postgres"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let settings = Settings::new(Some(home.path().to_owned()), Some(owner_url.clone()))
+        .unwrap()
+        .with_pepper(Some("pepper-for-schema-tests-0123".into()));
+    let open = |policy| {
+        let settings = settings.clone();
+        async move {
+            let options = OpenOptions {
+                schema: Some(policy),
+                ..OpenOptions::default()
+            };
+            Velu::open(settings, test_tasks(), options)
+                .await
+                .expect("open as the owner")
+        }
+    };
+    // Live rows: an org with its keys and a job, a platform worker and an org's worker.
+    let velu = open(SchemaPolicy::Apply).await;
+    let who = velu_core::Principal::operator();
+    let boot = velu_core::bootstrap::bootstrap_org(
+        &velu,
+        &who,
+        &velu_core::bootstrap::BootstrapOrg {
+            name: "Acme".into(),
+            slug: "acme".into(),
+            plan: Some("hero".into()),
+            rotate: false,
+        },
+    )
+    .await
+    .unwrap();
+    let org_id = boot.org.id.clone();
+    let submit = velu_core::jobs::SubmitJob {
+        task: "echo".into(),
+        payload: serde_json::json!({}),
+        ..Default::default()
+    };
+    velu_core::jobs::submit_job(&velu, &who, &velu_core::orgs::OrgRef::new("acme"), &submit)
+        .await
+        .unwrap();
+    let at = velu_core::time::now();
+    for org in [None, Some(org_id.clone())] {
+        let reg = velu_core::fleet::WorkerRegistration {
+            id: "w1".into(),
+            org_id: org,
+            host: "h".into(),
+            version: "1".into(),
+            kinds: vec!["echo".into()],
+            remote: true,
+            concurrency: 1,
+            heartbeat: std::time::Duration::from_secs(10),
+            at,
+        };
+        velu_core::fleet::register(&velu, &reg).await.unwrap();
+    }
+    velu.shutdown().await;
+
+    // Down past the key counter and up again, as the owner.
+    let owner = Database::connect(&owner_url).await.unwrap();
+    let steps = crate::support::steps_back_to("m20261205_000023_key_counts");
+    migration::Migrator::down(&owner, Some(steps))
+        .await
+        .expect("down as the owner");
+    migration::Migrator::up(&owner, None)
+        .await
+        .expect("up as the owner");
+    owner.close().await.ok();
+
+    // Seen as the superuser: every row is where it belongs.
+    let su_db = Database::connect(&url).await.unwrap();
+    let count = |sql: &'static str| {
+        let conn = &su_db;
+        async move {
+            conn.query_one_raw(Statement::from_string(
+                conn.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM workers").await,
+        1,
+        "down keeps one row per id"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM key_counts WHERE unrevoked = 3").await,
+        1,
+        "the key counter counts acme's keys"
+    );
+    assert_eq!(
+        count("SELECT COALESCE(sum(n), 0)::bigint FROM job_counts").await,
+        1,
+        "the job counter counts the job"
+    );
+    su_db.close().await.ok();
+    su.close().await.ok();
+    drop_pg_database(&admin, &name).await;
+    let su = Database::connect(&admin).await.unwrap();
+    su.execute_unprepared(&format!("DROP ROLE IF EXISTS {role}"))
+        .await
+        .ok();
+    su.close().await.ok();
+}
