@@ -67,6 +67,8 @@ pub async fn bootstrap_org(
     // It issues (or re-issues) the admin key: only a principal holding every scope of
     // the three roles may, so a narrow platform key cannot mint itself an org admin.
     ensure_holds_all(who, &Role::Admin.scopes())?;
+    // Its keys never expire: a key that does may not issue (or re-issue) them.
+    crate::keys::refuse_if_expiring(velu, who, "bootstrap an org (its keys never expire)").await?;
     validate_name(&input.name)?;
     validate_slug(&input.slug)?;
     if let Some(p) = &input.plan {

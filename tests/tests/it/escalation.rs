@@ -130,6 +130,18 @@ backend_tests! {
         let ops = ops["token"].as_str().unwrap().to_owned();
         let r = env.http(Method::POST, "/v1/orgs/acme/keys", Some(&ops), Some(json!({"name": "ops-forever", "role": "viewer"}))).await;
         assert_eq!((r.status, r.body["field"].as_str()), (400, Some("expires_at")), "{}", r.text);
+        // Nor bootstrap an org, new or existing (its three keys never expire), with every
+        // scope bootstrap needs.
+        let full = env.cli_ok(&["key", "create", "--platform", "--name", "full-temp", "--scopes",
+            "admin:orgs:manage,admin:api_keys:manage,admin:queue:manage,admin:secrets:manage,audit:read,jobs:read,jobs:submit,usage:read",
+            "--expires-at", &hour]).await;
+        let full = full["token"].as_str().unwrap().to_owned();
+        for (slug, rotate) in [("acme", true), ("fresh", false)] {
+            let r = env.http(Method::POST, "/v1/orgs/bootstrap", Some(&full),
+                Some(json!({"name": "X", "slug": slug, "plan": "hero", "rotate": rotate}))).await;
+            assert_eq!((r.status, r.body["field"].as_str()), (400, Some("key")), "{slug}: {}", r.text);
+        }
+        assert_eq!(env.http(Method::GET, "/v1/whoami", Some(&acme.admin), None).await.status, 200, "acme's admin key was not re-issued");
     }
 
     async fn key_operations_never_reach_past_the_actors_scopes(env) {

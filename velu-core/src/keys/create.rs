@@ -129,6 +129,8 @@ pub async fn import_key(
     let name = validate_key_name(&input.name)?;
     let digest = input.hash.trim().trim_end_matches('=').to_owned();
     validate_legacy_digest(&digest)?;
+    super::lifetime::refuse_if_expiring(velu, who, "import a key (imported keys never expire)")
+        .await?;
     let tx = velu.db().write_tx().await?;
     let org = authorize(&tx, who, owner).await?;
     let scopes = requested_scopes(who, org.is_none(), None, &input.scopes)?;

@@ -28,7 +28,24 @@ pub(crate) async fn caller_expiry(
         .one(&tx)
         .await?;
     tx.commit().await?;
-    Ok(row.and_then(|r| r.expires_at))
+    // A key that authenticated has a row; one that is gone since acts no further.
+    let row = row.ok_or(CoreError::Unauthorized)?;
+    Ok(row.expires_at)
+}
+
+/// Refuses `what` (an operation that issues keys that never expire: bootstrap, import)
+/// to a caller whose key expires.
+pub(crate) async fn refuse_if_expiring(velu: &Velu, who: &Principal, what: &str) -> CoreResult<()> {
+    match caller_expiry(velu, who).await? {
+        Some(limit) => Err(CoreError::invalid(
+            "key",
+            format!(
+                "a key that expires ({}) cannot {what}: use a key without expiry",
+                time::format(&limit)
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a new key lasting until `wanted` (`None`: forever) from a caller whose key

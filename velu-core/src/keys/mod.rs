@@ -23,6 +23,7 @@ pub(crate) use access::ensure_holds_all;
 pub(crate) use create::{NewKey, insert_key};
 pub use create::{create_key, import_key};
 pub use documents::*;
+pub(crate) use lifetime::refuse_if_expiring;
 pub use read::{list_keys, show_key, whoami};
 pub(crate) use steer::apply_rotation;
 pub use steer::{revoke_key, rotate_key};

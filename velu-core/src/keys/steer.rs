@@ -112,9 +112,12 @@ pub async fn rotate_key(
 }
 
 /// Stores a new secret hash on `model` (inside the caller's transaction), with audit.
-/// Only over the secret `model` was read with: a rotation that committed since (two at
-/// once, on PostgreSQL) makes this one a `conflict`, rather than this one's write keeping
-/// a stale previous secret and losing the other's new one.
+/// Only over the rotation `model` was read with: a rotation (or revocation) that
+/// committed since (two at once, on PostgreSQL) makes this one a `conflict`, rather than
+/// this one's write keeping a stale previous secret and losing the other's new one. A
+/// first use that rewrote the hash of the same secret (argon2id to HMAC) meanwhile is no
+/// rotation: this one goes through, its previous secret read in the older form, which
+/// still verifies.
 pub(crate) async fn apply_rotation<C: ConnectionTrait>(
     conn: &C,
     who: &Principal,
@@ -133,6 +136,10 @@ pub(crate) async fn apply_rotation<C: ConnectionTrait>(
         let until = at + chrono::Duration::from_std(grace).expect("grace is bounded");
         (Some(old_hash.clone()), Some(until))
     };
+    let rotated_as_read = match model.rotated_at {
+        Some(t) => Column::RotatedAt.eq(t),
+        None => Column::RotatedAt.is_null(),
+    };
     let done = api_keys::Entity::update_many()
         .col_expr(Column::SecretHash, Expr::value(secret_hash))
         .col_expr(Column::PreviousSecretHash, Expr::value(previous))
@@ -141,7 +148,7 @@ pub(crate) async fn apply_rotation<C: ConnectionTrait>(
         .col_expr(Column::RotatedAt, Expr::value(Some(at)))
         .col_expr(Column::UpdatedAt, Expr::value(at))
         .filter(Column::Kid.eq(kid.as_str()))
-        .filter(Column::SecretHash.eq(old_hash.as_str()))
+        .filter(rotated_as_read)
         .filter(Column::RevokedAt.is_null())
         .exec(conn)
         .await?;
