@@ -21,7 +21,7 @@ use crate::db::CrossOrg;
 use crate::db::notify::{self, Change};
 use crate::entity::queue_pauses;
 use crate::jobs::JobStatus;
-use crate::principal::Principal;
+use crate::principal::{ActorType, Principal};
 use crate::queue::{self, PauseScope};
 use crate::scopes::Scope;
 use crate::tenancy::{OrgRef, OrgScope};
@@ -156,16 +156,26 @@ async fn count_jobs<C: ConnectionTrait>(
     crate::jobs::counts::in_status(conn, org_id, status).await
 }
 
-/// The org's queue as `who` may see it. An org key reads the kinds paused for everyone
-/// with the platform as their author (`actor_type` and `actor_id` both `platform`): the
-/// operator's OS user name or a platform key's id are not a tenant's to know.
+/// The org's queue as `who` may see it. An org key reads the platform as the author
+/// (`actor_type` and `actor_id` both `platform`) of the kinds paused for everyone, and of
+/// its org's own pause when the operator or a platform key made it: the operator's OS
+/// user name or a platform key's id are not a tenant's to know.
 async fn queue_state<C: ConnectionTrait>(
     conn: &C,
     who: &Principal,
     org: &OrgScope,
 ) -> CoreResult<QueueState> {
     let tenant = who.org_id.is_some();
-    let own = find(conn, PauseScope::Org, org.id()).await?;
+    let mut own = find(conn, PauseScope::Org, org.id())
+        .await?
+        .map(Pause::from_model);
+    if tenant
+        && let Some(p) = &mut own
+        && !by_org_key(conn, org, p).await?
+    {
+        p.actor_type = PLATFORM.into();
+        p.actor_id = PLATFORM.into();
+    }
     let tasks = queue_pauses::Entity::find()
         .filter(queue_pauses::Column::Scope.eq(PauseScope::Task.as_str()))
         .order_by_asc(queue_pauses::Column::Target)
@@ -174,7 +184,7 @@ async fn queue_state<C: ConnectionTrait>(
     Ok(QueueState {
         org_id: org.id().to_owned(),
         paused: own.is_some(),
-        pause: own.map(Pause::from_model),
+        pause: own,
         paused_tasks: tasks
             .into_iter()
             .map(|m| {
@@ -189,6 +199,18 @@ async fn queue_state<C: ConnectionTrait>(
         queued: count_jobs(conn, org.id(), JobStatus::Queued).await?,
         running: count_jobs(conn, org.id(), JobStatus::Running).await?,
     })
+}
+
+/// Whether pause `p` of `org` was made by one of the org's own keys.
+async fn by_org_key<C: ConnectionTrait>(conn: &C, org: &OrgScope, p: &Pause) -> CoreResult<bool> {
+    if p.actor_type != ActorType::ApiKey.as_str() {
+        return Ok(false);
+    }
+    let key = crate::entity::api_keys::Entity::find_by_id(p.actor_id.clone())
+        .filter(crate::entity::api_keys::Column::OrgId.eq(org.id()))
+        .one(conn)
+        .await?;
+    Ok(key.is_some())
 }
 
 /// Inserts a pause unless one is there; true when this call paused.

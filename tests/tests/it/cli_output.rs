@@ -82,7 +82,6 @@ backend_tests! {
     }
 }
 
-/// A key file for remote mode, in the world's home.
 /// Runs `velu-cli` with the arguments of `VELU_CHILD_CLI_ARGS` (a JSON list) and exits
 /// with its status: how a test runs the CLI in a process with an environment of its own.
 #[tokio::test]
@@ -123,6 +122,7 @@ async fn cli_in_child(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// A key file for remote mode, in the world's home.
 fn key_file(env: &velu_tests::TestEnv, name: &str, key: &str) -> String {
     let path = env.home().join(format!("{name}.key"));
     std::fs::write(&path, format!("{key}\n")).unwrap();

@@ -136,6 +136,16 @@ backend_tests! {
         assert_eq!(pause["reason"], "slow disks");
         let operator = env.cli_ok(&["queue", "show", "--org", "alpha"]).await;
         assert_eq!(operator["paused_tasks"][0]["pause"]["actor_type"], "cli", "the operator sees who");
+        // The org's own pause, made by the operator: the same; made by its own admin key:
+        // that key, which the org knows.
+        env.cli_ok(&["queue", "pause", "--org", "alpha"]).await;
+        let shown = env.http(Method::GET, "/v1/orgs/alpha/queue", Some(&alpha.admin), None).await;
+        assert_eq!(shown.body["pause"]["actor_id"], "platform", "{}", shown.text);
+        env.cli_ok(&["queue", "resume", "--org", "alpha"]).await;
+        let paused = env.http(Method::POST, "/v1/orgs/alpha/queue/pause", Some(&alpha.admin), None).await;
+        assert_eq!(paused.body["pause"]["actor_type"], "api_key", "{}", paused.text);
+        assert_ne!(paused.body["pause"]["actor_id"], "platform", "{}", paused.text);
+        env.http(Method::POST, "/v1/orgs/alpha/queue/resume", Some(&alpha.admin), None).await;
         let report = drain_queue(env.velu(), fast_worker("w1")).await;
         assert_eq!(report.succeeded, 2);
         for (org, id) in &echoes {
@@ -240,7 +250,11 @@ backend_tests! {
             .http(Method::POST, "/v1/orgs/alpha/queue/pause", Some(&alpha.admin), Some(json!({"reason": "second"})))
             .await;
         assert_eq!(again.status, 200);
-        assert_eq!(again.body["pause"], first["pause"], "a second pause changes nothing");
+        for field in ["paused_at", "reason"] {
+            assert_eq!(again.body["pause"][field], first["pause"][field], "a second pause changes nothing");
+        }
+        // The org's admin reads the operator's pause as the platform's.
+        assert_eq!((again.body["pause"]["actor_type"].as_str(), first["pause"]["actor_type"].as_str()), (Some("platform"), Some("cli")));
         for _ in 0..2 {
             env.cli_ok(&["queue", "resume", "--org", "alpha"]).await;
         }

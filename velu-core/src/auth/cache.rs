@@ -65,15 +65,16 @@ pub(crate) struct VerifiedCache {
 struct KnownGood {
     kid: String,
     digest: [u8; 32],
+    /// When the secret stops being valid on its own (so full maps shed these first).
+    valid_until: Option<DateTime<Utc>>,
 }
 
-/// Most keys with verified entries (each entry about 400 bytes): past it, expired entries
-/// are swept, and if that is not enough the entries start over (each key then costs one
-/// verification again). An org minting short-lived keys can grow the map only this far.
+/// Most keys with verified entries (each entry about 400 bytes), and with a remembered
+/// known-good secret (about 100 bytes): past it, expired ones are swept, and if that
+/// leaves the map nine tenths full it starts over (each key then costs one verification
+/// again). An org minting short-lived keys can grow the maps only this far, and its
+/// expired keys go first.
 const HANDLES_TOTAL: usize = 100_000;
-
-/// Most remembered known-good secrets (about 80 bytes each).
-const KNOWN_GOOD_TOTAL: usize = 100_000;
 
 /// A secret that failed against a key whose hashes were `hashes`.
 #[derive(Debug, Clone)]
@@ -167,12 +168,17 @@ impl VerifiedCache {
     pub fn put(&self, handle: String, entry: Entry, at: DateTime<Utc>) {
         {
             let mut known = self.known();
-            if known.len() >= KNOWN_GOOD_TOTAL {
-                known.clear();
+            if known.len() >= self.max_handles && !known.contains_key(&handle) {
+                known.retain(|_, k| k.valid_until.is_none_or(|u| u > at));
+                // Not a sweep per insert once nearly full: start over instead.
+                if known.len() >= self.max_handles * 9 / 10 {
+                    known.clear();
+                }
             }
             let good = KnownGood {
                 kid: entry.kid.clone(),
                 digest: entry.digest,
+                valid_until: entry.valid_until,
             };
             known.insert(handle.clone(), good);
         }
@@ -181,7 +187,7 @@ impl VerifiedCache {
             map.values_mut()
                 .for_each(|l| l.retain(|e| e.valid_until.is_none_or(|u| u > at)));
             map.retain(|_, l| !l.is_empty());
-            if map.len() >= self.max_handles {
+            if map.len() >= self.max_handles * 9 / 10 {
                 map.clear();
             }
         }
@@ -326,6 +332,12 @@ mod tests {
         // A job change (every submit) drops nothing.
         c.invalidate(&Change::Jobs("o".into()));
         assert!(c.len() > 0);
+        // Known-good secrets are bounded the same way, expired ones first.
+        assert!(
+            c.known().len() <= 3,
+            "{} known-good secrets",
+            c.known().len()
+        );
     }
 
     #[test]

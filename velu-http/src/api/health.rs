@@ -38,9 +38,9 @@ impl HealthApi {
         })
     }
 
-    /// The database is reachable and its schema current (503 otherwise, with the error's
-    /// code as `status`: `unavailable` or `schema_mismatch`; the cause, which may name the
-    /// database's user or the pending migrations, is in the server's log).
+    /// The database is reachable and its schema current (503 otherwise). On a 503 the
+    /// `status` is the error's code, `unavailable` or `schema_mismatch`; the cause, which
+    /// may name the database's user or the pending migrations, is in the server's log.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, velu: Data<&Velu>) -> Ready {
         let check = async {
