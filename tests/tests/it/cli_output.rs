@@ -82,21 +82,6 @@ backend_tests! {
     }
 }
 
-/// Runs `velu-cli` with the arguments of `VELU_CHILD_CLI_ARGS` (a JSON list) and exits
-/// with its status: how a test runs the CLI in a process with an environment of its own.
-#[tokio::test]
-#[ignore = "run as a child process by the tests that need one"]
-async fn child_cli_process() {
-    let Ok(args) = std::env::var("VELU_CHILD_CLI_ARGS") else {
-        return;
-    };
-    let args: Vec<String> = serde_json::from_str(&args).unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = velu_cli::run(args, &mut out, &mut err).await;
-    eprintln!("{}", String::from_utf8_lossy(&err));
-    std::process::exit(i32::from(code));
-}
-
 /// `velu-cli <args>` in a child process with `envs` set: its exit status and stderr.
 /// Awaited, so that this process's runtime goes on serving the child's requests.
 async fn cli_in_child(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
@@ -104,7 +89,7 @@ async fn cli_in_child(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
     all.extend_from_slice(args);
     let out = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "cli_output::child_cli_process",
+            "support::child_cli_process",
             "--exact",
             "--ignored",
             "--nocapture",

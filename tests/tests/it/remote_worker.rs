@@ -359,8 +359,8 @@ backend_tests! {
         let args: Vec<String> = ["velu-cli", "--home", home.to_str().unwrap(), "worker", "--server", &server.url,
             "--id", "doomed", "--lease", "3s", "--poll", "1s"].map(String::from).to_vec();
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["worker::child_worker_process", "--exact", "--ignored", "--nocapture"])
-            .env("VELU_CHILD_WORKER_ARGS", serde_json::to_string(&args).unwrap())
+            .args(["support::child_cli_process", "--exact", "--ignored", "--nocapture"])
+            .env("VELU_CHILD_CLI_ARGS", serde_json::to_string(&args).unwrap())
             .env("VELU_API_KEY", &key)
             .env_remove("VELU_DATABASE_URL")
             .stdout(std::process::Stdio::null())

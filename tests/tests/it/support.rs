@@ -242,3 +242,20 @@ pub fn steps_back_to(name: &str) -> u32 {
         .expect("the step exists");
     (all.len() - at) as u32
 }
+
+/// Runs `velu-cli` with the arguments of `VELU_CHILD_CLI_ARGS` (a JSON list) in this test
+/// binary as a separate process, and exits with its status (its stderr on stderr): how a
+/// test runs the CLI in a process it can kill, or with an environment of its own. Does
+/// nothing when run normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "started as a child process by the tests that need one"]
+async fn child_cli_process() {
+    let Ok(args) = std::env::var("VELU_CHILD_CLI_ARGS") else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = velu_cli::run(args, &mut out, &mut err).await;
+    eprintln!("{}", String::from_utf8_lossy(&err));
+    std::process::exit(i32::from(code));
+}

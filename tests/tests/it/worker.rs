@@ -275,19 +275,6 @@ backend_tests! {
     }
 }
 
-/// Runs `velu-cli worker` in this test binary as a separate process (see
-/// `a_worker_killed_with_sigkill_is_replaced`). Does nothing when run normally.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "started as a child process by a_worker_killed_with_sigkill_is_replaced"]
-async fn child_worker_process() {
-    let Ok(args) = std::env::var("VELU_CHILD_WORKER_ARGS") else {
-        return;
-    };
-    let args: Vec<String> = serde_json::from_str(&args).unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    velu_cli::run(args, &mut out, &mut err).await;
-}
-
 backend_tests! {
     async fn a_worker_killed_with_sigkill_is_replaced(env) {
         bootstrap(&env, "acme", "hero").await;
@@ -295,8 +282,8 @@ backend_tests! {
         let mut args = env.cli_prefix();
         args.extend(["worker", "--id", "doomed", "--lease", "3s", "--poll", "1s"].map(String::from));
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["worker::child_worker_process", "--exact", "--ignored", "--nocapture"])
-            .env("VELU_CHILD_WORKER_ARGS", serde_json::to_string(&args).unwrap())
+            .args(["support::child_cli_process", "--exact", "--ignored", "--nocapture"])
+            .env("VELU_CHILD_CLI_ARGS", serde_json::to_string(&args).unwrap())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
