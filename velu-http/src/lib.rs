@@ -19,6 +19,7 @@ pub mod logs;
 mod metrics_listener;
 pub mod model;
 pub mod problem;
+mod ready;
 mod serve;
 
 pub use metrics_listener::{MetricsListener, listen_metrics, listen_worker_metrics, metrics_app};
@@ -90,6 +91,7 @@ pub fn app(velu: Velu) -> impl Endpoint {
         .at("/docs/", fixed(&STATIC.docs))
         .nest("/", svc)
         .data(velu)
+        .data(Arc::new(ready::ReadyCache::default()))
         .around(|ep, req| async move {
             if is_root(&req) {
                 return Ok(Redirect::see_other("/docs").into_response());

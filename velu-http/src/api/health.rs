@@ -3,7 +3,11 @@
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+
 use velu_core::Velu;
+
+use crate::ready::ReadyCache;
 
 use super::Tag;
 
@@ -41,22 +45,26 @@ impl HealthApi {
     /// The database is reachable and its schema current (503 otherwise). On a 503 the
     /// `status` is the error's code, `unavailable` or `schema_mismatch`; the cause, which
     /// may name the database's user or the pending migrations, is in the server's log.
+    /// One check runs at a time and its answer serves every caller for a second.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
-    async fn ready(&self, velu: Data<&Velu>) -> Ready {
+    async fn ready(&self, velu: Data<&Velu>, cache: Data<&Arc<ReadyCache>>) -> Ready {
         let check = async {
-            velu.db().ping().await?;
-            velu.db().require_current_schema().await
+            let checked = async {
+                velu.db().ping().await?;
+                velu.db().require_current_schema().await
+            };
+            checked.await.map_err(|e| {
+                tracing::warn!(error = %e, "not ready");
+                e.code()
+            })
         };
-        match check.await {
+        match cache.get(check).await {
             Ok(()) => Ready::Ready(Json(Health {
                 status: "ok".into(),
             })),
-            Err(e) => {
-                tracing::warn!(error = %e, "not ready");
-                Ready::NotReady(Json(Health {
-                    status: e.code().into(),
-                }))
-            }
+            Err(code) => Ready::NotReady(Json(Health {
+                status: code.into(),
+            })),
         }
     }
 }
