@@ -32,6 +32,7 @@ mod m20261204_000022_read_functions;
 mod m20261205_000023_key_counts;
 mod m20261206_000024_workers_per_owner;
 mod m20261206_000025_recount_counters;
+mod m20261206_000026_page_bytes;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000023_key_counts::Migration),
             Box::new(m20261206_000024_workers_per_owner::Migration),
             Box::new(m20261206_000025_recount_counters::Migration),
+            Box::new(m20261206_000026_page_bytes::Migration),
         ]
     }
 }

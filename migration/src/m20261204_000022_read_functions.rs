@@ -88,7 +88,7 @@ DROP FUNCTION IF EXISTS velu_enter_org(text, text, text);
 /// `velu_list_jobs(column, org, visible_to, status, task, before, limit)`: a page of the
 /// org's jobs newest first, with status `status` and task `task` when not null, ids
 /// before `before` when not null, at most `limit`; one `RETURN QUERY` per combination.
-fn list_function() -> String {
+pub(crate) fn list_function() -> String {
     let mut branches = Vec::new();
     for status in [false, true] {
         for task in [false, true] {

@@ -5,6 +5,10 @@
 //! the last item, the list it belongs to and a fingerprint of the filters it was made
 //! with, so a cursor replayed against another list or other filters is refused as
 //! `invalid` instead of silently skipping rows.
+//!
+//! Lists of rows that carry documents (jobs, schedules) also stop a page at
+//! [`MAX_PAGE_BYTES`] of stored documents, so a page may hold fewer items than `limit`
+//! and still have a `next_cursor`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,6 +21,12 @@ use crate::{CoreError, CoreResult};
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: u32 = 200;
+/// Most bytes of stored documents (a job's payload, result and error; a schedule's
+/// payload) a page reads: a row is on the page when the rows before it hold fewer, so
+/// a page always has its first row and ends after the row that reaches this. Without it
+/// a page of 200 jobs with 1 MiB payloads would read, parse and send 200 MiB. As much as
+/// one request body may carry.
+pub const MAX_PAGE_BYTES: i64 = 2 * 1024 * 1024;
 
 /// What a caller asks of a list: how many items and where to start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,6 +106,29 @@ impl PageQuery {
     ) -> Page<T> {
         let more = rows.len() as u64 > self.limit;
         rows.truncate(self.limit as usize);
+        let next_cursor = match (more, rows.last()) {
+            (true, Some(last)) => Some(encode(self.list, &self.filters, key(last))),
+            _ => None,
+        };
+        Page {
+            items: rows.into_iter().map(map).collect(),
+            next_cursor,
+        }
+    }
+
+    /// Builds the page from the `rows` a byte-bounded read kept (newest or oldest first,
+    /// as the list sorts) out of the `seen` rows its scan saw (at most `limit + 1`, see
+    /// [`MAX_PAGE_BYTES`]): another page follows when the scan saw more rows than the page
+    /// holds, cut by the limit or by the bytes.
+    pub fn finish_seen<R, T>(
+        &self,
+        mut rows: Vec<R>,
+        seen: u64,
+        key: impl Fn(&R) -> Vec<String>,
+        map: impl FnMut(R) -> T,
+    ) -> Page<T> {
+        rows.truncate(self.limit as usize);
+        let more = seen > rows.len() as u64;
         let next_cursor = match (more, rows.last()) {
             (true, Some(last)) => Some(encode(self.list, &self.filters, key(last))),
             _ => None,
@@ -204,6 +237,25 @@ mod tests {
         assert_eq!(q2.after_one(), Some("b"));
         let last = q2.finish(vec!["c"], |r| vec![r.to_string()], |r| r);
         assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn a_page_cut_short_by_bytes_still_has_a_cursor() {
+        let q = req(Some(3), None).validate("jobs", "").unwrap();
+        let key = |r: &&str| vec![r.to_string()];
+        // The scan saw four rows (one past the limit): cut by the limit.
+        let page = q.finish_seen(vec!["a", "b", "c", "d"], 4, key, |r| r);
+        assert_eq!(page.items, vec!["a", "b", "c"]);
+        assert!(page.next_cursor.is_some());
+        // It saw three and the bytes kept one: more follow, after the one kept.
+        let page = q.finish_seen(vec!["a"], 3, key, |r| r);
+        assert_eq!(page.items, vec!["a"]);
+        let cursor = page.next_cursor.expect("cut by the bytes");
+        let next = req(Some(3), Some(&cursor)).validate("jobs", "").unwrap();
+        assert_eq!(next.after_one(), Some("a"));
+        // It saw two and kept both: the last page.
+        let page = q.finish_seen(vec!["a", "b"], 2, key, |r| r);
+        assert_eq!(page.next_cursor, None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod keys;
 mod metrics;
 mod one_statement_reads;
 mod orgs;
+mod page_bytes;
 mod parity;
 mod parity_events;
 mod parity_queue;

@@ -351,11 +351,12 @@ backend_tests! {
             assert_eq!(count(&env, attempts, args(column, org, visible)).await, 0, "{column} {org} {visible:?}");
         }
         // The list: alpha's job, by either name, filtered, before a cursor; never beta's.
-        let list = "SELECT count(*) FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7)";
+        let list = "SELECT count(*) FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7, $8)";
         let page = |org: &str, visible: Option<&str>, status: Option<&str>, before: Option<&str>| -> Vec<Value> {
             vec!["slug".into(), org.into(), visible.map(str::to_owned).into(),
                 status.map(str::to_owned).into(), None::<String>.into(),
-                before.map(str::to_owned).into(), 10i64.into()]
+                before.map(str::to_owned).into(), 10i64.into(),
+                velu_core::pagination::MAX_PAGE_BYTES.into()]
         };
         assert_eq!(count(&env, list, page("alpha", None, None, None)).await, 1);
         assert_eq!(count(&env, list, page("alpha", Some(alpha.org_id.as_str()), Some("succeeded"), None)).await, 1);

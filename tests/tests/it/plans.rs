@@ -207,6 +207,53 @@ backend_tests! {
         }
     }
 
+    async fn sqlite_reads_a_page_of_jobs_in_index_order_within_its_bytes(env) {
+        if env.backend() == Backend::Postgres {
+            return; // the function's reads are counted below
+        }
+        let alpha = bootstrap(&env, "alpha", "hero").await;
+        plant(&env, &alpha.org_id, "succeeded", 1, 400).await;
+        let middle = "00000000-0000-7000-8000-000000000100";
+        let tx = env.velu().db().read_tx().await.unwrap();
+        for status in [None, Some("succeeded")] {
+            for task in [None, Some("echo")] {
+                for before in [None, Some(middle)] {
+                    let statement = velu_core::jobs::page_statement(
+                        tx.get_database_backend(), &alpha.org_id, status, task, before, 21,
+                    );
+                    let explain = Statement::from_sql_and_values(
+                        statement.db_backend,
+                        format!("EXPLAIN QUERY PLAN {}", statement.sql),
+                        statement.values.map(|v| v.0).unwrap_or_default(),
+                    );
+                    let plan = tx.query_all_raw(explain).await.unwrap().iter()
+                        .map(|r| r.try_get_by_index::<String>(3).unwrap())
+                        .collect::<Vec<_>>().join("\n");
+                    let case = format!("{status:?} {task:?} {before:?}");
+                    // Sorted are only the page's ids and sizes the scan kept (for the
+                    // window) and the page's rows read back by id, at most the limit
+                    // asked each: never the org's rows, read off their index in order.
+                    let lines: Vec<&str> = plan.lines().map(str::trim).collect();
+                    for (i, line) in lines.iter().enumerate() {
+                        if line.contains("TEMP B-TREE") {
+                            let read = lines[..i].iter().rev()
+                                .find(|l| l.starts_with("SCAN") || l.starts_with("SEARCH"));
+                            assert!(
+                                read.is_some_and(|l| l.starts_with("SCAN (subquery")
+                                    || l.starts_with("SEARCH j USING INDEX sqlite_autoindex_jobs")),
+                                "{case}: only the page may be sorted:\n{plan}"
+                            );
+                        }
+                    }
+                    assert!(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+                        "{case}: a page reads an index in order:\n{plan}");
+                    assert!(!plan.contains("SCAN j\n") && !plan.lines().any(|l| l.trim() == "SCAN j"),
+                        "{case}: never the whole table:\n{plan}");
+                }
+            }
+        }
+    }
+
     async fn the_list_function_reads_a_page_not_the_history_without_statistics(env) {
         if env.backend() == Backend::Sqlite {
             return; // no stored functions on SQLite: the list is the statements above
@@ -241,12 +288,13 @@ backend_tests! {
                 let rows: i64 = tx
                     .query_one_raw(Statement::from_sql_and_values(
                         backend,
-                        "SELECT count(*) FROM velu_list_jobs('slug', 'beta', NULL, $1, $2, $3, $4)",
+                        "SELECT count(*) FROM velu_list_jobs('slug', 'beta', NULL, $1, $2, $3, $4, $5)",
                         [
                             status.map(str::to_owned).into(),
                             task.map(str::to_owned).into(),
                             before.map(str::to_owned).into(),
                             page.into(),
+                            velu_core::pagination::MAX_PAGE_BYTES.into(),
                         ],
                     ))
                     .await.unwrap().expect("a row").try_get_by_index(0).unwrap();

@@ -31,7 +31,9 @@ use crate::{CoreError, CoreResult};
 pub(crate) use group::GroupCommitter;
 pub use input::{SubmitJob, parse_batch};
 pub(crate) use read::find_job as find_job_row;
-pub use read::{JobFilter, JobStats, job_stats, list_jobs, list_jobs_in, show_job, show_job_in};
+pub use read::{
+    JobFilter, JobStats, job_stats, list_jobs, list_jobs_in, page_statement, show_job, show_job_in,
+};
 pub use steer::{cancel_job, retry_job};
 pub use submit::{BatchSubmitted, MAX_BATCH, Submitted, SubmittedJob, submit_batch, submit_job};
 pub(crate) use submit::{submit_in_tx, validate_submission};

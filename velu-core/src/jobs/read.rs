@@ -2,16 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
+use super::read_one::{PageFilter, list_statement, read_page};
 use super::{Job, JobAttempt, JobDetail, JobStatus};
 use crate::entity::{job_attempts, jobs};
 use crate::ids::is_uuid;
 use crate::pagination::{Page, PageQuery, PageRequest};
 use crate::principal::Principal;
 use crate::scopes::Scope;
-use crate::tenancy::OrgRef;
+use crate::tenancy::{OrgLookup, OrgRef};
 use crate::{CoreError, CoreResult, Velu};
 
 /// Filters of `job list`.
@@ -65,20 +66,47 @@ pub async fn list_jobs_in<C: ConnectionTrait>(
     page: &PageRequest,
 ) -> CoreResult<Page<Job>> {
     let (status, q) = checked_list(org_id, filter, page)?;
-    let mut select = jobs::Entity::find()
-        .filter(jobs::Column::OrgId.eq(org_id))
-        .order_by_desc(jobs::Column::Id)
-        .limit(q.fetch());
-    if let Some(s) = status {
-        select = select.filter(jobs::Column::Status.eq(s.as_str()));
-    }
-    if let Some(t) = &filter.task {
-        select = select.filter(jobs::Column::Task.eq(t.as_str()));
-    }
-    if let Some(after) = q.after_one() {
-        select = select.filter(jobs::Column::Id.lt(after));
-    }
-    page_of(&q, select.all(conn).await?)
+    // The one statement's read, bound by id to the org already entered: both paths cut a
+    // page at the same bytes.
+    let lookup = OrgLookup {
+        column: "id",
+        text: org_id,
+        visible_to: None,
+    };
+    let wanted = PageFilter {
+        status: status.map(|s| s.as_str()),
+        task: filter.task.as_deref(),
+        before: q.after_one(),
+        limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
+    };
+    let statement = list_statement(conn.get_database_backend(), lookup, wanted);
+    let (rows, seen) = read_page(conn, statement).await?;
+    page_of(&q, rows, seen)
+}
+
+/// The statement of a page of org `org_id`'s jobs with these filters, as both paths of
+/// [`list_jobs`] read it on `backend`: public for the tests that hold its plans.
+#[doc(hidden)]
+pub fn page_statement(
+    backend: sea_orm::DbBackend,
+    org_id: &str,
+    status: Option<&str>,
+    task: Option<&str>,
+    before: Option<&str>,
+    fetch: i64,
+) -> sea_orm::Statement {
+    let lookup = OrgLookup {
+        column: "id",
+        text: org_id,
+        visible_to: None,
+    };
+    let wanted = PageFilter {
+        status,
+        task,
+        before,
+        limit: fetch,
+    };
+    list_statement(backend, lookup, wanted)
 }
 
 /// A job list's filters and page request of org `org_id`, checked as every path checks
@@ -109,9 +137,10 @@ pub(super) fn checked_list(
     Ok((status, q))
 }
 
-/// The page of `rows` (up to `q.fetch()` of them, newest first).
-pub(super) fn page_of(q: &PageQuery, rows: Vec<jobs::Model>) -> CoreResult<Page<Job>> {
-    let page = q.finish(rows, |r| vec![r.id.clone()], Job::from_model);
+/// The page of the `rows` a byte-bounded read kept (newest first) out of the `seen` its
+/// scan saw (see `PageQuery::finish_seen`).
+pub(super) fn page_of(q: &PageQuery, rows: Vec<jobs::Model>, seen: u64) -> CoreResult<Page<Job>> {
+    let page = q.finish_seen(rows, seen, |r| vec![r.id.clone()], Job::from_model);
     Ok(Page {
         items: page.items.into_iter().collect::<CoreResult<_>>()?,
         next_cursor: page.next_cursor,

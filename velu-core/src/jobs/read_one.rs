@@ -17,13 +17,13 @@
 //! org or job, an empty page) goes the ordinary way, which enters first and gives the
 //! exact answer or error, so both paths answer alike by construction.
 
-use sea_orm::{DbBackend, EntityTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, Value};
 
 use super::read::{checked_list, detail_of, has_ended_attempts, page_of};
 use super::{Job, JobDetail, JobFilter};
 use crate::entity::{job_attempts, jobs};
 use crate::ids::is_uuid;
-use crate::pagination::{Page, PageRequest};
+use crate::pagination::{MAX_PAGE_BYTES, Page, PageRequest};
 use crate::principal::Principal;
 use crate::scopes::Scope;
 use crate::tenancy::{OrgLookup, OrgRef};
@@ -99,10 +99,11 @@ pub async fn list_jobs(
         before: q.after_one(),
         limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
     };
-    let rows = jobs::Entity::find()
-        .from_raw_sql(list_statement(conn.get_database_backend(), lookup, wanted))
-        .all(conn)
-        .await?;
+    let (rows, seen) = read_page(
+        conn,
+        list_statement(conn.get_database_backend(), lookup, wanted),
+    )
+    .await?;
     // An empty page: only the ordinary path tells an org without such jobs from a
     // missing one.
     let Some(org_id) = rows.first().map(|r| r.org_id.clone()) else {
@@ -121,17 +122,18 @@ pub async fn list_jobs(
         Some(_) => q,
         None => checked_list(&org_id, filter, page)?.1,
     };
-    page_of(&q, rows).map(Some)
+    page_of(&q, rows, seen).map(Some)
 }
 
 /// What a page asks for, checked (`checked_list`).
 #[derive(Debug, Clone, Copy)]
-struct PageFilter<'a> {
-    status: Option<&'a str>,
-    task: Option<&'a str>,
+pub(super) struct PageFilter<'a> {
+    pub status: Option<&'a str>,
+    pub task: Option<&'a str>,
     /// Ids before this one (the cursor), newest first.
-    before: Option<&'a str>,
-    limit: i64,
+    pub before: Option<&'a str>,
+    /// Rows to fetch: the page and one more.
+    pub limit: i64,
 }
 
 /// The org lookup's arguments: `column` is `id` or `slug`, never the caller's text.
@@ -199,13 +201,20 @@ fn pg_call(function: &'static str, lookup: OrgLookup<'_>, values: Vec<Value>) ->
     )
 }
 
-/// A page of the looked-up org's jobs, newest first. On SQLite, the filters given and
-/// no others, so each combination reads off the index of its filters, as the ordinary
-/// path's query does.
-fn list_statement(backend: DbBackend, lookup: OrgLookup<'_>, page: PageFilter<'_>) -> Statement {
+/// A page of the looked-up org's jobs, newest first, cut at [`MAX_PAGE_BYTES`] of stored
+/// documents (see `pagination`), each row with how many rows the scan saw
+/// (`listed_seen`, read by [`read_page`]). The scan reads ids and sizes only; the rows on
+/// the page are then read whole. On PostgreSQL through `velu_list_jobs` (migration
+/// m20261206_000026); on SQLite the filters given and no others, so each combination
+/// reads off the index of its filters, as the function's branches do.
+pub(super) fn list_statement(
+    backend: DbBackend,
+    lookup: OrgLookup<'_>,
+    page: PageFilter<'_>,
+) -> Statement {
     let [org, visible_to] = lookup_values(lookup);
     if backend != DbBackend::Sqlite {
-        let args: [Value; 7] = [
+        let args: [Value; 8] = [
             lookup.column.into(),
             org,
             visible_to,
@@ -213,17 +222,15 @@ fn list_statement(backend: DbBackend, lookup: OrgLookup<'_>, page: PageFilter<'_
             page.task.map(str::to_owned).into(),
             page.before.map(str::to_owned).into(),
             page.limit.into(),
+            MAX_PAGE_BYTES.into(),
         ];
         return Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT * FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7)",
+            "SELECT (l.listed).*, l.listed_seen FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7, $8) l",
             args,
         );
     }
-    let mut sql = format!(
-        "SELECT j.* FROM jobs j WHERE j.org_id = {}",
-        sqlite_org(lookup)
-    );
+    let mut filter = format!("j.org_id = {}", sqlite_org(lookup));
     let mut values = vec![org, visible_to];
     for (condition, value) in [
         ("j.status =", page.status),
@@ -232,10 +239,41 @@ fn list_statement(backend: DbBackend, lookup: OrgLookup<'_>, page: PageFilter<'_
     ] {
         if let Some(v) = value {
             values.push(v.into());
-            sql.push_str(&format!(" AND {condition} ?{}", values.len()));
+            filter.push_str(&format!(" AND {condition} ?{}", values.len()));
         }
     }
     values.push(page.limit.into());
-    sql.push_str(&format!(" ORDER BY j.id DESC LIMIT ?{}", values.len()));
+    let limit = values.len();
+    values.push(MAX_PAGE_BYTES.into());
+    let budget = values.len();
+    let sql = format!(
+        "SELECT j.*, w.seen AS listed_seen FROM ( \
+           SELECT s.id, s.size, \
+                  sum(s.size) OVER (ORDER BY s.id DESC ROWS UNBOUNDED PRECEDING) AS through, \
+                  count(*) OVER () AS seen \
+           FROM (SELECT j.id AS id, octet_length(j.payload) \
+                        + COALESCE(octet_length(j.result), 0) \
+                        + COALESCE(octet_length(j.error), 0) AS size \
+                 FROM jobs j WHERE {filter} ORDER BY j.id DESC LIMIT ?{limit}) s \
+         ) w JOIN jobs j ON j.id = w.id \
+         WHERE w.through - w.size < ?{budget} ORDER BY w.id DESC"
+    );
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The rows of a byte-bounded page ([`list_statement`]) and how many rows its scan saw.
+pub(super) async fn read_page<C: ConnectionTrait>(
+    conn: &C,
+    statement: Statement,
+) -> CoreResult<(Vec<jobs::Model>, u64)> {
+    let rows = conn.query_all_raw(statement).await?;
+    let seen = match rows.first() {
+        Some(row) => row.try_get::<i64>("", "listed_seen")?,
+        None => 0,
+    };
+    let jobs = rows
+        .iter()
+        .map(|row| jobs::Model::from_query_result(row, ""))
+        .collect::<Result<_, _>>()?;
+    Ok((jobs, u64::try_from(seen).unwrap_or(0)))
 }

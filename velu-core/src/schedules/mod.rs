@@ -16,6 +16,7 @@ mod cron;
 mod documents;
 mod input;
 mod ops;
+mod page;
 mod ticker;
 
 pub use cron::{DEFAULT_TIMEZONE, MAX_CRON_LEN, MAX_TIMEZONE_LEN};

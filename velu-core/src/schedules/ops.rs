@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
 };
 use serde_json::json;
 
@@ -141,15 +141,8 @@ pub async fn list_schedules(
     let conn = &tx;
     let org = who.enter(&tx, org, Scope::JobsRead).await?;
     let q = page.validate("schedules", org.id())?;
-    let mut select = schedules::Entity::find()
-        .filter(schedules::Column::OrgId.eq(org.id()))
-        .order_by_asc(schedules::Column::Id)
-        .limit(q.fetch());
-    if let Some(after) = q.after_one() {
-        select = select.filter(schedules::Column::Id.gt(after));
-    }
-    let rows = select.all(conn).await?;
-    Ok(q.finish(rows, |r| vec![r.id.clone()], Schedule::from_model))
+    let (rows, seen) = super::page::read(conn, org.id(), q.after_one(), q.fetch()).await?;
+    Ok(q.finish_seen(rows, seen, |r| vec![r.id.clone()], Schedule::from_model))
 }
 
 /// Shows one of the org's schedules. Needs `jobs:read`.

@@ -97,7 +97,8 @@ impl JobsApi {
         /// Only this task kind (no control characters).
         #[oai(validator(custom = "crate::model::common::NoControl"))]
         task: Query<Option<PlainText>>,
-        /// Page size [default: 50].
+        /// Page size [default: 50]. A page also stops at 2 MiB of payloads, results and
+        /// errors: it may hold fewer jobs and still have a `next_cursor`.
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).

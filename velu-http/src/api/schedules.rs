@@ -54,7 +54,8 @@ impl SchedulesApi {
         velu: Data<&Velu>,
         auth: Auth,
         org: Path<String>,
-        /// Page size [default: 50].
+        /// Page size [default: 50]. A page also stops at 2 MiB of payloads: it may hold
+        /// fewer schedules and still have a `next_cursor`.
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page (opaque; empty means the first page).

@@ -1,0 +1,139 @@
+//! A job list page bounded by bytes as well as by count, on PostgreSQL.
+//!
+//! A page held up to 200 jobs, read whole: on a plan whose payloads reach 1 MiB (and
+//! results as much), one request could read, parse and send hundreds of megabytes. Each
+//! page now also stops at a byte budget of stored documents (payload, result and error),
+//! which velu-core passes in (`velu_core::pagination::MAX_PAGE_BYTES`): a row is on the
+//! page when the rows before it hold less than the budget, so a page always has its
+//! first row and ends after the row that reaches the budget.
+//!
+//! The sizes are read without reading the documents: `pg_column_size` answers from a
+//! value's header (or its TOAST pointer). It gives the stored size, which for a
+//! compressed value can be far below what the value expands to, so this step also stores
+//! these columns uncompressed (`STORAGE EXTERNAL`, still moved out of line when large):
+//! a stored size is then the size read. Values written before this step keep the
+//! compression they had. SQLite's `octet_length` of a text likewise reads only its
+//! header; velu-core writes that statement itself.
+//!
+//! `velu_list_jobs` gains the budget and answers, with each row, how many rows its scan
+//! saw (`listed_seen`, at most the limit asked): fewer rows than that means the budget
+//! cut the page and another follows. The scan reads only ids and sizes, off the index of
+//! its filters as before; only the rows on the page are read whole.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
+
+use crate::m20261204_000022_read_functions::list_function;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// The columns whose stored size a page counts, by table.
+const SIZED: [(&str, &str); 4] = [
+    ("jobs", "payload"),
+    ("jobs", "result"),
+    ("jobs", "error"),
+    ("schedules", "payload"),
+];
+
+/// `velu_list_jobs(column, org, visible_to, status, task, before, limit, budget)`: a page
+/// of the org's jobs newest first, as m20261204_000022's, cut at `budget` bytes; one
+/// `RETURN QUERY` per combination of filters, so each keeps the plan of its index.
+fn budgeted_list_function() -> String {
+    let mut branches = Vec::new();
+    for status in [false, true] {
+        for task in [false, true] {
+            for before in [false, true] {
+                let test = [("p_status", status), ("p_task", task), ("p_before", before)]
+                    .map(|(p, given)| format!("{p} IS {}NULL", if given { "NOT " } else { "" }))
+                    .join(" AND ");
+                let mut filter = String::from("j.org_id = v_org");
+                for (column, param, given) in
+                    [("status", "p_status", status), ("task", "p_task", task)]
+                {
+                    if given {
+                        filter.push_str(&format!(" AND j.{column} = {param}"));
+                    }
+                }
+                if before {
+                    filter.push_str(" AND j.id < p_before");
+                }
+                branches.push(format!(
+                    "IF {test} THEN
+        RETURN QUERY SELECT j, w.seen FROM (
+            SELECT s.id, s.size,
+                   (sum(s.size) OVER (ORDER BY s.id DESC ROWS UNBOUNDED PRECEDING))::bigint AS through,
+                   count(*) OVER () AS seen
+            FROM (SELECT j.id,
+                         pg_column_size(j.payload)::bigint
+                         + COALESCE(pg_column_size(j.result), 0)
+                         + COALESCE(pg_column_size(j.error), 0) AS size
+                  FROM jobs j WHERE {filter}
+                  ORDER BY j.id DESC LIMIT p_limit) s
+        ) w JOIN jobs j ON j.id = w.id
+        WHERE w.through - w.size < p_budget
+        ORDER BY w.id DESC;
+        RETURN;
+    END IF;"
+                ));
+            }
+        }
+    }
+    format!(
+        r#"
+CREATE FUNCTION velu_list_jobs(
+    p_column text, p_org text, p_visible_to text,
+    p_status text, p_task text, p_before text, p_limit bigint, p_budget bigint
+) RETURNS TABLE (listed jobs, listed_seen bigint)
+LANGUAGE plpgsql SET enable_sort = off SET jit = off AS $$
+DECLARE
+    v_org text := velu_enter_org(p_column, p_org, p_visible_to);
+BEGIN
+    IF v_org IS NULL THEN
+        RETURN;
+    END IF;
+    {}
+END $$;
+"#,
+        branches.join("\n    ")
+    )
+}
+
+/// `ALTER TABLE ... SET STORAGE` of every sized column.
+fn storage(kind: &str) -> String {
+    SIZED
+        .iter()
+        .map(|(table, column)| {
+            format!("ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE {kind};\n")
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        crate::exec(manager, &storage("EXTERNAL")).await?;
+        crate::exec(
+            manager,
+            "DROP FUNCTION velu_list_jobs(text, text, text, text, text, text, bigint)",
+        )
+        .await?;
+        crate::exec(manager, &budgeted_list_function()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        crate::exec(
+            manager,
+            "DROP FUNCTION IF EXISTS velu_list_jobs(text, text, text, text, text, text, bigint, bigint)",
+        )
+        .await?;
+        crate::exec(manager, &list_function()).await?;
+        crate::exec(manager, &storage("EXTENDED")).await
+    }
+}
