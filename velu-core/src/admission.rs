@@ -70,6 +70,77 @@ pub(crate) async fn hold<C: ConnectionTrait>(
     Ok(())
 }
 
+/// How long a writer of many orgs' requests waits for an org's turn before it leaves
+/// that org's requests to be written on their own ([`hold_or_busy`]): a few group commits
+/// ahead of it, not another org's batch of 50,000 jobs.
+pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Takes, until the end of transaction `conn`, the admission lock of `quota` for each of
+/// `orgs` it can get within `patience`; returns the orgs whose turn another transaction
+/// still holds (busy: an org's own large batch, say), whose locks it does not hold. For a
+/// writer of many orgs' requests at once (group commit), so one busy org cannot hold up
+/// the requests of every org grouped with it: the busy orgs' requests go their own way.
+/// Free orgs are taken without waiting; the busy ones are then waited for in the fixed
+/// order of [`hold`], under a lock timeout, in a savepoint whose rollback gives back
+/// whatever that wait took. Nothing is busy on SQLite (its write lock serializes
+/// writers).
+pub(crate) async fn hold_or_busy<C: ConnectionTrait>(
+    conn: &C,
+    quota: Quota,
+    orgs: &[&str],
+    patience: std::time::Duration,
+) -> CoreResult<Vec<String>> {
+    if conn.get_database_backend() != DbBackend::Postgres || orgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let space = quota.space();
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT o FROM (SELECT DISTINCT o FROM jsonb_array_elements_text($1::jsonb) AS o) AS s
+                 WHERE NOT pg_try_advisory_xact_lock({space}, hashtext(o))"
+            ),
+            [json_param(orgs)?],
+        ))
+        .await?;
+    let busy: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "o"))
+        .collect::<Result<_, _>>()?;
+    if busy.is_empty() {
+        return Ok(busy);
+    }
+    // Org ids are the database's own; quoted all the same. The wait is one simple-protocol
+    // batch, so it cannot bind parameters.
+    let listed: Vec<String> = busy
+        .iter()
+        .map(|o| format!("'{}'", o.replace('\'', "''")))
+        .collect();
+    let wait = format!(
+        "SAVEPOINT velu_admission;
+         SET LOCAL lock_timeout = '{}ms';
+         SELECT pg_advisory_xact_lock({space}, k) FROM (
+           SELECT DISTINCT hashtext(o) AS k FROM unnest(ARRAY[{}]::text[]) AS o ORDER BY k) AS keys;
+         RELEASE SAVEPOINT velu_admission;
+         SET LOCAL lock_timeout TO DEFAULT",
+        patience.as_millis().max(1),
+        listed.join(", ")
+    );
+    match conn.execute_unprepared(&wait).await {
+        Ok(_) => Ok(Vec::new()),
+        Err(_) => {
+            // Timed out (or failed) waiting: the savepoint's rollback gives back the locks
+            // the wait took and the timeout it set.
+            conn.execute_unprepared(
+                "ROLLBACK TO SAVEPOINT velu_admission; RELEASE SAVEPOINT velu_admission",
+            )
+            .await?;
+            Ok(busy)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

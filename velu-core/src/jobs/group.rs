@@ -12,6 +12,11 @@
 //! accepted ones are written together. No request waits for company: a lone submit is a
 //! group of one, written at once.
 //!
+//! An org whose admission turn another transaction holds for long (its own batch of
+//! 50,000 jobs, say) is waited for only `admission::PATIENCE`: then its requests are
+//! written alone, each on a task of its own, and the group goes on without them
+//! (`admission::hold_or_busy`).
+//!
 //! If the group's transaction fails as a whole (the database refused or went away), each
 //! request is written alone through the one-at-a-time path, so one bad request never
 //! costs the others their answer.
@@ -20,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::grouped::Written;
 use super::input::SubmitJob;
 use super::submit::{Submitted, submit_alone};
 use crate::db::Backend;
@@ -138,7 +144,20 @@ async fn commit(velu: &Velu, group: Vec<Pending>) {
     match super::grouped::write_group(velu, &group).await {
         Ok(results) => {
             for (pending, result) in group.into_iter().zip(results) {
-                pending.answer(result);
+                match result {
+                    Written::Answered(result) => pending.answer(*result),
+                    // Its org's turn is someone else's for now: wait for it on a task of
+                    // its own, so this leader goes on to the next group.
+                    Written::Alone => {
+                        let velu = velu.clone();
+                        tokio::spawn(async move {
+                            let result =
+                                submit_alone(&velu, &pending.who, &pending.org, &pending.input)
+                                    .await;
+                            pending.answer(result);
+                        });
+                    }
+                }
             }
         }
         Err(e) => {

@@ -43,12 +43,9 @@ struct Accepted {
     model: jobs::Model,
 }
 
-/// Writes `group` in one transaction. Returns each request's own result, in order; an
+/// Writes `group` in one transaction. Returns what became of each request, in order; an
 /// `Err` of the whole means the transaction failed and nothing was written.
-pub(super) async fn write_group(
-    velu: &Velu,
-    group: &[Pending],
-) -> CoreResult<Vec<CoreResult<Submitted>>> {
+pub(super) async fn write_group(velu: &Velu, group: &[Pending]) -> CoreResult<Vec<Written>> {
     let at = now();
     let tx = velu.db().cross_org_tx(CrossOrg::GroupCommit).await?;
     let asks: Vec<(&Principal, &crate::tenancy::OrgRef)> =
@@ -77,16 +74,30 @@ pub(super) async fn write_group(
     let mut orgs: Vec<&str> = checked.iter().map(|(_, (o, _, _))| o.as_str()).collect();
     orgs.sort_unstable();
     orgs.dedup();
+    // Other groups (other leaders, other servers) admitting to these orgs wait until this
+    // one commits, so the counts read next stay true. An org whose turn another
+    // transaction holds past `PATIENCE` (its own large batch, say) is not waited for: its
+    // requests are written alone after the group ([`Written::Alone`]), and the rest go on.
+    let busy = crate::admission::hold_or_busy(
+        &tx,
+        crate::admission::Quota::QueuedJobs,
+        &orgs,
+        crate::admission::PATIENCE,
+    )
+    .await?;
+    orgs.retain(|o| !busy.iter().any(|b| b == o));
     let mut queued = if orgs.is_empty() {
         HashMap::new()
     } else {
-        // Other groups (other leaders, other servers) admitting to these orgs wait here
-        // until this one commits: the counts read next stay true.
-        crate::admission::hold(&tx, crate::admission::Quota::QueuedJobs, &orgs).await?;
         super::counts::queued_many(&tx, &orgs).await?
     };
     let mut accepted = Vec::with_capacity(checked.len());
+    let mut alone = Vec::new();
     for (index, (org_id, plan, c)) in checked {
+        if busy.contains(&org_id) {
+            alone.push(index);
+            continue;
+        }
         let n = queued.entry(org_id.clone()).or_insert(0);
         if *n >= plan.limits().queued_jobs {
             results[index] = Some(Err(quota(plan)));
@@ -146,10 +157,27 @@ pub(super) async fn write_group(
             queue_paused,
         }));
     }
-    Ok(results
+    let mut written: Vec<Written> = results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(crate::CoreError::internal("a submit got no answer"))))
-        .collect())
+        .map(|r| {
+            Written::Answered(Box::new(r.unwrap_or_else(|| {
+                Err(crate::CoreError::internal("a submit got no answer"))
+            })))
+        })
+        .collect();
+    for index in alone {
+        written[index] = Written::Alone;
+    }
+    Ok(written)
+}
+
+/// What became of one request of a group.
+pub(super) enum Written {
+    /// Its own answer: written with the group, or refused.
+    Answered(Box<CoreResult<Submitted>>),
+    /// Not written: its org's admission turn was taken by another transaction, so it is
+    /// to be written alone, waiting for that turn without holding up the group.
+    Alone,
 }
 
 /// The accepted jobs' rows, `queued` events, audit records, usage and wake-ups: one
