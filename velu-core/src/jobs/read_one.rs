@@ -203,10 +203,11 @@ fn pg_call(function: &'static str, lookup: OrgLookup<'_>, values: Vec<Value>) ->
 
 /// A page of the looked-up org's jobs, newest first, cut at [`MAX_PAGE_BYTES`] of stored
 /// documents (see `pagination`), each row with how many rows the scan saw
-/// (`listed_seen`, read by [`read_page`]). The scan reads ids and sizes only; the rows on
-/// the page are then read whole. On PostgreSQL through `velu_list_jobs` (migration
-/// m20261206_000026); on SQLite the filters given and no others, so each combination
-/// reads off the index of its filters, as the function's branches do.
+/// (`listed_seen`, read by [`read_page`]). A first scan reads sizes only and counts the
+/// rows the budget keeps; then that many are read whole. On PostgreSQL through
+/// `velu_list_jobs` (migration m20261206_000026); on SQLite the filters given and no
+/// others, so each combination reads off the index of its filters, as the function's
+/// branches do.
 pub(super) fn list_statement(
     backend: DbBackend,
     lookup: OrgLookup<'_>,
@@ -226,7 +227,7 @@ pub(super) fn list_statement(
         ];
         return Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT (l.listed).*, l.listed_seen FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7, $8) l",
+            "SELECT * FROM velu_list_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
             args,
         );
     }
@@ -246,17 +247,19 @@ pub(super) fn list_statement(
     let limit = values.len();
     values.push(MAX_PAGE_BYTES.into());
     let budget = values.len();
+    // The sizes first (materialized once): how many rows the scan saw and how many the
+    // budget keeps; then that many rows whole, off the same index.
     let sql = format!(
-        "SELECT j.*, w.seen AS listed_seen FROM ( \
-           SELECT s.id, s.size, \
-                  sum(s.size) OVER (ORDER BY s.id DESC ROWS UNBOUNDED PRECEDING) AS through, \
-                  count(*) OVER () AS seen \
-           FROM (SELECT j.id AS id, octet_length(j.payload) \
-                        + COALESCE(octet_length(j.result), 0) \
-                        + COALESCE(octet_length(j.error), 0) AS size \
-                 FROM jobs j WHERE {filter} ORDER BY j.id DESC LIMIT ?{limit}) s \
-         ) w JOIN jobs j ON j.id = w.id \
-         WHERE w.through - w.size < ?{budget} ORDER BY w.id DESC"
+        "WITH w AS MATERIALIZED ( \
+           SELECT count(*) AS seen, COALESCE(sum(through - size < ?{budget}), 0) AS keep FROM ( \
+             SELECT s.size, \
+                    sum(s.size) OVER (ORDER BY s.id DESC ROWS UNBOUNDED PRECEDING) AS through \
+             FROM (SELECT j.id AS id, octet_length(j.payload) \
+                          + COALESCE(octet_length(j.result), 0) \
+                          + COALESCE(octet_length(j.error), 0) AS size \
+                   FROM jobs j WHERE {filter} ORDER BY j.id DESC LIMIT ?{limit}) s)) \
+         SELECT j.*, (SELECT seen FROM w) AS listed_seen FROM jobs j WHERE {filter} \
+         ORDER BY j.id DESC LIMIT (SELECT keep FROM w)"
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
