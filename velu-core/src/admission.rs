@@ -80,10 +80,13 @@ pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_milli
 /// still holds (busy: an org's own large batch, say), whose locks it does not hold. For a
 /// writer of many orgs' requests at once (group commit), so one busy org cannot hold up
 /// the requests of every org grouped with it: the busy orgs' requests go their own way.
-/// Free orgs are taken without waiting; the busy ones are then waited for in the fixed
-/// order of [`hold`], under a lock timeout, in a savepoint whose rollback gives back
-/// whatever that wait took. Nothing is busy on SQLite (its write lock serializes
-/// writers).
+/// Nothing is busy on SQLite (its write lock serializes writers).
+///
+/// It waits as [`hold`] does, in the same order (so two writers never wait on each other
+/// in a circle), each wait bounded by `patience`, in a savepoint: one statement when
+/// every turn comes in time, the usual case. If a wait runs out, the savepoint's rollback
+/// gives back what the waits took, and every org is tried once more without waiting
+/// (waiting no more, this writer can be in no circle).
 pub(crate) async fn hold_or_busy<C: ConnectionTrait>(
     conn: &C,
     quota: Quota,
@@ -94,26 +97,9 @@ pub(crate) async fn hold_or_busy<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let space = quota.space();
-    let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT o FROM (SELECT DISTINCT o FROM jsonb_array_elements_text($1::jsonb) AS o) AS s
-                 WHERE NOT pg_try_advisory_xact_lock({space}, hashtext(o))"
-            ),
-            [json_param(orgs)?],
-        ))
-        .await?;
-    let busy: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get::<String>("", "o"))
-        .collect::<Result<_, _>>()?;
-    if busy.is_empty() {
-        return Ok(busy);
-    }
     // Org ids are the database's own; quoted all the same. The wait is one simple-protocol
-    // batch, so it cannot bind parameters.
-    let listed: Vec<String> = busy
+    // batch (the savepoint and the timeout around it), so it cannot bind parameters.
+    let listed: Vec<String> = orgs
         .iter()
         .map(|o| format!("'{}'", o.replace('\'', "''")))
         .collect();
@@ -127,18 +113,42 @@ pub(crate) async fn hold_or_busy<C: ConnectionTrait>(
         patience.as_millis().max(1),
         listed.join(", ")
     );
-    match conn.execute_unprepared(&wait).await {
-        Ok(_) => Ok(Vec::new()),
-        Err(_) => {
-            // Timed out (or failed) waiting: the savepoint's rollback gives back the locks
-            // the wait took and the timeout it set.
-            conn.execute_unprepared(
-                "ROLLBACK TO SAVEPOINT velu_admission; RELEASE SAVEPOINT velu_admission",
-            )
-            .await?;
-            Ok(busy)
-        }
+    if conn.execute_unprepared(&wait).await.is_ok() {
+        return Ok(Vec::new());
     }
+    // A wait ran out (or failed): give back what the waits took, and the timeout.
+    conn.execute_unprepared(
+        "ROLLBACK TO SAVEPOINT velu_admission; RELEASE SAVEPOINT velu_admission",
+    )
+    .await?;
+    org_column(
+        conn,
+        format!(
+            "SELECT o FROM (SELECT DISTINCT o FROM jsonb_array_elements_text($1::jsonb) AS o) AS s
+             WHERE NOT pg_try_advisory_xact_lock({space}, hashtext(o))"
+        ),
+        orgs,
+    )
+    .await
+}
+
+/// The `o` column of PostgreSQL statement `sql` over `$1`, the JSON array of `orgs`.
+async fn org_column<C: ConnectionTrait>(
+    conn: &C,
+    sql: String,
+    orgs: &[&str],
+) -> CoreResult<Vec<String>> {
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [json_param(orgs)?],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "o"))
+        .collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]
