@@ -1,5 +1,7 @@
 //! The audit log: one event per mutation, written in the mutation's own transaction.
 
+use std::collections::HashSet;
+
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -7,10 +9,10 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::entity::audit_events;
+use crate::entity::{api_keys, audit_events};
 use crate::ids::new_id;
 use crate::pagination::{Page, PageRequest};
-use crate::principal::{Actor, Principal};
+use crate::principal::{Actor, ActorType, PLATFORM, Principal};
 use crate::scopes::Scope;
 use crate::tenancy::OrgRef;
 use crate::time::{Timestamp, now};
@@ -23,9 +25,10 @@ pub struct AuditEvent {
     pub id: String,
     /// The org concerned, if any.
     pub org_id: Option<String>,
-    /// `cli`, `api_key` or `schedule`.
+    /// `cli`, `api_key`, `schedule` or `billing`; `platform` for what the platform did
+    /// (the operator, a platform key), as an org's key reads it.
     pub actor_type: String,
-    /// OS user, key id or schedule id.
+    /// OS user, key id, schedule id or billing event id; `platform` as above.
     pub actor_id: String,
     /// What happened, e.g. `key.revoke`.
     pub action: String,
@@ -116,9 +119,54 @@ pub async fn list_audit(
     if let Some(after) = q.after_one() {
         select = select.filter(audit_events::Column::Id.lt(after));
     }
-    let rows = select.all(&tx).await?;
+    let mut rows = select.all(&tx).await?;
+    if who.org_id.is_some() {
+        as_the_org_sees_them(&tx, org.id(), &mut rows).await?;
+    }
     tx.commit().await?;
     Ok(q.finish(rows, |r| vec![r.id.clone()], to_event))
+}
+
+/// Audit records as one of org `org_id`'s keys reads them: what the platform did in the
+/// org (the operator at the CLI, whose id is an OS user of the platform's hosts, or a
+/// platform key) reads as actor `platform`, as its pauses do (`pause.rs`); the org's own
+/// keys, schedules and billing events keep their ids.
+async fn as_the_org_sees_them<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    rows: &mut [audit_events::Model],
+) -> CoreResult<()> {
+    let key = ActorType::ApiKey.as_str();
+    let mut keys: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.actor_type == key)
+        .map(|r| r.actor_id.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let own: HashSet<String> = if keys.is_empty() {
+        HashSet::new()
+    } else {
+        api_keys::Entity::find()
+            .select_only()
+            .column(api_keys::Column::Kid)
+            .filter(api_keys::Column::OrgId.eq(org_id))
+            .filter(api_keys::Column::Kid.is_in(keys))
+            .into_tuple::<String>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    for row in rows {
+        let platform = row.actor_type == ActorType::Cli.as_str()
+            || (row.actor_type == key && !own.contains(&row.actor_id));
+        if platform {
+            row.actor_type = PLATFORM.to_owned();
+            row.actor_id = PLATFORM.to_owned();
+        }
+    }
+    Ok(())
 }
 
 fn to_event(m: audit_events::Model) -> AuditEvent {

@@ -54,8 +54,7 @@ pub struct Pause {
     pub reason: Option<String>,
 }
 
-/// The author an org key reads on a pause made for every org.
-const PLATFORM: &str = "platform";
+use crate::principal::PLATFORM;
 
 /// A task kind's pause state (for every org).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

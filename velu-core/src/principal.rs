@@ -10,6 +10,11 @@ use crate::plans::Plan;
 use crate::scopes::{Scope, ScopeSet};
 use crate::{CoreError, CoreResult};
 
+/// The actor an org's reader sees in place of the platform's own (the operator's OS user,
+/// a platform key's id): on pauses made for every org or by the platform, and on audit
+/// records of what the platform did in the org.
+pub(crate) const PLATFORM: &str = "platform";
+
 /// The kind of actor recorded on jobs and audit events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,7 +1,7 @@
 //! Bootstrap and key management through the CLI and HTTP.
 
 use poem::http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use velu_core::sea_orm::{ConnectionTrait, Statement};
 use velu_tests::backend_tests;
 
@@ -378,6 +378,41 @@ backend_tests! {
         assert!(!log.text.contains("velu_k1_"), "no secrets in the audit log");
         let viewer = env.http(Method::GET, "/v1/orgs/acme/audit", Some(&boot.viewer), None).await;
         assert_eq!(viewer.problem_code(), "forbidden");
+    }
+
+    async fn an_org_reads_what_the_platform_did_as_the_platform(env) {
+        // The operator bootstraps acme (records by its OS user), a platform key changes
+        // acme's plan, acme's admin makes a key.
+        let boot = bootstrap(&env, "acme", "hero").await;
+        let ops = platform_key(&env, "ops", "admin:orgs:manage").await;
+        let plan = env.http(Method::PUT, "/v1/orgs/acme/plan", Some(&ops), Some(json!({"plan": "superhero"}))).await;
+        assert_eq!(plan.status, 200, "{}", plan.text);
+        let made = env.http(Method::POST, "/v1/orgs/acme/keys", Some(&boot.admin), Some(json!({"name": "ci", "role": "viewer"}))).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        // The operator reads who did what.
+        let truth = env.cli_ok(&["audit", "list", "--org", "acme"]).await;
+        let truth = truth["items"].as_array().unwrap().clone();
+        let by = |items: &[Value], action: &str| -> (String, String) {
+            let e = items.iter().find(|e| e["action"] == action).unwrap_or_else(|| panic!("{action} in {items:?}"));
+            (e["actor_type"].as_str().unwrap().to_owned(), e["actor_id"].as_str().unwrap().to_owned())
+        };
+        let (kind, os_user) = by(&truth, "org.bootstrap");
+        assert_eq!(kind, "cli");
+        assert_ne!(os_user, "platform");
+        let ops_kid = by(&truth, "org.set_plan").1;
+        assert_ne!(ops_kid, "platform");
+        // Acme's admin reads the platform's actions as the platform's, its own as its own.
+        let log = env.http(Method::GET, "/v1/orgs/acme/audit", Some(&boot.admin), None).await;
+        assert_eq!(log.status, 200, "{}", log.text);
+        let items = log.body["items"].as_array().unwrap().clone();
+        for action in ["org.bootstrap", "org.create", "org.set_plan"] {
+            assert_eq!(by(&items, action), ("platform".to_owned(), "platform".to_owned()), "{action}");
+        }
+        let admin_kid = boot.doc["keys"]["admin"]["key"]["id"].as_str().unwrap();
+        assert_eq!(by(&items, "key.create"), ("api_key".to_owned(), admin_kid.to_owned()));
+        assert_eq!(items.len(), truth.len(), "every record is there");
+        assert!(!log.text.contains(&format!("\"{os_user}\"")), "no OS user of the platform");
+        assert!(!log.text.contains(&ops_kid), "no platform key id");
     }
 
     async fn last_used_is_written_in_batches(env) {

@@ -14,9 +14,10 @@ mirror! {
         /// The org concerned.
         #[oai(nullable)]
         pub org_id: Option<String>,
-        /// `cli`, `api_key` or `schedule`.
+        /// `cli`, `api_key`, `schedule` or `billing`; `platform` for what the platform did
+        /// (the operator, a platform key), as an org's key reads it.
         pub actor_type: String,
-        /// OS user, key id or schedule id.
+        /// OS user, key id, schedule id or billing event id; `platform` as above.
         pub actor_id: String,
         /// What happened, e.g. `key.revoke`.
         pub action: String,
