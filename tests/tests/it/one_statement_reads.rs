@@ -1,6 +1,6 @@
 //! Job show and job list enter the org and read in one statement (velu-core
-//! `jobs/read_one.rs`: on PostgreSQL `velu_show_job`, `velu_list_jobs` of migration
-//! m20261204_000022; on SQLite a `SELECT` with the org lookup as a scalar subquery),
+//! `jobs/read_one.rs`: on PostgreSQL `velu_show_job` of migration m20261204_000022 and
+//! `velu_list_jobs` of m20261206_000026; on SQLite a `SELECT` with the org lookup as a scalar subquery),
 //! where every other org-scoped read enters in a transaction. These
 //! tests try to make the two disagree: every principal (the operator, a platform key,
 //! each org's keys, a key without the scope) names every job and every page by every
