@@ -106,14 +106,7 @@ impl PageQuery {
     ) -> Page<T> {
         let more = rows.len() as u64 > self.limit;
         rows.truncate(self.limit as usize);
-        let next_cursor = match (more, rows.last()) {
-            (true, Some(last)) => Some(encode(self.list, &self.filters, key(last))),
-            _ => None,
-        };
-        Page {
-            items: rows.into_iter().map(map).collect(),
-            next_cursor,
-        }
+        self.page(rows, more, key, map)
     }
 
     /// Builds the page from the `rows` a byte-bounded read kept (newest or oldest first,
@@ -129,6 +122,18 @@ impl PageQuery {
     ) -> Page<T> {
         rows.truncate(self.limit as usize);
         let more = seen > rows.len() as u64;
+        self.page(rows, more, key, map)
+    }
+
+    /// The page of `rows` (already cut to the page), with a cursor after the last when
+    /// `more` follow.
+    fn page<R, T>(
+        &self,
+        rows: Vec<R>,
+        more: bool,
+        key: impl Fn(&R) -> Vec<String>,
+        map: impl FnMut(R) -> T,
+    ) -> Page<T> {
         let next_cursor = match (more, rows.last()) {
             (true, Some(last)) => Some(encode(self.list, &self.filters, key(last))),
             _ => None,
@@ -137,6 +142,22 @@ impl PageQuery {
             items: rows.into_iter().map(map).collect(),
             next_cursor,
         }
+    }
+
+    /// The rows of a byte-bounded page statement and how many rows its scan saw (its
+    /// `listed_seen` column, the same on every row; see [`PageQuery::finish_seen`]).
+    pub fn rows_and_seen<M: sea_orm::FromQueryResult>(
+        rows: &[sea_orm::QueryResult],
+    ) -> CoreResult<(Vec<M>, u64)> {
+        let seen = match rows.first() {
+            Some(row) => row.try_get::<i64>("", "listed_seen")?,
+            None => 0,
+        };
+        let models = rows
+            .iter()
+            .map(|row| M::from_query_result(row, ""))
+            .collect::<Result<_, _>>()?;
+        Ok((models, u64::try_from(seen).unwrap_or(0)))
     }
 
     /// Like [`PageQuery::finish`] with a conversion that can fail (a corrupt row).

@@ -17,13 +17,13 @@
 //! org or job, an empty page) goes the ordinary way, which enters first and gives the
 //! exact answer or error, so both paths answer alike by construction.
 
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
 
 use super::read::{checked_list, detail_of, has_ended_attempts, page_of};
 use super::{Job, JobDetail, JobFilter};
 use crate::entity::{job_attempts, jobs};
 use crate::ids::is_uuid;
-use crate::pagination::{MAX_PAGE_BYTES, Page, PageRequest};
+use crate::pagination::{MAX_PAGE_BYTES, Page, PageQuery, PageRequest};
 use crate::principal::Principal;
 use crate::scopes::Scope;
 use crate::tenancy::{OrgLookup, OrgRef};
@@ -270,13 +270,5 @@ pub(super) async fn read_page<C: ConnectionTrait>(
     statement: Statement,
 ) -> CoreResult<(Vec<jobs::Model>, u64)> {
     let rows = conn.query_all_raw(statement).await?;
-    let seen = match rows.first() {
-        Some(row) => row.try_get::<i64>("", "listed_seen")?,
-        None => 0,
-    };
-    let jobs = rows
-        .iter()
-        .map(|row| jobs::Model::from_query_result(row, ""))
-        .collect::<Result<_, _>>()?;
-    Ok((jobs, u64::try_from(seen).unwrap_or(0)))
+    PageQuery::rows_and_seen(&rows)
 }

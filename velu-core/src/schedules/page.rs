@@ -6,11 +6,11 @@
 //! on PostgreSQL, where migration m20261206_000026 stores the payload uncompressed so the
 //! stored size is the size read); the schedules on the page are then read whole.
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 use crate::CoreResult;
 use crate::entity::schedules;
-use crate::pagination::MAX_PAGE_BYTES;
+use crate::pagination::{MAX_PAGE_BYTES, PageQuery};
 
 /// Up to `fetch` of org `org_id`'s schedules after id `after`, cut at the byte budget,
 /// and how many rows the scan saw (for `PageQuery::finish_seen`). Runs in a transaction
@@ -49,13 +49,5 @@ pub(super) async fn read<C: ConnectionTrait>(
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
-    let seen = match rows.first() {
-        Some(row) => row.try_get::<i64>("", "listed_seen")?,
-        None => 0,
-    };
-    let models = rows
-        .iter()
-        .map(|row| schedules::Model::from_query_result(row, ""))
-        .collect::<Result<_, _>>()?;
-    Ok((models, u64::try_from(seen).unwrap_or(0)))
+    PageQuery::rows_and_seen(&rows)
 }
