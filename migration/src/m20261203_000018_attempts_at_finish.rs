@@ -29,7 +29,7 @@ enum Jobs {
 }
 
 /// `velu_claim_jobs` of m20261201_000007 without the attempt row, with the start stamp.
-fn claim_function() -> String {
+pub(crate) fn claim_function() -> String {
     let previous = crate::m20261201_000007_create_queue_pauses::CLAIM_WITH_PAUSES;
     let from = "updated_at = p_now
         FROM picked WHERE j.id = picked.id

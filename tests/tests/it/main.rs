@@ -4,6 +4,7 @@
 mod attempts;
 mod auth;
 mod billing;
+mod claim_bytes;
 mod claim_many;
 mod cli_output;
 mod core_json;

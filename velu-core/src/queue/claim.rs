@@ -16,6 +16,16 @@ use crate::entity::jobs;
 use crate::jobs::JobStatus;
 use crate::{CoreError, CoreResult};
 
+/// The most bytes of stored payload one claim hands out, beyond its first job: a job is
+/// claimed while the jobs claimed before it (in this claim, over all its orgs) hold less,
+/// so a claim always has its first job and ends after the job that reaches the budget.
+/// Without it, a claim of 256 jobs of 1 MiB (superhero's payloads) read, parsed and sent
+/// a quarter of a gigabyte for one request. Jobs the budget leaves stay queued for the
+/// next claim. The sizes are stored sizes, read from each value's header (PostgreSQL's
+/// `pg_column_size`, SQLite's `octet_length`): the payloads themselves are not read to
+/// weigh them.
+pub const MAX_CLAIM_BYTES: i64 = 4 * 1024 * 1024;
+
 /// One org's part of a claim over several orgs ([`claim_for_orgs`]).
 #[derive(Debug, Clone)]
 pub struct OrgClaim<'a> {
@@ -28,8 +38,9 @@ pub struct OrgClaim<'a> {
 }
 
 /// Claims up to `want` ready jobs of `org` whose kind is in `kinds`, within the org's
-/// concurrency limit, for `worker` with a lease of `lease`. Nothing of a paused org, and
-/// no job of a paused kind, is claimed (checked inside the claim: see `pause.rs`).
+/// concurrency limit and [`MAX_CLAIM_BYTES`], for `worker` with a lease of `lease`.
+/// Nothing of a paused org, and no job of a paused kind, is claimed (checked inside the
+/// claim: see `pause.rs`).
 pub async fn claim_for_org(
     db: &Db,
     worker: &str,
@@ -49,7 +60,9 @@ pub async fn claim_for_org(
 
 /// Claims for several orgs at once, each part as [`claim_for_org`] would, in one round
 /// trip and one commit on PostgreSQL (the orgs' claim locks taken in one global order, so
-/// two such claims never deadlock) and one write transaction on SQLite.
+/// two such claims never deadlock) and one write transaction on SQLite. The whole claim
+/// holds at most [`MAX_CLAIM_BYTES`] of payload beyond its first job: each org's part
+/// gets what the parts before it left, and once it is spent the rest get nothing.
 pub async fn claim_for_orgs(
     db: &Db,
     worker: &str,
@@ -69,10 +82,11 @@ pub async fn claim_for_orgs(
     let models = match db.backend() {
         Backend::Postgres => {
             // One round trip: per org, lock it, check pauses, count exactly, claim
-            // (migrations m20261125_000006, m20261201_000007, m20261203_000018: the
-            // attempt's row is appended when it ends, see `finish.rs`). The orgs go in
-            // the order of their lock keys. The `claimed` events ride in the same
-            // statement (after the rows are locked).
+            // within what is left of the byte budget (`velu_claim_batch` and
+            // `velu_claim_jobs`, migration m20261206_000027; the attempt's row is
+            // appended when it ends, see `finish.rs`). The orgs go in the order of their
+            // lock keys. The `claimed` events ride in the same statement (after the rows
+            // are locked).
             let records: Vec<serde_json::Value> = parts
                 .iter()
                 .map(|p| {
@@ -85,14 +99,7 @@ pub async fn claim_for_orgs(
                 })
                 .collect();
             let sql = format!(
-                "WITH c AS (
-                   SELECT k.* FROM (
-                     SELECT * FROM jsonb_to_recordset($1::jsonb)
-                       AS r(org text, want bigint, lim bigint, kinds jsonb)
-                     ORDER BY hashtext(r.org), r.org
-                   ) r
-                   CROSS JOIN LATERAL velu_claim_jobs(r.org, $2, r.kinds, r.want, r.lim, $3, $4) k
-                 ),
+                "WITH c AS (SELECT * FROM velu_claim_batch($1::jsonb, $2, $3, $4, $5)),
                  ev AS ({claimed})
                  SELECT * FROM c",
                 claimed = events::claimed_sql("c", 2, 3),
@@ -102,6 +109,7 @@ pub async fn claim_for_orgs(
                 at.into(),
                 worker.to_owned().into(),
                 expires.into(),
+                MAX_CLAIM_BYTES.into(),
             ];
             let rows = db
                 .query_all_cross_org(CrossOrg::Queue, stmt(backend, &sql, values))
@@ -114,8 +122,15 @@ pub async fn claim_for_orgs(
             // The write lock of BEGIN IMMEDIATE serializes every claimer.
             let tx = db.cross_org_tx(CrossOrg::Queue).await?;
             let mut models = Vec::new();
+            let mut budget_left = MAX_CLAIM_BYTES;
             for part in parts {
-                models.extend(claim_sqlite(&tx, worker, part, expires, at).await?);
+                if budget_left <= 0 {
+                    break;
+                }
+                let (claimed, bytes) =
+                    claim_sqlite(&tx, worker, part, expires, at, budget_left).await?;
+                budget_left -= bytes;
+                models.extend(claimed);
             }
             tx.commit().await?;
             models
@@ -148,21 +163,32 @@ pub async fn claim_for_orgs(
 /// pick the same jobs: the same selection, in a total order (the ids break ties), over
 /// the same rows (nothing changes them in between: the transaction holds the write lock).
 /// Their parameters: `$1` the org, `$2` the time, `$3` the kinds (JSON), `$4` how many,
-/// `$5` the org's cap, `$6` the worker, `$7` the lease's expiry. Their reads of `jobs`
-/// name their indexes (`pin.rs`).
+/// `$5` the org's cap, `$6` the worker, `$7` the lease's expiry, `$8` the bytes of payload
+/// left in the claim's budget (a job is picked while those picked before it hold less).
+/// Their reads of `jobs` name their indexes (`pin.rs`). The claim's rows carry
+/// `payload_bytes`, each payload's stored size, for the next org's budget.
 pub(super) fn sqlite_claim_sql() -> [String; 2] {
     let (queued, running) = (JobStatus::Queued.as_str(), JobStatus::Running.as_str());
     let running_count = format!(
         "(SELECT count(*) FROM jobs{by_running} WHERE org_id = $1 AND status = '{running}')",
         by_running = running_index(Backend::Sqlite),
     );
+    // The candidates in claim order with each one's stored size (read from the value's
+    // header), then those whose predecessors hold less than the budget.
     let picked = format!(
-        "SELECT id FROM jobs{by_claim}
-         WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
-           AND NOT {org_paused}
-           AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
-         ORDER BY priority DESC, run_at, id
-         LIMIT max(0, min($4, $5 - {running_count}))",
+        "SELECT id FROM (
+           SELECT id, sum(size) OVER (ORDER BY priority DESC, run_at, id
+                                      ROWS UNBOUNDED PRECEDING) - size AS before
+           FROM (
+             SELECT id, priority, run_at, octet_length(payload) AS size FROM jobs{by_claim}
+             WHERE org_id = $1 AND status = '{queued}' AND run_at <= $2
+               AND NOT {org_paused}
+               AND task IN ({kinds}) AND task NOT IN ({paused_tasks})
+             ORDER BY priority DESC, run_at, id
+             LIMIT max(0, min($4, $5 - {running_count}))
+           )
+         )
+         WHERE before < $8",
         by_claim = claim_index(Backend::Sqlite),
         kinds = json_array_rows(Backend::Sqlite, 3),
         org_paused = org_paused_sql("$1"),
@@ -182,7 +208,7 @@ pub(super) fn sqlite_claim_sql() -> [String; 2] {
            lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
            started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
          WHERE id IN ({picked})
-         RETURNING *"
+         RETURNING *, octet_length(payload) AS payload_bytes"
     );
     [events, claim]
 }
@@ -192,14 +218,16 @@ pub(super) fn sqlite_claim_sql() -> [String; 2] {
 static SQLITE_CLAIM_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| sqlite_claim_sql().join(";\n"));
 
-/// SQLite: one org's part of a claim, inside the claimer's write transaction.
+/// SQLite: one org's part of a claim, inside the claimer's write transaction, within
+/// `budget` bytes of payload: the claimed rows and the bytes of their payloads.
 async fn claim_sqlite(
     tx: &sea_orm::DatabaseTransaction,
     worker: &str,
     part: &OrgClaim<'_>,
     expires: DateTime<Utc>,
     at: DateTime<Utc>,
-) -> CoreResult<Vec<jobs::Model>> {
+    budget: i64,
+) -> CoreResult<(Vec<jobs::Model>, i64)> {
     let sql = SQLITE_CLAIM_SQL.as_str();
     let values = vec![
         part.org.id.clone().into(),
@@ -209,12 +237,16 @@ async fn claim_sqlite(
         i64::from(part.org.plan.limits().concurrent_jobs).into(),
         worker.to_owned().into(),
         expires.into(),
+        budget.into(),
     ];
     let rows = tx
         .query_all_raw(stmt(tx.get_database_backend(), sql, values))
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| jobs::Model::from_query_result(r, ""))
-        .collect::<Result<Vec<_>, _>>()?)
+    let mut bytes = 0;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        bytes += row.try_get::<i64>("", "payload_bytes")?;
+        claimed.push(jobs::Model::from_query_result(row, "")?);
+    }
+    Ok((claimed, bytes))
 }

@@ -30,7 +30,7 @@ mod ready;
 mod scrub;
 mod types;
 
-pub use claim::{OrgClaim, claim_for_org, claim_for_orgs};
+pub use claim::{MAX_CLAIM_BYTES, OrgClaim, claim_for_org, claim_for_orgs};
 pub use depth::{DEPTH_STATUSES, depth};
 pub use finish::{Finish, MAX_RAN_US, finish};
 pub use lease::{heartbeat, heartbeat_with_progress, reclaim_expired, release};

@@ -72,7 +72,8 @@ pub struct ClaimJobs {
         custom = "crate::model::common::NoControl"
     ))]
     pub worker_id: PlainText,
-    /// Most jobs to claim.
+    /// Most jobs to claim. A claim also stops once its jobs' payloads reach 4 MiB (it
+    /// always has its first job): fewer jobs than asked does not mean none are left.
     #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
     pub max: u32,
     /// How long to wait for a job when none is ready, in ms (0 to 30000) [default: 0]. At

@@ -25,7 +25,8 @@ static SCAN_CURSOR: Mutex<Option<String>> = Mutex::new(None);
 
 /// Claims up to `input.max` ready jobs for `input.worker_id` under leases of
 /// `input.lease_ms`, of the kinds the caller may run (narrowed to `input.kinds`): a
-/// platform key fairly across every org, an org key from its own org within its plan.
+/// platform key fairly across every org, an org key from its own org within its plan;
+/// at most [`queue::MAX_CLAIM_BYTES`] of payload past the first job.
 /// When none is ready, waits up to `input.wait_ms` for one (at most
 /// [`Waiting::Claims`]' waiting claims per key and per org: more are `rate_limited`).
 /// Scope: `jobs:work`.

@@ -33,7 +33,9 @@ pub struct RegisterInput {
 pub struct ClaimInput {
     /// The worker's id: the lease owner of what it claims.
     pub worker_id: String,
-    /// Most jobs to claim (1..=256).
+    /// Most jobs to claim (1..=256). A claim also stops at
+    /// [`MAX_CLAIM_BYTES`](crate::queue::MAX_CLAIM_BYTES) of payload (it always has its
+    /// first job).
     pub max: u32,
     /// How long to wait for a job when none is ready, in ms (0..=30000) [default: 0].
     #[serde(default)]
