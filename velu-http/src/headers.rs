@@ -7,16 +7,16 @@ use std::time::Instant;
 
 use poem::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::Instrument;
 use velu_core::metrics::Metrics;
 
 use crate::access::{self, CallerSlot};
+use crate::body_limit;
 use crate::auth::RateSlot;
-use crate::problem::{PROBLEM_JSON, WWW_AUTHENTICATE, from_poem_error, problem_response};
+use crate::problem::{PROBLEM_JSON, WWW_AUTHENTICATE, from_poem_error};
 
-/// Largest request body, whatever the plan (plans cap job payloads lower, in velu-core).
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub use crate::body_limit::MAX_BODY_BYTES;
 
 /// CSP of API responses: nothing may load, nothing may frame.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -155,12 +155,19 @@ async fn handle<E: Endpoint>(
     req.extensions_mut().insert(slot.clone());
     req.extensions_mut().insert(caller.clone());
 
-    let mut resp = match limit_body(&mut req).await {
+    let mut resp = match body_limit::limit_body(&mut req) {
         Err(resp) => resp,
-        Ok(()) => match ep.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => from_poem_error(e),
-        },
+        Ok(counted) => {
+            let resp = match ep.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => from_poem_error(e),
+            };
+            match counted {
+                // The operation's read failed at the cap, whatever it answered of it.
+                Some(tripped) if tripped.is_set() => body_limit::too_large(),
+                _ => resp,
+            }
+        }
     };
     match resp.status() {
         StatusCode::METHOD_NOT_ALLOWED => {
@@ -221,37 +228,6 @@ async fn stamp_problem(resp: Response, request_id: &str) -> Response {
         _ => Body::from(bytes),
     };
     Response::from_parts(parts, body)
-}
-
-/// Refuses bodies over [`MAX_BODY_BYTES`] by `Content-Length`, or while reading them
-/// (chunked bodies have no length). GETs without a body pass untouched.
-async fn limit_body(req: &mut Request) -> Result<(), Response> {
-    let too_large = || {
-        problem_response(
-            "payload_too_large",
-            &format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-            Map::new(),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    match declared {
-        Some(len) if len > MAX_BODY_BYTES => Err(too_large()),
-        Some(_) => Ok(()),
-        None => {
-            let body = req.take_body();
-            match body.into_bytes_limit(MAX_BODY_BYTES).await {
-                Ok(bytes) => {
-                    req.set_body(bytes);
-                    Ok(())
-                }
-                Err(_) => Err(too_large()),
-            }
-        }
-    }
 }
 
 fn security_headers(h: &mut HeaderMap, is_docs: bool, docs_csp: &str) {

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod body_limit;
 pub mod compression;
 pub mod core_json;
 mod docs_csp;

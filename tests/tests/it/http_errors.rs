@@ -189,6 +189,55 @@ async fn malformed_requests_get_problem_json_4xx() {
     env.finish().await;
 }
 
+/// A body that sends `head` and then nothing more, never ending (a slow or stalled
+/// client). Its writer is returned too: the body stays open while it is held.
+async fn stalled_body(head: &[u8]) -> (Body, tokio::io::DuplexStream) {
+    use tokio::io::AsyncWriteExt;
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    client.write_all(head).await.unwrap();
+    (Body::from_async_read(server), client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_is_answered_without_reading_the_body() {
+    // A chunked body (no Content-Length) used to be read whole, up to 2 MiB, before the
+    // key was looked at: anyone could make the server hold 2 MiB per connection. A body
+    // that never ends shows it: the answer must come without it.
+    let env = TestEnv::start(Backend::Sqlite).await.unwrap();
+    let boot = bootstrap(&env, "acme", "hero").await;
+    let mut wrong_secret = boot.viewer.clone();
+    let last = wrong_secret.pop().unwrap();
+    wrong_secret.push(if last == 'A' { 'B' } else { 'A' });
+    let routes = ["/v1/orgs/acme/jobs", "/v1/orgs/acme/keys", "/v1/worker/claim"];
+    for path in routes {
+        for key in [None, Some("velu_k1_nope"), Some(wrong_secret.as_str())] {
+            let (body, _writer) = stalled_body(br#"{"task": "echo", "payload": {"#).await;
+            let mut r = Request::builder()
+                .method(Method::POST)
+                .uri(path.parse().unwrap())
+                .content_type("application/json");
+            if let Some(k) = key {
+                r = r.header("x-api-key", k);
+            }
+            let reply = tokio::time::timeout(std::time::Duration::from_secs(30), env.send(r.body(body)))
+                .await
+                .unwrap_or_else(|_| panic!("{path} with key {key:?}: the server waited for the body"));
+            assert_eq!(reply.status, 401, "{path} with key {key:?}: {}", reply.text);
+            assert_eq!(reply.problem_code(), "unauthorized");
+        }
+    }
+    // A keyed request still reads its chunked body, within the cap.
+    let body = Body::from_async_read(std::io::Cursor::new(
+        br#"{"task": "echo", "payload": {"n": 1}}"#.to_vec(),
+    ));
+    let r = req(Method::POST, "/v1/orgs/acme/jobs", &boot.admin)
+        .content_type("application/json")
+        .body(body);
+    let ok = env.send(r).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_spec_and_docs() {
     let env = TestEnv::start(Backend::Sqlite).await.unwrap();
