@@ -41,28 +41,39 @@ pub fn too_large() -> Response {
     )
 }
 
-/// Applies the cap to `req`: `Err` with the `413` when its declared length is over it;
-/// otherwise a body without a declared length is replaced by one counted as it is read,
-/// whose [`Tripped`] is returned. Bodies that declare a length within the cap, and empty
-/// ones, pass untouched (hyper holds a body to its declared length).
-pub fn limit_body(req: &mut Request) -> Result<Option<Tripped>, Response> {
+/// What [`limit_body`] made of a request's body.
+#[derive(Debug)]
+pub enum BodyCap {
+    /// Its declared length is over the cap: answer [`too_large`].
+    TooLarge,
+    /// It declares a length within the cap, or it is empty: untouched.
+    Declared,
+    /// It declares none: counted as it is read, over the cap when this is set.
+    Counted(Tripped),
+}
+
+/// Applies the cap to `req`: a declared length over it is [`BodyCap::TooLarge`]; a body
+/// without a declared length is replaced by one counted as it is read. Bodies that
+/// declare a length within the cap, and empty ones, pass untouched (hyper holds a body
+/// to its declared length).
+pub fn limit_body(req: &mut Request) -> BodyCap {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match declared {
-        Some(len) if len > MAX_BODY_BYTES => Err(too_large()),
-        Some(_) => Ok(None),
+        Some(len) if len > MAX_BODY_BYTES => BodyCap::TooLarge,
+        Some(_) => BodyCap::Declared,
         None => {
             let body = req.take_body();
             if body.is_empty() {
                 req.set_body(body);
-                return Ok(None);
+                return BodyCap::Declared;
             }
             let tripped = Tripped::default();
             req.set_body(counted(body, tripped.clone()));
-            Ok(Some(tripped))
+            BodyCap::Counted(tripped)
         }
     }
 }

@@ -12,8 +12,8 @@ use tracing::Instrument;
 use velu_core::metrics::Metrics;
 
 use crate::access::{self, CallerSlot};
-use crate::body_limit;
 use crate::auth::RateSlot;
+use crate::body_limit::{self, BodyCap};
 use crate::problem::{PROBLEM_JSON, WWW_AUTHENTICATE, from_poem_error};
 
 pub use crate::body_limit::MAX_BODY_BYTES;
@@ -155,18 +155,18 @@ async fn handle<E: Endpoint>(
     req.extensions_mut().insert(slot.clone());
     req.extensions_mut().insert(caller.clone());
 
-    let mut resp = match body_limit::limit_body(&mut req) {
-        Err(resp) => resp,
-        Ok(counted) => {
-            let resp = match ep.call(req).await {
-                Ok(r) => r.into_response(),
-                Err(e) => from_poem_error(e),
-            };
-            match counted {
-                // The operation's read failed at the cap, whatever it answered of it.
-                Some(tripped) if tripped.is_set() => body_limit::too_large(),
-                _ => resp,
-            }
+    let cap = body_limit::limit_body(&mut req);
+    let mut resp = if matches!(cap, BodyCap::TooLarge) {
+        body_limit::too_large()
+    } else {
+        let resp = match ep.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => from_poem_error(e),
+        };
+        match cap {
+            // The operation's read failed at the cap, whatever it answered of it.
+            BodyCap::Counted(tripped) if tripped.is_set() => body_limit::too_large(),
+            _ => resp,
         }
     };
     match resp.status() {
