@@ -139,8 +139,11 @@ impl MigrationTrait for Migration {
         crate::exec(manager, &format!("DROP FUNCTION {UNBOUNDED}")).await?;
         crate::exec(manager, BUDGETED_CLAIM).await?;
         for (name, value) in SETTINGS {
-            crate::exec(manager, &format!("ALTER FUNCTION {BOUNDED} SET {name} = {value}"))
-                .await?;
+            crate::exec(
+                manager,
+                &format!("ALTER FUNCTION {BOUNDED} SET {name} = {value}"),
+            )
+            .await?;
         }
         crate::exec(manager, BATCH_CLAIM).await
     }

@@ -115,14 +115,37 @@ impl PageQuery {
     /// holds, cut by the limit or by the bytes.
     pub fn finish_seen<R, T>(
         &self,
-        mut rows: Vec<R>,
+        rows: Vec<R>,
         seen: u64,
         key: impl Fn(&R) -> Vec<String>,
         map: impl FnMut(R) -> T,
     ) -> Page<T> {
+        self.finish_scanned(rows, seen, None, key, map)
+    }
+
+    /// Like [`PageQuery::finish_seen`], for a read whose scan stopped before the end of the
+    /// list at `floor`, the sort key of the last row it read (whether the row matched or
+    /// not): then another page follows, continuing after `floor`, even when this page
+    /// holds every row the scan found, and even when it found none.
+    pub fn finish_scanned<R, T>(
+        &self,
+        mut rows: Vec<R>,
+        seen: u64,
+        floor: Option<Vec<String>>,
+        key: impl Fn(&R) -> Vec<String>,
+        map: impl FnMut(R) -> T,
+    ) -> Page<T> {
         rows.truncate(self.limit as usize);
-        let more = seen > rows.len() as u64;
-        self.page(rows, more, key, map)
+        if seen > rows.len() as u64 {
+            return self.page(rows, true, key, map);
+        }
+        match floor {
+            None => self.page(rows, false, key, map),
+            Some(floor) => Page {
+                items: rows.into_iter().map(map).collect(),
+                next_cursor: Some(encode(self.list, &self.filters, floor)),
+            },
+        }
     }
 
     /// The page of `rows` (already cut to the page), with a cursor after the last when
@@ -276,6 +299,38 @@ mod tests {
         assert_eq!(next.after_one(), Some("a"));
         // It saw two and kept both: the last page.
         let page = q.finish_seen(vec!["a", "b"], 2, key, |r| r);
+        assert_eq!(page.next_cursor, None);
+    }
+
+    #[test]
+    fn a_page_whose_scan_stopped_continues_after_the_last_row_read() {
+        let q = req(Some(3), None).validate("jobs", "").unwrap();
+        let key = |r: &&str| vec![(*r).to_owned()];
+        let after = |page: Page<&str>| {
+            let cursor = page.next_cursor.expect("another page follows");
+            let next = req(Some(3), Some(&cursor)).validate("jobs", "").unwrap();
+            next.after_one().map(str::to_owned)
+        };
+        // The scan found nothing before it stopped at "m": an empty page, then after "m".
+        let page = q.finish_scanned(Vec::<&str>::new(), 0, Some(vec!["m".into()]), key, |r| r);
+        assert!(page.items.is_empty());
+        assert_eq!(after(page), Some("m".to_owned()));
+        // It found two (all it saw) before "m": both, then after "m", not after "b".
+        let page = q.finish_scanned(vec!["a", "b"], 2, Some(vec!["m".into()]), key, |r| r);
+        assert_eq!(page.items, vec!["a", "b"]);
+        assert_eq!(after(page), Some("m".to_owned()));
+        // Cut by the limit before the scan stopped: after the last row on the page.
+        let page = q.finish_scanned(
+            vec!["a", "b", "c", "d"],
+            4,
+            Some(vec!["m".into()]),
+            key,
+            |r| r,
+        );
+        assert_eq!(page.items, vec!["a", "b", "c"]);
+        assert_eq!(after(page), Some("c".to_owned()));
+        // A scan that reached the end of the list: the last page.
+        let page = q.finish_scanned(vec!["a"], 1, None, key, |r| r);
         assert_eq!(page.next_cursor, None);
     }
 

@@ -208,7 +208,11 @@ async fn a_refused_key_is_answered_without_reading_the_body() {
     let mut wrong_secret = boot.viewer.clone();
     let last = wrong_secret.pop().unwrap();
     wrong_secret.push(if last == 'A' { 'B' } else { 'A' });
-    let routes = ["/v1/orgs/acme/jobs", "/v1/orgs/acme/keys", "/v1/worker/claim"];
+    let routes = [
+        "/v1/orgs/acme/jobs",
+        "/v1/orgs/acme/keys",
+        "/v1/worker/claim",
+    ];
     for path in routes {
         for key in [None, Some("velu_k1_nope"), Some(wrong_secret.as_str())] {
             let (body, _writer) = stalled_body(br#"{"task": "echo", "payload": {"#).await;
@@ -219,9 +223,12 @@ async fn a_refused_key_is_answered_without_reading_the_body() {
             if let Some(k) = key {
                 r = r.header("x-api-key", k);
             }
-            let reply = tokio::time::timeout(std::time::Duration::from_secs(30), env.send(r.body(body)))
-                .await
-                .unwrap_or_else(|_| panic!("{path} with key {key:?}: the server waited for the body"));
+            let reply =
+                tokio::time::timeout(std::time::Duration::from_secs(30), env.send(r.body(body)))
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{path} with key {key:?}: the server waited for the body")
+                    });
             assert_eq!(reply.status, 401, "{path} with key {key:?}: {}", reply.text);
             assert_eq!(reply.problem_code(), "unauthorized");
         }

@@ -20,6 +20,7 @@ mod job_counts;
 mod jobs;
 mod key_counts;
 mod keys;
+mod list_scan;
 mod metrics;
 mod one_statement_reads;
 mod orgs;

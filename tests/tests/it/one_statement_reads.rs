@@ -270,9 +270,13 @@ backend_tests! {
                 let listed = read_one::list_jobs(env.velu(), who, &org, &all, &page).await.expect("read");
                 let ids: Vec<String> = listed.expect("a page in one statement").items.into_iter().map(|j| j.id).collect();
                 assert_eq!(ids, [queued.clone(), done.clone()]);
-                let succeeded = JobFilter { status: Some("succeeded".into()), task: Some("echo".into()) };
+                let succeeded = JobFilter { status: Some("succeeded".into()), task: None };
                 let listed = read_one::list_jobs(env.velu(), who, &org, &succeeded, &page).await.expect("read");
                 assert_eq!(listed.expect("a filtered page").items.len(), 1);
+                // Filtered by both, a page's scan is bounded: the ordinary path reads it.
+                let both = JobFilter { status: Some("succeeded".into()), task: Some("echo".into()) };
+                let listed = read_one::list_jobs(env.velu(), who, &org, &both, &page).await.expect("read");
+                assert!(listed.is_none(), "a page filtered by both goes the ordinary way");
             }
         }
         // Misses are left to the ordinary path: another org's key, another org's name, a

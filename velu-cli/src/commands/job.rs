@@ -40,7 +40,9 @@ pub enum JobCommand {
         /// Only jobs with this status.
         #[arg(long, value_parser = offer::<StatusArg>())]
         status: Option<String>,
-        /// Only this task kind.
+        /// Only this task kind. With --status too, a page reads at most 5,000 jobs of
+        /// that status: it may then hold fewer jobs, or none, and still have a
+        /// next_cursor.
         #[arg(long)]
         task: Option<String>,
         #[command(flatten)]

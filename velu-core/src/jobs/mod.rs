@@ -32,7 +32,8 @@ pub(crate) use group::GroupCommitter;
 pub use input::{SubmitJob, parse_batch};
 pub(crate) use read::find_job as find_job_row;
 pub use read::{
-    JobFilter, JobStats, job_stats, list_jobs, list_jobs_in, page_statement, show_job, show_job_in,
+    JobFilter, JobStats, MAX_LIST_SCAN, job_stats, list_jobs, list_jobs_in, page_statement,
+    show_job, show_job_in,
 };
 pub use steer::{cancel_job, retry_job};
 pub use submit::{BatchSubmitted, MAX_BATCH, Submitted, SubmittedJob, submit_batch, submit_job};

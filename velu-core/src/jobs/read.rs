@@ -37,6 +37,11 @@ pub struct JobStats {
     pub by_task: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
+/// Most jobs of one status a page filtered by both status and task reads: past it, the
+/// page answers what it found (perhaps nothing) with a `next_cursor` after the last job
+/// it read. A filter of one kind reads its own index, where every entry matches.
+pub const MAX_LIST_SCAN: u64 = 5_000;
+
 /// Lists an org's jobs, newest first. Needs `jobs:read`.
 pub async fn list_jobs(
     velu: &Velu,
@@ -77,11 +82,63 @@ pub async fn list_jobs_in<C: ConnectionTrait>(
         status: status.map(|s| s.as_str()),
         task: filter.task.as_deref(),
         before: q.after_one(),
+        floor: None,
         limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
     };
-    let statement = list_statement(conn.get_database_backend(), lookup, wanted);
-    let (rows, seen) = read_page(conn, statement).await?;
-    page_of(&q, rows, seen)
+    let backend = conn.get_database_backend();
+    // Filtered by both, the page reads the status's index from the cursor down to the
+    // floor at most, testing the task row by row: a rare task among a long history of
+    // that status would otherwise take the whole history to answer.
+    let floor = match (status, wanted.task) {
+        (Some(status), Some(_)) => scan_floor(conn, org_id, status, wanted.before).await?,
+        _ => None,
+    };
+    let wanted = PageFilter {
+        floor: floor.as_deref(),
+        ..wanted
+    };
+    let (rows, seen) = read_page(conn, list_statement(backend, lookup, wanted)).await?;
+    page_of(&q, rows, seen, floor)
+}
+
+/// Where the scan of a page of org `org_id`'s jobs of `status` filtered by task too
+/// stops: the id of the [`MAX_LIST_SCAN`]th such job before `before`, or `None` when
+/// fewer remain. Read off `ix_jobs_org_status_id` (on PostgreSQL with table scans and
+/// sorts ruled out for the rest of the transaction, which the page's read shares, so no
+/// plan made without statistics reads the whole table).
+async fn scan_floor<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    status: JobStatus,
+    before: Option<&str>,
+) -> CoreResult<Option<String>> {
+    let backend = conn.get_database_backend();
+    let sqlite = backend == sea_orm::DbBackend::Sqlite;
+    if !sqlite {
+        conn.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+            .await?;
+    }
+    let (mark, jobs) = if sqlite {
+        ("?", "jobs INDEXED BY ix_jobs_org_status_id")
+    } else {
+        ("$", "jobs")
+    };
+    let mut values: Vec<sea_orm::Value> = vec![org_id.into(), status.as_str().into()];
+    let mut sql = format!("SELECT id FROM {jobs} WHERE org_id = {mark}1 AND status = {mark}2");
+    if let Some(before) = before {
+        values.push(before.into());
+        sql.push_str(&format!(" AND id < {mark}3"));
+    }
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT 1 OFFSET {}",
+        MAX_LIST_SCAN - 1
+    ));
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<String>("", "id")).transpose()?)
 }
 
 /// The statement of a page of org `org_id`'s jobs with these filters, as both paths of
@@ -93,6 +150,7 @@ pub fn page_statement(
     status: Option<&str>,
     task: Option<&str>,
     before: Option<&str>,
+    floor: Option<&str>,
     fetch: i64,
 ) -> sea_orm::Statement {
     let lookup = OrgLookup {
@@ -104,6 +162,7 @@ pub fn page_statement(
         status,
         task,
         before,
+        floor,
         limit: fetch,
     };
     list_statement(backend, lookup, wanted)
@@ -138,9 +197,16 @@ pub(super) fn checked_list(
 }
 
 /// The page of the `rows` a byte-bounded read kept (newest first) out of the `seen` its
-/// scan saw (see `PageQuery::finish_seen`).
-pub(super) fn page_of(q: &PageQuery, rows: Vec<jobs::Model>, seen: u64) -> CoreResult<Page<Job>> {
-    let page = q.finish_seen(rows, seen, |r| vec![r.id.clone()], Job::from_model);
+/// scan saw, which stopped at `floor` when it was bounded (see
+/// `PageQuery::finish_scanned`).
+pub(super) fn page_of(
+    q: &PageQuery,
+    rows: Vec<jobs::Model>,
+    seen: u64,
+    floor: Option<String>,
+) -> CoreResult<Page<Job>> {
+    let floor = floor.map(|id| vec![id]);
+    let page = q.finish_scanned(rows, seen, floor, |r| vec![r.id.clone()], Job::from_model);
     Ok(Page {
         items: page.items.into_iter().collect::<CoreResult<_>>()?,
         next_cursor: page.next_cursor,

@@ -77,6 +77,11 @@ pub async fn list_jobs(
     filter: &JobFilter,
     page: &PageRequest,
 ) -> CoreResult<Option<Page<Job>>> {
+    // Filtered by both status and task, a page's scan is bounded ([`MAX_LIST_SCAN`](crate::jobs::MAX_LIST_SCAN)),
+    // which takes a read before the page's: the ordinary way reads both.
+    if filter.status.is_some() && filter.task.is_some() {
+        return Ok(None);
+    }
     let conn = velu.db().conn();
     let Some(lookup) = who.org_lookup(org, Scope::JobsRead) else {
         return Ok(None);
@@ -97,6 +102,7 @@ pub async fn list_jobs(
         status: status.map(|s| s.as_str()),
         task: filter.task.as_deref(),
         before: q.after_one(),
+        floor: None,
         limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
     };
     let (rows, seen) = read_page(
@@ -122,7 +128,7 @@ pub async fn list_jobs(
         Some(_) => q,
         None => checked_list(&org_id, filter, page)?.1,
     };
-    page_of(&q, rows, seen).map(Some)
+    page_of(&q, rows, seen, None).map(Some)
 }
 
 /// What a page asks for, checked (`checked_list`).
@@ -132,6 +138,9 @@ pub(super) struct PageFilter<'a> {
     pub task: Option<&'a str>,
     /// Ids before this one (the cursor), newest first.
     pub before: Option<&'a str>,
+    /// Ids from this one on: where the scan of a page filtered by both status and task
+    /// stops ([`MAX_LIST_SCAN`](crate::jobs::MAX_LIST_SCAN)); read off the status index, never the task one.
+    pub floor: Option<&'a str>,
     /// Rows to fetch: the page and one more.
     pub limit: i64,
 }
@@ -214,7 +223,7 @@ pub(super) fn list_statement(
     page: PageFilter<'_>,
 ) -> Statement {
     let [org, visible_to] = lookup_values(lookup);
-    if backend != DbBackend::Sqlite {
+    if backend != DbBackend::Sqlite && page.floor.is_none() {
         let args: [Value; 8] = [
             lookup.column.into(),
             org,
@@ -231,18 +240,49 @@ pub(super) fn list_statement(
             args,
         );
     }
-    let mut filter = format!("j.org_id = {}", sqlite_org(lookup));
+    // SQLite, and PostgreSQL's page with a floor (read in a transaction already entered,
+    // so row-level security holds): the filters given and no others.
+    let sqlite = backend == DbBackend::Sqlite;
+    let (mark, size_of) = if sqlite {
+        ("?", "octet_length")
+    } else {
+        ("$", "pg_column_size")
+    };
+    let org_is = if sqlite {
+        sqlite_org(lookup)
+    } else {
+        debug_assert_eq!(
+            lookup.column, "id",
+            "PostgreSQL reads a floored page by org id"
+        );
+        "$1 AND ($2::text IS NULL OR j.org_id = $2::text)".to_owned()
+    };
+    let mut filter = format!("j.org_id = {org_is}");
     let mut values = vec![org, visible_to];
+    // With a floor the task is tested row by row on the status index's range: on
+    // PostgreSQL an expression, so the planner never takes the task index instead (its
+    // range in ids is not bounded by the status's).
+    let task_is = if page.floor.is_some() && !sqlite {
+        "(j.task || '') ="
+    } else {
+        "j.task ="
+    };
     for (condition, value) in [
         ("j.status =", page.status),
-        ("j.task =", page.task),
+        (task_is, page.task),
         ("j.id <", page.before),
+        ("j.id >=", page.floor),
     ] {
         if let Some(v) = value {
             values.push(v.into());
-            filter.push_str(&format!(" AND {condition} ?{}", values.len()));
+            filter.push_str(&format!(" AND {condition} {mark}{}", values.len()));
         }
     }
+    let jobs = if sqlite && page.floor.is_some() {
+        "jobs j INDEXED BY ix_jobs_org_status_id"
+    } else {
+        "jobs j"
+    };
     values.push(page.limit.into());
     let limit = values.len();
     values.push(MAX_PAGE_BYTES.into());
@@ -251,14 +291,16 @@ pub(super) fn list_statement(
     // budget keeps; then that many rows whole, off the same index.
     let sql = format!(
         "WITH w AS MATERIALIZED ( \
-           SELECT count(*) AS seen, COALESCE(sum(through - size < ?{budget}), 0) AS keep FROM ( \
+           SELECT count(*) AS seen, \
+                  COALESCE(sum(CASE WHEN through - size < {mark}{budget} THEN 1 ELSE 0 END), 0) AS keep \
+           FROM ( \
              SELECT s.size, \
                     sum(s.size) OVER (ORDER BY s.id DESC ROWS UNBOUNDED PRECEDING) AS through \
-             FROM (SELECT j.id AS id, octet_length(j.payload) \
-                          + COALESCE(octet_length(j.result), 0) \
-                          + COALESCE(octet_length(j.error), 0) AS size \
-                   FROM jobs j WHERE {filter} ORDER BY j.id DESC LIMIT ?{limit}) s)) \
-         SELECT j.*, (SELECT seen FROM w) AS listed_seen FROM jobs j WHERE {filter} \
+             FROM (SELECT j.id AS id, {size_of}(j.payload) \
+                          + COALESCE({size_of}(j.result), 0) \
+                          + COALESCE({size_of}(j.error), 0) AS size \
+                   FROM {jobs} WHERE {filter} ORDER BY j.id DESC LIMIT {mark}{limit}) s) t) \
+         SELECT j.*, (SELECT seen FROM w) AS listed_seen FROM {jobs} WHERE {filter} \
          ORDER BY j.id DESC LIMIT (SELECT keep FROM w)"
     );
     Statement::from_sql_and_values(backend, sql, values)

@@ -94,7 +94,9 @@ impl JobsApi {
         org: Path<String>,
         /// Only this status.
         status: Query<Option<JobStatus>>,
-        /// Only this task kind (no control characters).
+        /// Only this task kind (no control characters). With `status` too, a page reads
+        /// at most 5,000 jobs of that status: it may then hold fewer jobs, or none, and
+        /// still have a `next_cursor`.
         #[oai(validator(custom = "crate::model::common::NoControl"))]
         task: Query<Option<PlainText>>,
         /// Page size [default: 50]. A page also stops at 2 MiB of payloads, results and
