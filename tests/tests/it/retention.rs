@@ -271,6 +271,59 @@ backend_tests! {
         }
     }
 
+    async fn a_run_over_every_org_visits_a_bounded_number_and_says_where_to_go_on(env) {
+        use velu_core::jobs::retention::ORGS_PER_RUN;
+        let first = bootstrap(&env, "first", "hero").await;
+        let last = bootstrap(&env, "last", "hero").await;
+        // As many orgs as one run visits, all before `first` in id order, none with history.
+        let pg = env.backend() == velu_tests::Backend::Postgres;
+        let series = if pg {
+            format!("SELECT i FROM generate_series(1, {ORGS_PER_RUN}) AS i")
+        } else {
+            format!("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ORGS_PER_RUN}) SELECT i FROM s")
+        };
+        let pad = if pg { "lpad(i::text, 12, '0')" } else { "printf('%012d', i)" };
+        let tx = owner_tx(env.velu()).await;
+        tx.execute_unprepared(&format!(
+            "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+             SELECT '00000000-0000-7000-a000-' || {pad}, 'Filler ' || i, 'filler-' || i, 'hero',
+                    '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z' FROM ({series}) AS g"
+        ))
+        .await
+        .expect("planted orgs");
+        tx.commit().await.unwrap();
+        let due_first = plant(&env, &first.org_id, "succeeded", 45, Some(45), 5).await;
+        let due_last = plant(&env, &last.org_id, "succeeded", 45, Some(45), 2).await;
+        // The first run visits the fillers only, and says where the next one starts.
+        let report = run(&env, &[]).await;
+        assert_eq!(report["removed"], 0, "{report}");
+        assert_eq!(report["more"], true, "{report}");
+        assert_eq!(report["next_org"], first.org_id.as_str(), "{report}");
+        assert_all(&env, &due_first, true, "first: not reached").await;
+        // From there, a budget that stops inside `first`: the next run starts at it again.
+        let report = run(&env, &["--from-org", &first.org_id, "--max-jobs", "3"]).await;
+        assert_eq!((report["removed"].clone(), report["more"].clone()), (json!(3), json!(true)), "{report}");
+        assert_eq!(report["next_org"], first.org_id.as_str(), "{report}");
+        // Over HTTP, the same input and answer: the rest of `first`, then `last`, the end.
+        let key = platform_key(&env, "ops", "admin:orgs:manage").await;
+        let r = env
+            .http(Method::POST, "/v1/retention/run", Some(&key), Some(json!({"from_org": first.org_id})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!((r.body["removed"].clone(), r.body["more"].clone()), (json!(4), json!(false)), "{}", r.text);
+        assert!(r.body["next_org"].is_null(), "{}", r.text);
+        assert_all(&env, &due_first, false, "first").await;
+        assert_all(&env, &due_last, false, "last").await;
+        // An org named with a start is refused, on both front ends; nothing is removed.
+        let cli = env.cli(&["retention", "run", "--org", "first", "--from-org", &first.org_id]).await;
+        assert_eq!(cli.error_code(), "invalid", "{}", cli.stderr);
+        let r = env
+            .http(Method::POST, "/v1/retention/run", Some(&key),
+                  Some(json!({"org": "first", "from_org": first.org_id})))
+            .await;
+        assert_eq!((r.status, r.problem_code()), (400, "invalid".to_owned()), "{}", r.text);
+    }
+
     async fn a_run_on_sqlite_lets_another_process_write_between_slices(env) {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,7 +356,7 @@ backend_tests! {
                 during
             })
         };
-        let input = RetentionRun { org: Some("old".into()), max_jobs: Some(3_000) };
+        let input = RetentionRun { org: Some("old".into()), max_jobs: Some(3_000), from_org: None };
         let report = run_retention(env.velu(), &velu_core::Principal::operator(), &input)
             .await
             .expect("the run");

@@ -20,7 +20,8 @@ pub enum RetentionCommand {
     },
     /// Remove finished jobs past their org's plan retention (with their attempts and
     /// events), in slices of 1000 per transaction; queued and running jobs are never
-    /// removed. Prints `more: true` when jobs are still due: run it again (from cron, say).
+    /// removed. Without --org, at most 1000 orgs per run. Prints `more: true` when it
+    /// stopped before the end: run it again, with --from-org set to its `next_org`.
     Run {
         /// Org id or slug; without it, every org.
         #[arg(long)]
@@ -28,6 +29,10 @@ pub enum RetentionCommand {
         /// Most jobs this run removes, 1 to 10000000 [default: 100000].
         #[arg(long)]
         max_jobs: Option<u64>,
+        /// Without --org: the org id to start at, the `next_org` of the run before (a run
+        /// visits at most 1000 orgs).
+        #[arg(long)]
+        from_org: Option<String>,
     },
 }
 
@@ -38,9 +43,13 @@ impl RetentionCommand {
             RetentionCommand::Show { org } => {
                 HttpCall::get(["v1", "orgs", org.as_str(), "jobs", "retention"])
             }
-            RetentionCommand::Run { org, max_jobs } => HttpCall::post(
+            RetentionCommand::Run {
+                org,
+                max_jobs,
+                from_org,
+            } => HttpCall::post(
                 ["v1", "retention", "run"],
-                Some(serde_json::json!({ "org": org, "max_jobs": max_jobs })),
+                Some(serde_json::json!({ "org": org, "max_jobs": max_jobs, "from_org": from_org })),
             ),
         })
     }
@@ -52,8 +61,16 @@ impl RetentionCommand {
             RetentionCommand::Show { org } => {
                 g.render(&retention::retention_state(&velu, &who, &OrgRef::new(org)).await?)
             }
-            RetentionCommand::Run { org, max_jobs } => {
-                let input = RetentionRun { org, max_jobs };
+            RetentionCommand::Run {
+                org,
+                max_jobs,
+                from_org,
+            } => {
+                let input = RetentionRun {
+                    org,
+                    max_jobs,
+                    from_org,
+                };
                 g.render(&retention::run_retention(&velu, &who, &input).await?)
             }
         }

@@ -44,6 +44,15 @@ pub const MAX_MAX_JOBS: u64 = 10_000_000;
 /// Orgs read per page while a run walks every org.
 const ORGS_PER_PAGE: u64 = 500;
 
+/// Most orgs one [`run_retention`] without an org visits: past them it stops with
+/// `next_org`, where the next run starts, so one call's work is bounded however many
+/// orgs there are (each visit is one short transaction, even for an org with nothing
+/// due).
+pub const ORGS_PER_RUN: u64 = 1_000;
+
+/// Longest `from_org` accepted (ids are 36 characters).
+const MAX_FROM_ORG_LEN: usize = 64;
+
 /// SQLite: how long a run leaves the write lock free after a slice that removed jobs.
 ///
 /// Another process's writer (`serve`, a worker) that finds the lock taken waits in
@@ -83,6 +92,10 @@ pub struct RetentionRun {
     /// Most jobs this run removes, 1 to [`MAX_MAX_JOBS`]; [`DEFAULT_MAX_JOBS`] when none.
     #[serde(default)]
     pub max_jobs: Option<u64>,
+    /// Without `org`: the org id to start at (the `next_org` of the run before) instead
+    /// of the first.
+    #[serde(default)]
+    pub from_org: Option<String>,
 }
 
 /// What one org's part of a run removed.
@@ -107,8 +120,12 @@ pub struct RetentionReport {
     pub removed: u64,
     /// Orgs where jobs were removed, by id.
     pub orgs: Vec<OrgRetention>,
-    /// True when the run stopped at its `max_jobs` with jobs still due: run it again.
+    /// True when the run stopped before its end (at its `max_jobs` with jobs still due,
+    /// or at [`ORGS_PER_RUN`] orgs): run it again, from `next_org`.
     pub more: bool,
+    /// Where a run without an org stopped: the org id to pass as `from_org` next. `None`
+    /// when it reached the last org, or ran for one org.
+    pub next_org: Option<String>,
 }
 
 impl Plan {
@@ -119,6 +136,27 @@ impl Plan {
 }
 
 impl RetentionRun {
+    /// Where a run without an org starts: `from_org`, checked.
+    fn start(&self) -> CoreResult<Start> {
+        let Some(from) = self.from_org.as_deref() else {
+            return Ok(Start::First);
+        };
+        if self.org.is_some() {
+            return Err(CoreError::invalid(
+                "from_org",
+                "only a run over every org (without `org`) starts from an org".to_owned(),
+            ));
+        }
+        crate::text::plain("from_org", from)?;
+        if from.is_empty() || from.len() > MAX_FROM_ORG_LEN {
+            return Err(CoreError::invalid(
+                "from_org",
+                format!("1 to {MAX_FROM_ORG_LEN} bytes: the `next_org` of a run"),
+            ));
+        }
+        Ok(Start::From(from.to_owned()))
+    }
+
     fn max_jobs(&self) -> CoreResult<u64> {
         match self.max_jobs {
             None => Ok(DEFAULT_MAX_JOBS),
@@ -210,9 +248,10 @@ pub async fn retention_state(
 }
 
 /// Removes finished jobs past their org's plan retention, with their attempts and events:
-/// of one org, or of every org when none is named, at most `max_jobs` in all, oldest first
-/// within each org, in slices of [`SLICE`] (one short transaction each, audited as
-/// `jobs.retention` in the org). Queued and running jobs are never removed. Needs
+/// of one org, or of every org when none is named (in id order from `from_org`, at most
+/// [`ORGS_PER_RUN`] of them, then `next_org` says where to go on), at most `max_jobs` in
+/// all, oldest first within each org, in slices of [`SLICE`] (one short transaction each,
+/// audited as `jobs.retention` in the org). Queued and running jobs are never removed. Needs
 /// `admin:orgs:manage` and no org of its own: the operator or a platform key.
 pub async fn run_retention(
     velu: &Velu,
@@ -225,12 +264,14 @@ pub async fn run_retention(
         return Err(CoreError::forbidden(Scope::OrgsManage));
     }
     let max_jobs = input.max_jobs()?;
+    let mut start = input.start()?;
     let mut run = Run {
         left: max_jobs,
         report: RetentionReport {
             removed: 0,
             orgs: Vec::new(),
             more: false,
+            next_org: None,
         },
         pause_owed: false,
     };
@@ -238,31 +279,53 @@ pub async fn run_retention(
         // A missing org is `not_found` at its first slice, before anything is removed.
         Some(org) => run.org(velu, who, &OrgRef::new(org.as_str())).await?,
         None => {
-            let mut after: Option<String> = None;
-            while let Some(page) = org_page(velu, after.as_deref()).await? {
+            let mut visited = 0;
+            while let Some(page) = org_page(velu, &start).await? {
                 for id in &page {
+                    if visited == ORGS_PER_RUN {
+                        run.report.more = true;
+                        run.report.next_org = Some(id.clone());
+                        return Ok(run.report);
+                    }
                     run.org(velu, who, &OrgRef::new(id.as_str())).await?;
+                    visited += 1;
                     if run.report.more {
+                        // Stopped inside this org: the next run starts at it.
+                        run.report.next_org = Some(id.clone());
                         return Ok(run.report);
                     }
                 }
-                after = page.last().cloned();
+                let Some(last) = page.last() else { break };
+                start = Start::After(last.clone());
             }
         }
     }
     Ok(run.report)
 }
 
-/// The next page of org ids after `after`, or `None` past the last.
-async fn org_page(velu: &Velu, after: Option<&str>) -> CoreResult<Option<Vec<String>>> {
+/// Where a walk over every org starts, or goes on.
+#[derive(Debug, Clone)]
+enum Start {
+    /// At the first org.
+    First,
+    /// At this org id (the `next_org` of an earlier run), or the first after it.
+    From(String),
+    /// After this org id.
+    After(String),
+}
+
+/// The next page of org ids from `start`, in id order, or `None` past the last.
+async fn org_page(velu: &Velu, start: &Start) -> CoreResult<Option<Vec<String>>> {
     let tx = velu.db().cross_org_read_tx(CrossOrg::Platform).await?;
     let mut select = organizations::Entity::find()
         .select_only()
         .column(organizations::Column::Id)
         .order_by_asc(organizations::Column::Id)
         .limit(ORGS_PER_PAGE);
-    if let Some(after) = after {
-        select = select.filter(organizations::Column::Id.gt(after));
+    match start {
+        Start::First => {}
+        Start::From(id) => select = select.filter(organizations::Column::Id.gte(id.as_str())),
+        Start::After(id) => select = select.filter(organizations::Column::Id.gt(id.as_str())),
     }
     let ids: Vec<String> = select.into_tuple().all(&tx).await?;
     tx.commit().await?;
@@ -435,6 +498,7 @@ mod tests {
         let run = |n| RetentionRun {
             org: None,
             max_jobs: n,
+            from_org: None,
         };
         assert_eq!(run(None).max_jobs().unwrap(), DEFAULT_MAX_JOBS);
         assert_eq!(run(Some(1)).max_jobs().unwrap(), 1);
@@ -444,6 +508,27 @@ mod tests {
             run(Some(MAX_MAX_JOBS + 1)).max_jobs().unwrap_err().code(),
             "invalid"
         );
+    }
+
+    #[test]
+    fn from_org_is_only_for_a_run_over_every_org_and_plain() {
+        let run = |org: Option<&str>, from: &str| RetentionRun {
+            org: org.map(str::to_owned),
+            max_jobs: None,
+            from_org: Some(from.to_owned()),
+        };
+        let id = "0193aaaa-0000-7000-8000-000000000001";
+        assert!(matches!(run(None, id).start().unwrap(), Start::From(f) if f == id));
+        for bad in [
+            run(Some("acme"), id),
+            run(None, ""),
+            run(None, "a\0b"),
+            run(None, &"x".repeat(65)),
+        ] {
+            assert_eq!(bad.start().unwrap_err().code(), "invalid", "{bad:?}");
+        }
+        let none = RetentionRun::default();
+        assert!(matches!(none.start().unwrap(), Start::First));
     }
 
     #[test]

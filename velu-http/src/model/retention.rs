@@ -48,8 +48,12 @@ mirror! {
         pub removed: u64,
         /// Orgs where jobs were removed, by id.
         pub orgs: Vec<OrgRetention> = |v| each(v),
-        /// True when the run stopped at its `max_jobs` with jobs still due: run it again.
+        /// True when the run stopped before its end (at its `max_jobs` with jobs still
+        /// due, or after 1000 orgs): run it again, from `next_org`.
         pub more: bool,
+        /// Where a run without an org stopped: the org id to send as `from_org` next;
+        /// null when it reached the last org, or ran for one org.
+        pub next_org: Option<String>,
     }
 }
 
@@ -63,6 +67,10 @@ pub struct RetentionRunBody {
     /// Most jobs this run removes, 1 to 10000000 (default 100000).
     #[oai(nullable, validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub max_jobs: Option<u64>,
+    /// Without `org`: the org id to start at, the `next_org` of the run before (a run
+    /// visits at most 1000 orgs).
+    #[oai(nullable, validator(max_length = 64))]
+    pub from_org: Option<String>,
 }
 
 impl From<RetentionRunBody> for retention::RetentionRun {
@@ -70,6 +78,7 @@ impl From<RetentionRunBody> for retention::RetentionRun {
         retention::RetentionRun {
             org: b.org,
             max_jobs: b.max_jobs,
+            from_org: b.from_org,
         }
     }
 }
