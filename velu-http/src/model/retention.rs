@@ -53,6 +53,7 @@ mirror! {
         pub more: bool,
         /// Where a run without an org stopped: the org id to send as `from_org` next;
         /// null when it reached the last org, or ran for one org.
+        #[oai(nullable)]
         pub next_org: Option<String>,
     }
 }
@@ -67,8 +68,8 @@ pub struct RetentionRunBody {
     /// Most jobs this run removes, 1 to 10000000 (default 100000).
     #[oai(nullable, validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub max_jobs: Option<u64>,
-    /// Without `org`: the org id to start at, the `next_org` of the run before (a run
-    /// visits at most 1000 orgs).
+    /// Without `org` only (with it: 400 `invalid`): the org id to start at, the
+    /// `next_org` of the run before (a run visits at most 1000 orgs).
     #[oai(nullable, validator(max_length = 64))]
     pub from_org: Option<String>,
 }
