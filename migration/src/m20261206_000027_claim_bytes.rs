@@ -99,7 +99,8 @@ $$
 /// `parts` is a JSON array of `{org, want, lim, kinds}`; the orgs are claimed in the order
 /// of their lock keys (`hashtext`, then id: two claims never wait on each other in a
 /// circle, and the counters' trigger locks in the same order, m20261204_000021), each
-/// with the budget the orgs before it left; once it is spent, the rest get nothing.
+/// with the budget the orgs before it left; once it is spent, the rest get nothing. The
+/// last org's rows are returned as they come (nothing needs their sizes).
 const BATCH_CLAIM: &str = r#"
 CREATE FUNCTION velu_claim_batch(
     p_parts jsonb, p_now timestamptz, p_worker text, p_expires timestamptz, p_budget bigint
@@ -108,6 +109,7 @@ DECLARE
     part record;
     job jobs;
     budget_left bigint := p_budget;
+    parts_left bigint := jsonb_array_length(p_parts);
 BEGIN
     FOR part IN
         SELECT * FROM jsonb_to_recordset(p_parts)
@@ -115,6 +117,14 @@ BEGIN
         ORDER BY hashtext(r.org), r.org
     LOOP
         EXIT WHEN budget_left <= 0;
+        parts_left := parts_left - 1;
+        IF parts_left = 0 THEN
+            -- The last org (or the only one): nothing after it needs what it leaves.
+            RETURN QUERY
+                SELECT * FROM velu_claim_jobs(part.org, p_now, part.kinds, part.want,
+                                              part.lim, p_worker, p_expires, budget_left);
+            RETURN;
+        END IF;
         FOR job IN
             SELECT * FROM velu_claim_jobs(part.org, p_now, part.kinds, part.want, part.lim,
                                           p_worker, p_expires, budget_left)
