@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::read_one::{PageFilter, list_statement, read_page};
 use super::{Job, JobAttempt, JobDetail, JobStatus};
+use crate::db::sql::stmt;
 use crate::entity::{job_attempts, jobs};
 use crate::ids::is_uuid;
 use crate::pagination::{Page, PageQuery, PageRequest};
@@ -118,26 +119,22 @@ async fn scan_floor<C: ConnectionTrait>(
         conn.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
             .await?;
     }
-    let (mark, jobs) = if sqlite {
-        ("?", "jobs INDEXED BY ix_jobs_org_status_id")
+    let jobs = if sqlite {
+        "jobs INDEXED BY ix_jobs_org_status_id"
     } else {
-        ("$", "jobs")
+        "jobs"
     };
     let mut values: Vec<sea_orm::Value> = vec![org_id.into(), status.as_str().into()];
-    let mut sql = format!("SELECT id FROM {jobs} WHERE org_id = {mark}1 AND status = {mark}2");
+    let mut sql = format!("SELECT id FROM {jobs} WHERE org_id = $1 AND status = $2");
     if let Some(before) = before {
         values.push(before.into());
-        sql.push_str(&format!(" AND id < {mark}3"));
+        sql.push_str(" AND id < $3");
     }
     sql.push_str(&format!(
         " ORDER BY id DESC LIMIT 1 OFFSET {}",
         MAX_LIST_SCAN - 1
     ));
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_sql_and_values(
-            backend, sql, values,
-        ))
-        .await?;
+    let row = conn.query_one_raw(stmt(backend, &sql, values)).await?;
     Ok(row.map(|r| r.try_get::<String>("", "id")).transpose()?)
 }
 
