@@ -46,6 +46,32 @@ pub(crate) async fn cases(w: &World, op: &str) -> Vec<Check> {
                 w.http_err(M::POST, "/v1/retention/run", Some(json!({"org": "nope"})))
                     .await,
             ),
+            // A start before every id: the whole walk, to its end (`next_org` null).
+            Same(
+                w.cli(&[
+                    "retention",
+                    "run",
+                    "--from-org",
+                    "00000000-0000-7000-8000-000000000000",
+                ])
+                .await,
+                w.http(
+                    M::POST,
+                    "/v1/retention/run",
+                    Some(json!({"from_org": "00000000-0000-7000-8000-000000000000"})),
+                )
+                .await,
+            ),
+            Error(
+                w.cli_err(&["retention", "run", "--org", "twin-a", "--from-org", "x"])
+                    .await,
+                w.http_err(
+                    M::POST,
+                    "/v1/retention/run",
+                    Some(json!({"org": "twin-a", "from_org": "x"})),
+                )
+                .await,
+            ),
             Error(
                 w.cli_err(&["retention", "run", "--max-jobs", "0"]).await,
                 w.http_err(M::POST, "/v1/retention/run", Some(json!({"max_jobs": 0})))
