@@ -37,6 +37,7 @@ mod pause;
 mod plans;
 mod pool_size;
 mod properties;
+mod remote_tls;
 mod remote_worker;
 mod retention;
 mod rls;

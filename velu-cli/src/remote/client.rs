@@ -19,6 +19,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// would take the machine's memory.
 const MAX_ANSWER: usize = 64 << 20;
 
+/// `error` and its causes, outermost first (reqwest's own text names the URL, not why:
+/// a refused certificate, a refused connection), with a hint where a certificate was
+/// refused. Never holds the key: no cause carries a request's headers.
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (a server whose certificate a private authority signed needs that authority \
+             in --ca-file; the name in the URL must be one the certificate names)",
+        );
+    }
+    text
+}
+
 /// A Velu server and the worker key to call it with.
 pub struct Client {
     base: String,
@@ -71,8 +94,9 @@ impl Client {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> CoreResult<(reqwest::StatusCode, Vec<u8>)> {
-        let unreachable =
-            |e: reqwest::Error| CoreError::Unavailable(format!("cannot reach {}: {e}", self.base));
+        let unreachable = |e: reqwest::Error| {
+            CoreError::Unavailable(format!("cannot reach {}: {}", self.base, causes(&e)))
+        };
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
