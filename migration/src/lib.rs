@@ -34,6 +34,7 @@ mod m20261206_000024_workers_per_owner;
 mod m20261206_000025_recount_counters;
 mod m20261206_000026_page_bytes;
 mod m20261206_000027_claim_bytes;
+mod m20261206_000028_list_one_snapshot;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000025_recount_counters::Migration),
             Box::new(m20261206_000026_page_bytes::Migration),
             Box::new(m20261206_000027_claim_bytes::Migration),
+            Box::new(m20261206_000028_list_one_snapshot::Migration),
         ]
     }
 }

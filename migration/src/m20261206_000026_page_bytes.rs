@@ -45,7 +45,7 @@ const SIZED: [(&str, &str); 4] = [
 /// when this runs) and `listed_seen`: plain columns, not a `jobs` row with a count beside
 /// it, whose fields the caller would have to take apart again (a page of 50 read 0.77
 /// times as fast as the plain rows that way). A migration that adds a column to `jobs`
-/// must create this function again.
+/// must create this function again, `STABLE` (m20261206_000028).
 fn budgeted_list_function(columns: &[(String, String)]) -> String {
     let returns: Vec<String> = columns
         .iter()

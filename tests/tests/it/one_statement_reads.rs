@@ -1,6 +1,6 @@
 //! Job show and job list enter the org and read in one statement (velu-core
 //! `jobs/read_one.rs`: on PostgreSQL `velu_show_job` of migration m20261204_000022 and
-//! `velu_list_jobs` of m20261206_000026; on SQLite a `SELECT` with the org lookup as a scalar subquery),
+//! `velu_list_jobs` of m20261206_000026, `STABLE` since m20261206_000028; on SQLite a `SELECT` with the org lookup as a scalar subquery),
 //! where every other org-scoped read enters in a transaction. These
 //! tests try to make the two disagree: every principal (the operator, a platform key,
 //! each org's keys, a key without the scope) names every job and every page by every
@@ -319,6 +319,31 @@ backend_tests! {
             let reference = show_in_a_transaction(&env, &who, "alpha", &id).await.expect("shown");
             assert_eq!(serde_json::to_value(&fast).expect("json"), reference);
         }
+    }
+
+    async fn a_page_is_read_in_one_snapshot(env) {
+        if env.backend() == Backend::Sqlite {
+            return; // SQLite's page is one statement, so one snapshot already
+        }
+        // `velu_list_jobs` counts the rows its byte budget keeps in one statement and reads
+        // them in a second: only a `STABLE` function runs both on its caller's snapshot (a
+        // volatile one takes a snapshot per statement, and a submit committed between the
+        // two shifted a first page by a row). Migration m20261206_000028.
+        let stable = "SELECT count(*) FROM pg_proc WHERE proname = 'velu_list_jobs' AND provolatile = 's'";
+        assert_eq!(count(&env, stable, vec![]).await, 1, "velu_list_jobs is STABLE");
+        let any = "SELECT count(*) FROM pg_proc WHERE proname = 'velu_list_jobs'";
+        assert_eq!(count(&env, any, vec![]).await, 1, "one velu_list_jobs");
+        // And it still binds the org it entered: a page through it is the org's page.
+        let alpha = bootstrap(&env, "alpha", "hero").await;
+        bootstrap(&env, "beta", "hero").await;
+        for n in 0..3 {
+            submit(&env, "alpha", "echo", json!({"n": n})).await;
+        }
+        submit(&env, "beta", "echo", json!({})).await;
+        let list = "SELECT count(*) FROM velu_list_jobs('slug', $1, $2, NULL, NULL, NULL, 10, $3)";
+        let budget = velu_core::pagination::MAX_PAGE_BYTES;
+        assert_eq!(count(&env, list, vec!["alpha".into(), None::<String>.into(), budget.into()]).await, 3);
+        assert_eq!(count(&env, list, vec!["alpha".into(), Some(alpha.org_id.clone()).into(), budget.into()]).await, 3);
     }
 
     async fn the_functions_bind_only_their_own_statement(env) {

@@ -213,8 +213,9 @@ fn pg_call(function: &'static str, lookup: OrgLookup<'_>, values: Vec<Value>) ->
 /// A page of the looked-up org's jobs, newest first, cut at [`MAX_PAGE_BYTES`] of stored
 /// documents (see `pagination`), each row with how many rows the scan saw
 /// (`listed_seen`, read by [`read_page`]). A first scan reads sizes only and counts the
-/// rows the budget keeps; then that many are read whole. On PostgreSQL through
-/// `velu_list_jobs` (migration m20261206_000026); on SQLite the filters given and no
+/// rows the budget keeps; then that many are read whole, on one snapshot. On PostgreSQL
+/// through `velu_list_jobs` (migration m20261206_000026, `STABLE` so its two statements
+/// share the caller's snapshot: m20261206_000028); on SQLite the filters given and no
 /// others, so each combination reads off the index of its filters, as the function's
 /// branches do.
 pub(super) fn list_statement(
