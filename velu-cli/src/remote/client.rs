@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use velu_core::{CoreError, CoreResult};
 
-use super::Trust;
+use super::{Trust, printable};
 
 /// Longest an ordinary protocol call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,7 +39,7 @@ fn causes(error: &reqwest::Error) -> String {
              in --ca-file; the name in the URL must be one the certificate names)",
         );
     }
-    text
+    printable(&text)
 }
 
 /// A Velu server and the worker key to call it with.
@@ -186,8 +186,9 @@ impl Client {
 /// problem body) is `unavailable`: the worker loop retries those.
 fn problem_error(status: u16, body: &[u8], server: &str) -> CoreError {
     let problem: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
-    match problem["code"].as_str() {
+    // The server's words reach the worker's log and terminal: plain and bounded.
+    let detail = printable(problem["detail"].as_str().unwrap_or("no detail"));
+    match problem["code"].as_str().map(printable).as_deref() {
         Some("unauthorized") => CoreError::Unauthorized,
         Some("forbidden") => CoreError::Forbidden { scope: detail },
         Some("invalid") => CoreError::Invalid {
@@ -228,5 +229,25 @@ mod tests {
         assert_eq!(problem_error(404, b"", "s").code(), "internal");
         let body = br#"{"code": "forbidden", "detail": "needs jobs:work"}"#;
         assert_eq!(problem_error(403, body, "s").code(), "forbidden");
+    }
+
+    /// A hostile server (or whoever answers in its place) writes into the worker's log and
+    /// terminal only plain text of bounded length, whatever its problem says.
+    #[test]
+    fn a_server_problem_reaches_the_log_as_plain_bounded_text() {
+        let escape = "\u{1b}]0;owned\u{7}\u{1b}[2J\n";
+        let long = "x".repeat(100_000);
+        for (code, detail) in [
+            ("unavailable", escape),
+            ("conflict", escape),
+            ("invalid", long.as_str()),
+            (escape, "odd code"),
+            ("teapot", long.as_str()),
+        ] {
+            let body = serde_json::json!({"code": code, "detail": detail});
+            let error = problem_error(409, body.to_string().as_bytes(), "s").to_string();
+            assert!(!error.chars().any(char::is_control), "{code}: {error:?}");
+            assert!(error.len() < 10_000, "{code}: {} bytes", error.len());
+        }
     }
 }

@@ -6,14 +6,17 @@
 //! `client.rs` is the HTTP client (reqwest, rustls), `trust.rs` which servers it sends a
 //! key to (`--ca-file`, `--allow-http`), `access.rs` the
 //! `velu_core::worker::QueueAccess` the loop runs on, `run.rs` the start (the catalog
-//! from the server, the data directory for workspaces).
+//! from the server, the data directory for workspaces), `printable.rs` what of a server's
+//! text reaches a terminal.
 
 mod access;
 mod client;
+mod printable;
 mod run;
 mod trust;
 
 pub use access::RemoteAccess;
 pub use client::Client;
+pub use printable::printable;
 pub use run::run_worker;
 pub use trust::Trust;
