@@ -3,6 +3,7 @@
 //! authority. The CLI trusts that authority only through `--ca-file`, checks the name, and
 //! sends no key to a server it does not trust (the front counts the TLS sessions a client
 //! completed: a refused certificate completes none, so no request, and no key, crossed).
+//! A remote worker given the authority with `--ca-file` drains its queue through it.
 //!
 //! The certificates are in `tests/fixtures/tls/` (made with openssl; the authority's key
 //! was thrown away, the servers' keys are for these tests only).
@@ -17,7 +18,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use velu_tests::{TestEnv, backend_tests};
 
-use crate::support::bootstrap;
+use crate::support::{bootstrap, platform_key, submit};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -134,6 +135,34 @@ backend_tests! {
         // Plain http to the TLS front is not TLS: it fails, and nothing falls back.
         let plain = whoami(format!("http://127.0.0.1:{port}"), Some(ca.clone())).await;
         assert_ne!(plain.code, 0, "{}", plain.stdout);
+        server.stop().await;
+    }
+
+    async fn a_remote_worker_drains_over_https_with_its_ca_file(env) {
+        bootstrap(&env, "acme", "hero").await;
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(submit(&env, "acme", "echo", serde_json::json!({"n": n})).await);
+        }
+        let server = env.serve_tcp().await;
+        let (port, sessions) = tls_front(server.url.trim_start_matches("http://").to_owned(), "localhost").await;
+        let key = key_file(&env, &platform_key(&env, "fleet", "jobs:work").await);
+        let url = format!("https://localhost:{port}");
+        // --ca-file reaches the worker's client: it drains the queue over TLS. (Without the
+        // authority its calls are refused as the CLI's are above, and it retries them as
+        // `unavailable`, as it does a server that is down: not waited for here.)
+        let ca = fixture("ca.pem");
+        let args = ["--server", &url, "--key-file", &key, "--ca-file", &ca, "worker", "--id", "tls-1", "--once"];
+        let drained = tokio::time::timeout(std::time::Duration::from_secs(120), env.cli(&args))
+            .await
+            .expect("the worker drains the queue and stops (a worker without the authority would retry)");
+        assert_eq!(drained.code, 0, "{}", drained.stderr);
+        assert!(sessions.load(Ordering::SeqCst) > 0);
+        for id in &ids {
+            let job = env.cli_ok(&["job", "show", id, "--org", "acme"]).await;
+            assert_eq!(job["status"], "succeeded", "{job}");
+            assert_eq!(job["history"][0]["worker_id"], "tls-1", "{job}");
+        }
         server.stop().await;
     }
 }
