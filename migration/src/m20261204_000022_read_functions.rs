@@ -85,10 +85,11 @@ DROP FUNCTION IF EXISTS velu_show_job(text, text, text, text);
 DROP FUNCTION IF EXISTS velu_enter_org(text, text, text);
 ";
 
-/// `velu_list_jobs(column, org, visible_to, status, task, before, limit)`: a page of the
-/// org's jobs newest first, with status `status` and task `task` when not null, ids
-/// before `before` when not null, at most `limit`; one `RETURN QUERY` per combination.
-pub(crate) fn list_function() -> String {
+/// One branch of `velu_list_jobs` per combination of its filters (status, task, cursor),
+/// each as its test of which parameters are given and the `WHERE` of its reads over `jobs
+/// j` in the org `v_org`: a statement per combination keeps the plan of its index. Later
+/// versions of the function (m20261206_000026) build their branches from the same list.
+pub(crate) fn list_branches() -> Vec<(String, String)> {
     let mut branches = Vec::new();
     for status in [false, true] {
         for task in [false, true] {
@@ -107,12 +108,26 @@ pub(crate) fn list_function() -> String {
                 if before {
                     filter.push_str(" AND j.id < p_before");
                 }
-                branches.push(format!(
-                    "IF {test} THEN\n        RETURN QUERY SELECT j.* FROM jobs j WHERE {filter}\n            ORDER BY j.id DESC LIMIT p_limit;\n        RETURN;\n    END IF;"
-                ));
+                branches.push((test, filter));
             }
         }
     }
+    branches
+}
+
+/// `velu_list_jobs(column, org, visible_to, status, task, before, limit)`: a page of the
+/// org's jobs newest first, with status `status` and task `task` when not null, ids
+/// before `before` when not null, at most `limit`; one `RETURN QUERY` per combination
+/// ([`list_branches`]).
+pub(crate) fn list_function() -> String {
+    let branches: Vec<String> = list_branches()
+        .into_iter()
+        .map(|(test, filter)| {
+            format!(
+                "IF {test} THEN\n        RETURN QUERY SELECT j.* FROM jobs j WHERE {filter}\n            ORDER BY j.id DESC LIMIT p_limit;\n        RETURN;\n    END IF;"
+            )
+        })
+        .collect();
     format!(
         r#"
 CREATE FUNCTION velu_list_jobs(

@@ -25,7 +25,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::m20261204_000022_read_functions::list_function;
+use crate::m20261204_000022_read_functions::{list_branches, list_function};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -56,26 +56,11 @@ fn budgeted_list_function(columns: &[(String, String)]) -> String {
         .map(|(name, _)| format!("j.{name}"))
         .collect();
     let selected = selected.join(", ");
-    let mut branches = Vec::new();
-    for status in [false, true] {
-        for task in [false, true] {
-            for before in [false, true] {
-                let test = [("p_status", status), ("p_task", task), ("p_before", before)]
-                    .map(|(p, given)| format!("{p} IS {}NULL", if given { "NOT " } else { "" }))
-                    .join(" AND ");
-                let mut filter = String::from("j.org_id = v_org");
-                for (column, param, given) in
-                    [("status", "p_status", status), ("task", "p_task", task)]
-                {
-                    if given {
-                        filter.push_str(&format!(" AND j.{column} = {param}"));
-                    }
-                }
-                if before {
-                    filter.push_str(" AND j.id < p_before");
-                }
-                branches.push(format!(
-                    "IF {test} THEN
+    let branches: Vec<String> = list_branches()
+        .into_iter()
+        .map(|(test, filter)| {
+            format!(
+                "IF {test} THEN
         SELECT count(*), count(*) FILTER (WHERE w.through - w.size < p_budget)
         INTO v_seen, v_keep
         FROM (SELECT s.size,
@@ -90,10 +75,9 @@ fn budgeted_list_function(columns: &[(String, String)]) -> String {
             ORDER BY j.id DESC LIMIT v_keep;
         RETURN;
     END IF;"
-                ));
-            }
-        }
-    }
+            )
+        })
+        .collect();
     format!(
         r#"
 CREATE FUNCTION velu_list_jobs(
