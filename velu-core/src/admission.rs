@@ -9,6 +9,10 @@
 //! key (a `FOR UPDATE` conflicts with the `FOR KEY SHARE` of the check), so creating a key
 //! would stall the org's submits.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::CoreResult;
@@ -75,27 +79,92 @@ pub(crate) async fn hold<C: ConnectionTrait>(
 /// ahead of it, not another org's batch of 50,000 jobs.
 pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Orgs whose admission turn a group of submits found held past its patience (their own
+/// long batch, say), remembered per process: later groups try such an org's turn without
+/// waiting, until one finds it free. Without it every group that met one of the org's
+/// submits waited [`PATIENCE`] again, so an org keeping its turn busy while sending single
+/// submits added that wait to the submits of every org grouped with each of them.
+#[derive(Debug, Default)]
+pub(crate) struct BusyOrgs {
+    known: Mutex<HashSet<String>>,
+    waits_run_out: AtomicU64,
+}
+
+/// Most orgs [`BusyOrgs`] remembers; past it, it forgets them all (they are waited for
+/// once more, as before they were remembered).
+const MAX_BUSY_ORGS: usize = 4096;
+
+impl BusyOrgs {
+    /// `orgs` split into those to wait for and those known busy, to try without waiting.
+    fn split<'a>(&self, orgs: &[&'a str]) -> (Vec<&'a str>, Vec<&'a str>) {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        orgs.iter().partition(|o| !known.contains(**o))
+    }
+
+    /// What a group found of `orgs`: those in `busy` are busy now, the others were free.
+    fn record(&self, orgs: &[&str], busy: &[String]) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        for org in orgs {
+            known.remove(*org);
+        }
+        if known.len() + busy.len() > MAX_BUSY_ORGS {
+            known.clear();
+        }
+        known.extend(busy.iter().cloned());
+    }
+
+    /// How many times a group's wait for orgs' turns ran out (diagnostics and tests).
+    pub(crate) fn waits_run_out(&self) -> u64 {
+        self.waits_run_out.load(Ordering::Relaxed)
+    }
+}
+
 /// Takes, until the end of transaction `conn`, the admission lock of `quota` for each of
 /// `orgs` it can get within `patience`; returns the orgs whose turn another transaction
 /// still holds (busy: an org's own large batch, say), whose locks it does not hold. For a
 /// writer of many orgs' requests at once (group commit), so one busy org cannot hold up
 /// the requests of every org grouped with it: the busy orgs' requests go their own way.
-/// Nothing is busy on SQLite (its write lock serializes writers).
+/// Orgs `memo` knows busy are only tried, never waited for, and `memo` learns what this
+/// call finds. Nothing is busy on SQLite (its write lock serializes writers).
 ///
 /// It waits as [`hold`] does, in the same order (so two writers never wait on each other
 /// in a circle), each wait bounded by `patience`, in a savepoint: one statement when
 /// every turn comes in time, the usual case. If a wait runs out, the savepoint's rollback
 /// gives back what the waits took, and every org is tried once more without waiting
-/// (waiting no more, this writer can be in no circle).
+/// (waiting no more, this writer can be in no circle). The orgs known busy are tried
+/// after the wait, which never waits while holding their turns.
 pub(crate) async fn hold_or_busy<C: ConnectionTrait>(
     conn: &C,
     quota: Quota,
     orgs: &[&str],
     patience: std::time::Duration,
+    memo: &BusyOrgs,
 ) -> CoreResult<Vec<String>> {
     if conn.get_database_backend() != DbBackend::Postgres || orgs.is_empty() {
         return Ok(Vec::new());
     }
+    let (wait_for, known) = memo.split(orgs);
+    let mut busy = Vec::new();
+    if !wait_for.is_empty() && !wait_within(conn, quota, &wait_for, patience).await? {
+        memo.waits_run_out.fetch_add(1, Ordering::Relaxed);
+        busy = try_hold(conn, quota, &wait_for).await?;
+    }
+    if !known.is_empty() {
+        busy.extend(try_hold(conn, quota, &known).await?);
+    }
+    memo.record(orgs, &busy);
+    Ok(busy)
+}
+
+/// Waits for the turns of `orgs` in [`hold`]'s order, at most `patience` each, in a
+/// savepoint: true when every turn came in time (and is held); false when a wait ran
+/// out, having given back what the waits took.
+async fn wait_within<C: ConnectionTrait>(
+    conn: &C,
+    quota: Quota,
+    orgs: &[&str],
+    patience: std::time::Duration,
+) -> CoreResult<bool> {
     let space = quota.space();
     // Org ids are the database's own; quoted all the same. The wait is one simple-protocol
     // batch (the savepoint and the timeout around it), so it cannot bind parameters.
@@ -114,13 +183,23 @@ pub(crate) async fn hold_or_busy<C: ConnectionTrait>(
         listed.join(", ")
     );
     if conn.execute_unprepared(&wait).await.is_ok() {
-        return Ok(Vec::new());
+        return Ok(true);
     }
     // A wait ran out (or failed): give back what the waits took, and the timeout.
     conn.execute_unprepared(
         "ROLLBACK TO SAVEPOINT velu_admission; RELEASE SAVEPOINT velu_admission",
     )
     .await?;
+    Ok(false)
+}
+
+/// Takes the turns of `orgs` that are free, without waiting; returns the busy ones.
+async fn try_hold<C: ConnectionTrait>(
+    conn: &C,
+    quota: Quota,
+    orgs: &[&str],
+) -> CoreResult<Vec<String>> {
+    let space = quota.space();
     org_column(
         conn,
         format!(

@@ -281,6 +281,13 @@ impl Velu {
         &self.inner.submits
     }
 
+    /// How many times a group of single submits waited out `admission::PATIENCE` for an
+    /// org whose turn another transaction held (PostgreSQL; always 0 on SQLite). An org
+    /// found busy is not waited for again until a group finds it free (docs/security.md).
+    pub fn submit_waits_run_out(&self) -> u64 {
+        self.inner.submits.busy_orgs().waits_run_out()
+    }
+
     /// A handle that does not keep this one alive, for a background task.
     pub(crate) fn downgrade(&self) -> WeakVelu {
         WeakVelu(Arc::downgrade(&self.inner))

@@ -113,6 +113,66 @@ backend_tests! {
         assert_eq!(count(&env, &jobs(&other.org_id)).await, 56);
     }
 
+    async fn a_busy_org_is_waited_for_once_not_by_every_group_that_meets_it(env) {
+        use velu_core::sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+        if env.backend() == Backend::Sqlite {
+            return; // one writer at a time there: nothing is ever busy
+        }
+        let acme = bootstrap(&env, "acme", "hero").await;
+        let other = bootstrap(&env, "other", "hero").await;
+        // Acme keeps its admission turn busy (as its own long batches would) and sends
+        // single submits all the while, one in each burst of other's.
+        let conn = env.velu().db().conn();
+        let batch = conn.begin().await.unwrap();
+        batch
+            .execute_raw(Statement::from_sql_and_values(
+                conn.get_database_backend(),
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                [0x5645_4c55i32.into(), acme.org_id.as_str().into()],
+            ))
+            .await
+            .unwrap();
+        let before = env.velu().submit_waits_run_out();
+        let rounds = 8;
+        let mut acme_tasks = Vec::new();
+        for round in 0..rounds {
+            acme_tasks.push(spawn_submit(&env, acme.builder.clone(), "acme".into(), json!({"task": "echo", "payload": {"round": round}})));
+            let others: Vec<_> = (0..7)
+                .map(|i| spawn_submit(&env, other.builder.clone(), "other".into(), json!({"task": "echo", "payload": {"round": round, "i": i}})))
+                .collect();
+            for t in others {
+                let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(60), t)
+                    .await
+                    .expect("other's submit must not wait for acme's turn")
+                    .unwrap();
+                assert_eq!(status, 201, "{body}");
+            }
+        }
+        // The group that first met acme's request waited for its turn and found it busy;
+        // the groups after it tried acme's turn without waiting. (Before, each of the
+        // eight groups holding one of acme's requests waited: eight or more.) Other's own
+        // groups may wait out a turn once or twice on a slow machine, never eight times.
+        let waited = env.velu().submit_waits_run_out() - before;
+        assert!((1..=3).contains(&waited), "{waited} waits ran out over {rounds} rounds");
+        assert!(acme_tasks.iter().all(|t| !t.is_finished()), "acme's submits wait for acme's turn");
+        // Once acme's turn is free, its submits are written, and a group that meets acme
+        // again waits for its turn as for any org's (it was seen free and forgotten).
+        batch.commit().await.unwrap();
+        for t in acme_tasks {
+            let (status, body) = t.await.unwrap();
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(body["org_id"], acme.org_id.as_str());
+        }
+        let again = burst(&env, vec![
+            (acme.builder.clone(), "acme".into(), json!({"task": "echo"})),
+            (other.builder.clone(), "other".into(), json!({"task": "echo"})),
+        ]).await;
+        assert!(again.iter().all(|(status, _)| *status == 201), "{again:?}");
+        let jobs = |org: &str| format!("SELECT count(*) FROM jobs WHERE org_id = '{org}'");
+        assert_eq!(count(&env, &jobs(&acme.org_id)).await, rounds + 1);
+        assert_eq!(count(&env, &jobs(&other.org_id)).await, 7 * rounds + 1);
+    }
+
     async fn each_submit_of_a_burst_keeps_its_own_org_actor_and_error(env) {
         let acme = bootstrap(&env, "acme", "hero").await;
         let beta = bootstrap(&env, "beta", "hero").await;

@@ -15,7 +15,9 @@
 //! An org whose admission turn another transaction holds for long (its own batch of
 //! 50,000 jobs, say) is waited for only `admission::PATIENCE`: then its requests are
 //! written alone, each on a task of its own, and the group goes on without them
-//! (`admission::hold_or_busy`).
+//! (`admission::hold_or_busy`). Such an org is remembered: later groups try its turn
+//! without waiting until one finds it free (`admission::BusyOrgs`), so it costs the orgs
+//! grouped with it that wait once, not once per group.
 //!
 //! If the group's transaction fails as a whole (the database refused or went away), each
 //! request is written alone through the one-at-a-time path, so one bad request never
@@ -58,9 +60,16 @@ impl Pending {
 #[derive(Default)]
 pub(crate) struct GroupCommitter {
     queue: Mutex<Option<mpsc::Sender<Pending>>>,
+    /// The orgs the groups found busy (see [`crate::admission::BusyOrgs`]).
+    busy: crate::admission::BusyOrgs,
 }
 
 impl GroupCommitter {
+    /// The orgs the groups found busy, which later groups do not wait for.
+    pub(crate) fn busy_orgs(&self) -> &crate::admission::BusyOrgs {
+        &self.busy
+    }
+
     /// Submits one job through the next group and returns its own result.
     pub(crate) async fn submit(
         &self,

@@ -83,6 +83,7 @@ pub(super) async fn write_group(velu: &Velu, group: &[Pending]) -> CoreResult<Ve
         crate::admission::Quota::QueuedJobs,
         &orgs,
         crate::admission::PATIENCE,
+        velu.submits().busy_orgs(),
     )
     .await?;
     orgs.retain(|o| !busy.iter().any(|b| b == o));
