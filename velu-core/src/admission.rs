@@ -248,4 +248,28 @@ mod tests {
         spaces.dedup();
         assert_eq!(spaces.len(), all.len());
     }
+
+    /// A busy org is only tried until a group finds it free; the others are waited for;
+    /// the memory of busy orgs stays bounded.
+    #[test]
+    fn busy_orgs_are_tried_until_seen_free_and_stay_bounded() {
+        let memo = BusyOrgs::default();
+        assert_eq!(memo.split(&["a", "b"]), (vec!["a", "b"], vec![]));
+        memo.record(&["a", "b"], &["b".to_owned()]);
+        assert_eq!(memo.split(&["a", "b", "c"]), (vec!["a", "c"], vec!["b"]));
+        // Still busy when tried again: still only tried.
+        memo.record(&["b"], &["b".to_owned()]);
+        assert_eq!(memo.split(&["b"]), (vec![], vec!["b"]));
+        // Found free: waited for again, like any org.
+        memo.record(&["b", "c"], &[]);
+        assert_eq!(memo.split(&["b", "c"]), (vec!["b", "c"], vec![]));
+        // Past the bound it forgets what it knew, and keeps only what it just learned.
+        let many: Vec<String> = (0..MAX_BUSY_ORGS).map(|i| format!("org-{i}")).collect();
+        let all: Vec<&str> = many.iter().map(String::as_str).collect();
+        memo.record(&all, &many);
+        assert_eq!(memo.known.lock().unwrap().len(), MAX_BUSY_ORGS);
+        memo.record(&["z"], &["z".to_owned()]);
+        let known = memo.known.lock().unwrap();
+        assert_eq!((known.len(), known.contains("z")), (1, true));
+    }
 }
