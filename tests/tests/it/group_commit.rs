@@ -62,9 +62,26 @@ async fn count(env: &TestEnv, sql: &str) -> i64 {
     scalar::<i64>(env.velu(), sql).await
 }
 
+/// Holds `org_id`'s admission turn for the queued-jobs quota (its lock space, velu-core
+/// `admission.rs`), as the org's own batch of 50,000 jobs would, until the returned
+/// transaction ends.
+async fn hold_turn(env: &TestEnv, org_id: &str) -> velu_core::sea_orm::DatabaseTransaction {
+    use velu_core::sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let conn = env.velu().db().conn();
+    let batch = conn.begin().await.unwrap();
+    batch
+        .execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            [0x5645_4c55i32.into(), org_id.into()],
+        ))
+        .await
+        .unwrap();
+    batch
+}
+
 backend_tests! {
     async fn an_org_whose_turn_is_held_does_not_hold_up_the_orgs_grouped_with_it(env) {
-        use velu_core::sea_orm::{ConnectionTrait, Statement, TransactionTrait};
         if env.backend() == Backend::Sqlite {
             return; // one writer at a time there: nothing to hold apart
         }
@@ -72,16 +89,7 @@ backend_tests! {
         let other = bootstrap(&env, "other", "hero").await;
         // Acme's admission turn held, as its own batch of 50,000 jobs would hold it (the
         // queued-jobs quota's lock space, velu-core admission.rs).
-        let conn = env.velu().db().conn();
-        let batch = conn.begin().await.unwrap();
-        batch
-            .execute_raw(Statement::from_sql_and_values(
-                conn.get_database_backend(),
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                [0x5645_4c55i32.into(), acme.org_id.as_str().into()],
-            ))
-            .await
-            .unwrap();
+        let batch = hold_turn(&env, &acme.org_id).await;
         // Acme's submits and other's, interleaved, so groups hold both.
         let (mut acme_tasks, mut other_tasks) = (Vec::new(), Vec::new());
         for i in 0..64 {
@@ -114,7 +122,6 @@ backend_tests! {
     }
 
     async fn a_busy_org_is_waited_for_once_not_by_every_group_that_meets_it(env) {
-        use velu_core::sea_orm::{ConnectionTrait, Statement, TransactionTrait};
         if env.backend() == Backend::Sqlite {
             return; // one writer at a time there: nothing is ever busy
         }
@@ -122,16 +129,7 @@ backend_tests! {
         let other = bootstrap(&env, "other", "hero").await;
         // Acme keeps its admission turn busy (as its own long batches would) and sends
         // single submits all the while, one in each burst of other's.
-        let conn = env.velu().db().conn();
-        let batch = conn.begin().await.unwrap();
-        batch
-            .execute_raw(Statement::from_sql_and_values(
-                conn.get_database_backend(),
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                [0x5645_4c55i32.into(), acme.org_id.as_str().into()],
-            ))
-            .await
-            .unwrap();
+        let batch = hold_turn(&env, &acme.org_id).await;
         let before = env.velu().submit_waits_run_out();
         let rounds = 8;
         let mut acme_tasks = Vec::new();
