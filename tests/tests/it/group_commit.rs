@@ -80,16 +80,45 @@ async fn hold_turn(env: &TestEnv, org_id: &str) -> velu_core::sea_orm::DatabaseT
     batch
 }
 
+/// Two hero orgs, `acme` and `other`, with acme's admission turn held (see [`hold_turn`]);
+/// `None` on SQLite, whose one writer at a time leaves nothing to hold apart.
+async fn acme_busy_beside_other(
+    env: &TestEnv,
+) -> Option<(Boot, Boot, velu_core::sea_orm::DatabaseTransaction)> {
+    if env.backend() == Backend::Sqlite {
+        return None;
+    }
+    let acme = bootstrap(env, "acme", "hero").await;
+    let other = bootstrap(env, "other", "hero").await;
+    let batch = hold_turn(env, &acme.org_id).await;
+    Some((acme, other, batch))
+}
+
+/// Checks that `tasks` (submits of `org`) still wait for its turn, releases the turn
+/// (`batch`), then checks that each is written into `org`.
+async fn waiting_until_released(
+    batch: velu_core::sea_orm::DatabaseTransaction,
+    tasks: Vec<tokio::task::JoinHandle<(u16, Value)>>,
+    org: &Boot,
+) {
+    assert!(
+        tasks.iter().all(|t| !t.is_finished()),
+        "acme's submits wait for acme's turn"
+    );
+    batch.commit().await.unwrap();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["org_id"], org.org_id.as_str());
+    }
+}
+
 backend_tests! {
     async fn an_org_whose_turn_is_held_does_not_hold_up_the_orgs_grouped_with_it(env) {
-        if env.backend() == Backend::Sqlite {
-            return; // one writer at a time there: nothing to hold apart
-        }
-        let acme = bootstrap(&env, "acme", "hero").await;
-        let other = bootstrap(&env, "other", "hero").await;
-        // Acme's admission turn held, as its own batch of 50,000 jobs would hold it (the
-        // queued-jobs quota's lock space, velu-core admission.rs).
-        let batch = hold_turn(&env, &acme.org_id).await;
+        // Acme's admission turn held, as its own batch of 50,000 jobs would hold it.
+        let Some((acme, other, batch)) = acme_busy_beside_other(&env).await else {
+            return;
+        };
         // Acme's submits and other's, interleaved, so groups hold both.
         let (mut acme_tasks, mut other_tasks) = (Vec::new(), Vec::new());
         for i in 0..64 {
@@ -109,27 +138,18 @@ backend_tests! {
                 .unwrap();
             assert_eq!(status, 201, "{body}");
         }
-        assert!(acme_tasks.iter().all(|t| !t.is_finished()), "acme's submits wait for acme's turn");
-        batch.commit().await.unwrap();
-        for t in acme_tasks {
-            let (status, body) = t.await.unwrap();
-            assert_eq!(status, 201, "{body}");
-            assert_eq!(body["org_id"], acme.org_id.as_str());
-        }
+        waiting_until_released(batch, acme_tasks, &acme).await;
         let jobs = |org: &str| format!("SELECT count(*) FROM jobs WHERE org_id = '{org}'");
         assert_eq!(count(&env, &jobs(&acme.org_id)).await, 8);
         assert_eq!(count(&env, &jobs(&other.org_id)).await, 56);
     }
 
     async fn a_busy_org_is_waited_for_once_not_by_every_group_that_meets_it(env) {
-        if env.backend() == Backend::Sqlite {
-            return; // one writer at a time there: nothing is ever busy
-        }
-        let acme = bootstrap(&env, "acme", "hero").await;
-        let other = bootstrap(&env, "other", "hero").await;
         // Acme keeps its admission turn busy (as its own long batches would) and sends
         // single submits all the while, one in each burst of other's.
-        let batch = hold_turn(&env, &acme.org_id).await;
+        let Some((acme, other, batch)) = acme_busy_beside_other(&env).await else {
+            return;
+        };
         let before = env.velu().submit_waits_run_out();
         let rounds = 8;
         let mut acme_tasks = Vec::new();
@@ -152,15 +172,9 @@ backend_tests! {
         // groups may wait out a turn once or twice on a slow machine, never eight times.
         let waited = env.velu().submit_waits_run_out() - before;
         assert!((1..=3).contains(&waited), "{waited} waits ran out over {rounds} rounds");
-        assert!(acme_tasks.iter().all(|t| !t.is_finished()), "acme's submits wait for acme's turn");
         // Once acme's turn is free, its submits are written, and a group that meets acme
         // again waits for its turn as for any org's (it was seen free and forgotten).
-        batch.commit().await.unwrap();
-        for t in acme_tasks {
-            let (status, body) = t.await.unwrap();
-            assert_eq!(status, 201, "{body}");
-            assert_eq!(body["org_id"], acme.org_id.as_str());
-        }
+        waiting_until_released(batch, acme_tasks, &acme).await;
         let again = burst(&env, vec![
             (acme.builder.clone(), "acme".into(), json!({"task": "echo"})),
             (other.builder.clone(), "other".into(), json!({"task": "echo"})),
