@@ -21,6 +21,7 @@ mod jobs;
 mod key_counts;
 mod keys;
 mod list_scan;
+mod loopback_tls;
 mod metrics;
 mod one_statement_reads;
 mod orgs;

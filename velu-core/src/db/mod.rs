@@ -10,6 +10,7 @@ pub mod notify;
 pub mod rls;
 pub(crate) mod sql;
 pub mod sqlite_watch;
+mod transport;
 pub(crate) mod usage;
 
 use std::time::Duration;
@@ -152,6 +153,12 @@ impl Db {
                 opts.max_connections(pool_size).min_connections(0);
             }
         }
+        // Plain text on a loopback address unless a TLS mode is named (`transport.rs`).
+        // Each `map_sqlx_postgres_opts` below replaces the one before, so each applies it.
+        let tls = transport::mode_for(url);
+        if backend == Backend::Postgres {
+            opts.map_sqlx_postgres_opts(move |o| transport::apply(o, tls));
+        }
         let mut app_role = true;
         let mut cross = None;
         let unreachable = |e: sea_orm::DbErr| {
@@ -162,18 +169,21 @@ impl Db {
             ))
         };
         if backend == Backend::Postgres {
-            app_role = preflight_postgres(url).await?;
+            app_role = preflight_postgres(url, tls).await?;
             if app_role {
                 // The cross-org pool: the same role, with the setting the policies read
                 // for crossing orgs set for the whole session (startup parameters).
                 let mut cross_opts = opts.clone();
-                cross_opts.map_sqlx_postgres_opts(|o| {
-                    o.options([("role", rls::APP_ROLE), ("velu.cross_org", "on")])
+                cross_opts.map_sqlx_postgres_opts(move |o| {
+                    transport::apply(o, tls)
+                        .options([("role", rls::APP_ROLE), ("velu.cross_org", "on")])
                 });
                 cross = Some(Database::connect(cross_opts).await.map_err(unreachable)?);
                 // Every pooled connection runs as the ordinary role the row-level security
                 // policies hold (a startup parameter: no extra statement).
-                opts.map_sqlx_postgres_opts(|o| o.options([("role", rls::APP_ROLE)]));
+                opts.map_sqlx_postgres_opts(move |o| {
+                    transport::apply(o, tls).options([("role", rls::APP_ROLE)])
+                });
             }
         }
         let writer = match backend {
@@ -305,9 +315,15 @@ impl Db {
 /// One direct connection attempt, so an unreachable server is reported at once and with
 /// its cause (the pool would retry quietly until its acquire timeout). Answers whether
 /// the connecting user may run as [`rls::APP_ROLE`].
-async fn preflight_postgres(url: &str) -> CoreResult<bool> {
-    use sea_orm::sqlx::Connection;
-    let attempt = sea_orm::sqlx::PgConnection::connect(url);
+async fn preflight_postgres(
+    url: &str,
+    tls: Option<sea_orm::sqlx::postgres::PgSslMode>,
+) -> CoreResult<bool> {
+    use sea_orm::sqlx::{ConnectOptions as _, Connection, postgres::PgConnectOptions};
+    let attempt = async {
+        let options: PgConnectOptions = url.parse()?;
+        transport::apply(options, tls).connect().await
+    };
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {
         Ok(Ok(mut conn)) => {
             let ready = rls::app_role_ready(&mut conn).await;
