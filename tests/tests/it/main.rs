@@ -41,7 +41,6 @@ mod properties;
 mod remote_tls;
 mod remote_worker;
 mod retention;
-mod retention_keys;
 mod rls;
 mod sandbox;
 mod schedules;
