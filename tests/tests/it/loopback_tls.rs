@@ -1,5 +1,9 @@
-//! PostgreSQL connections to a loopback address travel in plain text unless the URL names
-//! a TLS mode (velu-core `db/transport.rs`): a named mode is kept as it is.
+//! PostgreSQL connections to a server on this host travel in plain text unless the URL
+//! names a TLS setting (velu-core `db/transport.rs`): a named mode is kept as it is.
+//!
+//! The first half can only fail where the test server offers TLS (`SHOW ssl` on, as on
+//! the development machine, where it failed without the change: 4 of 4 connections on
+//! TLS); the second half checks that a named mode is kept on any server.
 
 use velu_core::db::Db;
 use velu_core::sea_orm::ConnectionTrait;

@@ -153,36 +153,30 @@ impl Db {
                 opts.max_connections(pool_size).min_connections(0);
             }
         }
-        // Plain text on a loopback address unless a TLS mode is named (`transport.rs`).
-        // Each `map_sqlx_postgres_opts` below replaces the one before, so each applies it.
-        let tls = transport::mode_for(url);
-        if backend == Backend::Postgres {
-            opts.map_sqlx_postgres_opts(move |o| transport::apply(o, tls));
-        }
         let mut app_role = true;
         let mut cross = None;
-        let unreachable = |e: sea_orm::DbErr| {
-            CoreError::Unavailable(format!(
-                "cannot connect to the database at {}: {}",
-                redact_url(url),
-                first_line(&e.to_string())
-            ))
-        };
+        let unreachable = |e: sea_orm::DbErr| unreachable_at(url, &e);
         if backend == Backend::Postgres {
-            app_role = preflight_postgres(url, tls).await?;
+            let checked = preflight_postgres(url).await?;
+            app_role = checked.app_role;
+            // Plain text to a server on this host, unless the URL or PGSSLMODE names a TLS
+            // setting (`transport.rs`). Each `map_sqlx_postgres_opts` replaces the one
+            // before, so each applies it.
+            let plain = checked.plain;
+            opts.map_sqlx_postgres_opts(move |o| transport::apply(o, plain));
             if app_role {
                 // The cross-org pool: the same role, with the setting the policies read
                 // for crossing orgs set for the whole session (startup parameters).
                 let mut cross_opts = opts.clone();
                 cross_opts.map_sqlx_postgres_opts(move |o| {
-                    transport::apply(o, tls)
+                    transport::apply(o, plain)
                         .options([("role", rls::APP_ROLE), ("velu.cross_org", "on")])
                 });
                 cross = Some(Database::connect(cross_opts).await.map_err(unreachable)?);
                 // Every pooled connection runs as the ordinary role the row-level security
                 // policies hold (a startup parameter: no extra statement).
                 opts.map_sqlx_postgres_opts(move |o| {
-                    transport::apply(o, tls).options([("role", rls::APP_ROLE)])
+                    transport::apply(o, plain).options([("role", rls::APP_ROLE)])
                 });
             }
         }
@@ -312,34 +306,70 @@ impl Db {
     }
 }
 
-/// One direct connection attempt, so an unreachable server is reported at once and with
-/// its cause (the pool would retry quietly until its acquire timeout). Answers whether
-/// the connecting user may run as [`rls::APP_ROLE`].
-async fn preflight_postgres(
-    url: &str,
-    tls: Option<sea_orm::sqlx::postgres::PgSslMode>,
-) -> CoreResult<bool> {
-    use sea_orm::sqlx::{ConnectOptions as _, Connection, postgres::PgConnectOptions};
-    let attempt = async {
-        let options: PgConnectOptions = url.parse()?;
-        transport::apply(options, tls).connect().await
+/// What [`preflight_postgres`] found.
+struct Preflight {
+    /// May the connecting user run as [`rls::APP_ROLE`]?
+    app_role: bool,
+    /// Do the pools connect in plain text (`transport.rs`: a loopback URL naming no TLS
+    /// setting, a server on this host, and a plain connection accepted)?
+    plain: bool,
+}
+
+/// One direct connection attempt in the URL's own mode, so an unreachable server is
+/// reported at once and with its cause (the pool would retry quietly until its acquire
+/// timeout). Answers whether the connecting user may run as [`rls::APP_ROLE`], and whether
+/// the pools may connect in plain text: then a second, plain attempt must be accepted.
+async fn preflight_postgres(url: &str) -> CoreResult<Preflight> {
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+    let options: PgConnectOptions = url.parse().map_err(|e| unreachable_at(url, &e))?;
+    let mut conn = connect_once(url, options.clone()).await?;
+    let ready = rls::app_role_ready(&mut conn).await;
+    let local = transport::may_go_plain_here(url) && {
+        let addr: Result<Option<String>, _> =
+            sea_orm::sqlx::query_scalar("SELECT host(inet_server_addr())")
+                .fetch_one(&mut conn)
+                .await;
+        transport::server_address_is_loopback(addr.ok().flatten().as_deref())
     };
-    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Ok(Ok(mut conn)) => {
-            let ready = rls::app_role_ready(&mut conn).await;
-            let _ = conn.close().await;
-            ready
-        }
-        Ok(Err(e)) => Err(CoreError::Unavailable(format!(
-            "cannot connect to the database at {}: {}",
-            redact_url(url),
-            first_line(&e.to_string())
-        ))),
+    let _ = sea_orm::sqlx::Connection::close(conn).await;
+    let app_role = ready?;
+    let plain = local
+        && match connect_once(url, transport::apply(options, true)).await {
+            Ok(conn) => {
+                let _ = sea_orm::sqlx::Connection::close(conn).await;
+                true
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "PostgreSQL on this host refused a plain-text connection; keeping TLS");
+                false
+            }
+        };
+    Ok(Preflight { app_role, plain })
+}
+
+/// One connection with `options`, within 5 s, its failure an `unavailable` naming `url`
+/// (its password redacted).
+async fn connect_once(
+    url: &str,
+    options: sea_orm::sqlx::postgres::PgConnectOptions,
+) -> CoreResult<sea_orm::sqlx::PgConnection> {
+    use sea_orm::sqlx::ConnectOptions as _;
+    match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(unreachable_at(url, &e)),
         Err(_) => Err(CoreError::Unavailable(format!(
             "cannot connect to the database at {}: no answer within 5 s",
             redact_url(url)
         ))),
     }
+}
+
+fn unreachable_at(url: &str, e: &dyn std::fmt::Display) -> CoreError {
+    CoreError::Unavailable(format!(
+        "cannot connect to the database at {}: {}",
+        redact_url(url),
+        first_line(&e.to_string())
+    ))
 }
 
 fn first_line(s: &str) -> &str {
