@@ -35,6 +35,7 @@ mod m20261206_000025_recount_counters;
 mod m20261206_000026_page_bytes;
 mod m20261206_000027_claim_bytes;
 mod m20261206_000028_list_one_snapshot;
+mod m20261207_000029_actor_org;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000026_page_bytes::Migration),
             Box::new(m20261206_000027_claim_bytes::Migration),
             Box::new(m20261206_000028_list_one_snapshot::Migration),
+            Box::new(m20261207_000029_actor_org::Migration),
         ]
     }
 }

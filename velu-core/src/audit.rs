@@ -1,7 +1,5 @@
 //! The audit log: one event per mutation, written in the mutation's own transaction.
 
-use std::collections::HashSet;
-
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -9,10 +7,10 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::entity::{api_keys, audit_events};
+use crate::entity::audit_events;
 use crate::ids::new_id;
 use crate::pagination::{Page, PageRequest};
-use crate::principal::{Actor, ActorType, PLATFORM, Principal};
+use crate::principal::{ActorType, PLATFORM, Principal};
 use crate::scopes::Scope;
 use crate::tenancy::OrgRef;
 use crate::time::{Timestamp, now};
@@ -51,17 +49,18 @@ pub(crate) struct Record<'a> {
     pub details: Value,
 }
 
-/// Writes one audit event with `conn` (the mutation's transaction).
+/// Writes one audit event of `who`'s with `conn` (the mutation's transaction).
 pub(crate) async fn record<C: ConnectionTrait>(
     conn: &C,
-    actor: &Actor,
+    who: &Principal,
     rec: Record<'_>,
 ) -> CoreResult<()> {
     audit_events::Entity::insert(audit_events::ActiveModel {
         id: Set(new_id()),
         org_id: Set(rec.org_id.map(str::to_owned)),
-        actor_type: Set(actor.kind.as_str().to_owned()),
-        actor_id: Set(actor.id.clone()),
+        actor_type: Set(who.actor.kind.as_str().to_owned()),
+        actor_id: Set(who.actor.id.clone()),
+        actor_org_id: Set(who.key_org().map(str::to_owned)),
         action: Set(rec.action.to_owned()),
         target_type: Set(rec.target_type.to_owned()),
         target_id: Set(rec.target_id.to_owned()),
@@ -76,16 +75,17 @@ pub(crate) async fn record<C: ConnectionTrait>(
 /// Records many actions in one `INSERT` (a grouped submit: one per job), at `at`.
 pub(crate) async fn record_many<C: ConnectionTrait>(
     conn: &C,
-    records: impl IntoIterator<Item = (&Actor, Record<'_>)>,
+    records: impl IntoIterator<Item = (&Principal, Record<'_>)>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> CoreResult<()> {
     let models: Vec<audit_events::ActiveModel> = records
         .into_iter()
-        .map(|(actor, rec)| audit_events::ActiveModel {
+        .map(|(who, rec)| audit_events::ActiveModel {
             id: Set(new_id()),
             org_id: Set(rec.org_id.map(str::to_owned)),
-            actor_type: Set(actor.kind.as_str().to_owned()),
-            actor_id: Set(actor.id.clone()),
+            actor_type: Set(who.actor.kind.as_str().to_owned()),
+            actor_id: Set(who.actor.id.clone()),
+            actor_org_id: Set(who.key_org().map(str::to_owned)),
             action: Set(rec.action.to_owned()),
             target_type: Set(rec.target_type.to_owned()),
             target_id: Set(rec.target_id.to_owned()),
@@ -121,7 +121,7 @@ pub async fn list_audit(
     }
     let mut rows = select.all(&tx).await?;
     if who.org_id.is_some() {
-        as_the_org_sees_them(&tx, org.id(), &mut rows).await?;
+        as_the_org_sees_them(org.id(), &mut rows);
     }
     tx.commit().await?;
     Ok(q.finish(rows, |r| vec![r.id.clone()], to_event))
@@ -130,43 +130,24 @@ pub async fn list_audit(
 /// Audit records as one of org `org_id`'s keys reads them: what the platform did in the
 /// org (the operator at the CLI, whose id is an OS user of the platform's hosts, or a
 /// platform key) reads as actor `platform`, as its pauses do (`pause.rs`); the org's own
-/// keys, schedules and billing events keep their ids.
-async fn as_the_org_sees_them<C: ConnectionTrait>(
-    conn: &C,
-    org_id: &str,
-    rows: &mut [audit_events::Model],
-) -> CoreResult<()> {
-    let key = ActorType::ApiKey.as_str();
-    let mut keys: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.actor_type == key)
-        .map(|r| r.actor_id.as_str())
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let own: HashSet<String> = if keys.is_empty() {
-        HashSet::new()
-    } else {
-        api_keys::Entity::find()
-            .select_only()
-            .column(api_keys::Column::Kid)
-            .filter(api_keys::Column::OrgId.eq(org_id))
-            .filter(api_keys::Column::Kid.is_in(keys))
-            .into_tuple::<String>()
-            .all(conn)
-            .await?
-            .into_iter()
-            .collect()
-    };
+/// keys, schedules and billing events keep their ids. A key is the org's own when the
+/// record says so (`actor_org_id`, written with it), whether or not its row is still
+/// there; a key record that names no org (none is known) reads as the platform's.
+fn as_the_org_sees_them(org_id: &str, rows: &mut [audit_events::Model]) {
     for row in rows {
-        let platform = row.actor_type == ActorType::Cli.as_str()
-            || (row.actor_type == key && !own.contains(&row.actor_id));
-        if platform {
+        if is_platform(&row.actor_type, row.actor_org_id.as_deref(), org_id) {
             row.actor_type = PLATFORM.to_owned();
             row.actor_id = PLATFORM.to_owned();
         }
     }
-    Ok(())
+}
+
+/// Whether an actor of type `actor_type` whose key belongs to `actor_org` acted for the
+/// platform in org `org_id` (see [`as_the_org_sees_them`]): the operator, and any key
+/// that is not one of the org's own.
+pub(crate) fn is_platform(actor_type: &str, actor_org: Option<&str>, org_id: &str) -> bool {
+    actor_type == ActorType::Cli.as_str()
+        || (actor_type == ActorType::ApiKey.as_str() && actor_org != Some(org_id))
 }
 
 fn to_event(m: audit_events::Model) -> AuditEvent {

@@ -147,7 +147,7 @@ pub async fn bootstrap_org(
     }
     audit::record(
         &tx,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&org.id),
             action: "org.bootstrap",

@@ -232,7 +232,7 @@ pub(crate) async fn insert_org<C: ConnectionTrait>(
     })?;
     audit::record(
         conn,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&model.id),
             action: "org.create",
@@ -341,7 +341,7 @@ pub(crate) async fn set_plan_in_tx(
     }
     audit::record(
         tx,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&org_id),
             action: "org.set_plan",

@@ -21,7 +21,7 @@ use crate::db::CrossOrg;
 use crate::db::notify::{self, Change};
 use crate::entity::queue_pauses;
 use crate::jobs::JobStatus;
-use crate::principal::{ActorType, Principal};
+use crate::principal::Principal;
 use crate::queue::{self, PauseScope};
 use crate::scopes::Scope;
 use crate::tenancy::{OrgRef, OrgScope};
@@ -54,6 +54,7 @@ pub struct Pause {
     pub reason: Option<String>,
 }
 
+use crate::audit::is_platform;
 use crate::principal::PLATFORM;
 
 /// A task kind's pause state (for every org).
@@ -165,16 +166,15 @@ async fn queue_state<C: ConnectionTrait>(
     org: &OrgScope,
 ) -> CoreResult<QueueState> {
     let tenant = who.org_id.is_some();
-    let mut own = find(conn, PauseScope::Org, org.id())
-        .await?
-        .map(Pause::from_model);
-    if tenant
-        && let Some(p) = &mut own
-        && !by_org_key(conn, org, p).await?
-    {
-        p.actor_type = PLATFORM.into();
-        p.actor_id = PLATFORM.into();
-    }
+    let own = find(conn, PauseScope::Org, org.id()).await?.map(|m| {
+        let platform = is_platform(&m.actor_type, m.actor_org_id.as_deref(), org.id());
+        let mut p = Pause::from_model(m);
+        if tenant && platform {
+            p.actor_type = PLATFORM.into();
+            p.actor_id = PLATFORM.into();
+        }
+        p
+    });
     let tasks = queue_pauses::Entity::find()
         .filter(queue_pauses::Column::Scope.eq(PauseScope::Task.as_str()))
         .order_by_asc(queue_pauses::Column::Target)
@@ -200,18 +200,6 @@ async fn queue_state<C: ConnectionTrait>(
     })
 }
 
-/// Whether pause `p` of `org` was made by one of the org's own keys.
-async fn by_org_key<C: ConnectionTrait>(conn: &C, org: &OrgScope, p: &Pause) -> CoreResult<bool> {
-    if p.actor_type != ActorType::ApiKey.as_str() {
-        return Ok(false);
-    }
-    let key = crate::entity::api_keys::Entity::find_by_id(p.actor_id.clone())
-        .filter(crate::entity::api_keys::Column::OrgId.eq(org.id()))
-        .one(conn)
-        .await?;
-    Ok(key.is_some())
-}
-
 /// Inserts a pause unless one is there; true when this call paused.
 async fn insert_pause<C: ConnectionTrait>(
     conn: &C,
@@ -226,6 +214,7 @@ async fn insert_pause<C: ConnectionTrait>(
         paused_at: Set(now()),
         actor_type: Set(who.actor.kind.as_str().to_owned()),
         actor_id: Set(who.actor.id.clone()),
+        actor_org_id: Set(who.key_org().map(str::to_owned)),
         reason: Set(reason),
     };
     let inserted = queue_pauses::Entity::insert(row)
@@ -279,7 +268,7 @@ pub async fn pause_queue(
     if insert_pause(&tx, who, PauseScope::Org, org.id(), reason.clone()).await? {
         audit::record(
             &tx,
-            &who.actor,
+            who,
             Record {
                 org_id: Some(org.id()),
                 action: "queue.pause",
@@ -306,7 +295,7 @@ pub async fn resume_queue(velu: &Velu, who: &Principal, org: &OrgRef) -> CoreRes
     if resumed {
         audit::record(
             &tx,
-            &who.actor,
+            who,
             Record {
                 org_id: Some(org.id()),
                 action: "queue.resume",
@@ -358,7 +347,7 @@ pub async fn pause_task(
     if insert_pause(&tx, who, PauseScope::Task, &kind.name, reason.clone()).await? {
         audit::record(
             &tx,
-            &who.actor,
+            who,
             Record {
                 org_id: None,
                 action: "task.pause",
@@ -390,7 +379,7 @@ pub async fn resume_task(velu: &Velu, who: &Principal, task: &str) -> CoreResult
     if resumed {
         audit::record(
             &tx,
-            &who.actor,
+            who,
             Record {
                 org_id: None,
                 action: "task.resume",

@@ -101,6 +101,14 @@ impl Principal {
             ActorType::Cli | ActorType::Schedule | ActorType::Billing => None,
         }
     }
+
+    /// The org of the key acting, for an org's own key; `None` for the operator,
+    /// platform keys, schedules and billing events. Kept with each audit record and
+    /// queue pause (`actor_org_id`), so that how an org reads them never depends on the
+    /// key's row still being there.
+    pub fn key_org(&self) -> Option<&str> {
+        self.kid().and(self.org_id.as_deref())
+    }
 }
 
 /// The name of the user running this process, for `actor_id` on the CLI.

@@ -1,6 +1,7 @@
 //! Velu's integration tests, one binary. Storage tests run on both backends through
 //! `backend_tests!` (SQLite always, PostgreSQL when VELU_TEST_DATABASE_URL is set).
 
+mod actor_org;
 mod attempts;
 mod auth;
 mod billing;

@@ -10,6 +10,9 @@ pub struct Model {
     pub org_id: Option<String>,
     pub actor_type: String,
     pub actor_id: String,
+    /// The org of the key that acted (migration m20261207_000029); `NULL` for the
+    /// operator, platform keys, schedules and billing events.
+    pub actor_org_id: Option<String>,
     pub action: String,
     pub target_type: String,
     pub target_id: String,

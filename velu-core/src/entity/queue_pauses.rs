@@ -14,6 +14,9 @@ pub struct Model {
     pub paused_at: DateTimeUtc,
     pub actor_type: String,
     pub actor_id: String,
+    /// The org of the key that paused (migration m20261207_000029); `NULL` for the
+    /// operator and platform keys.
+    pub actor_org_id: Option<String>,
     pub reason: Option<String>,
 }
 

@@ -216,7 +216,7 @@ async fn write_accepted(
         tx,
         accepted.iter().map(|a| {
             (
-                &group[a.index].who.actor,
+                &group[a.index].who,
                 Record {
                     org_id: Some(&a.model.org_id),
                     action: "job.submit",

@@ -450,7 +450,7 @@ async fn record(
 ) -> CoreResult<()> {
     audit::record(
         tx,
-        &who.actor,
+        who,
         Record {
             org_id: Some(org.id()),
             action: "jobs.retention",

@@ -29,7 +29,7 @@ async fn audited<C: ConnectionTrait>(
 ) -> CoreResult<()> {
     audit::record(
         conn,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&job.org_id),
             action,

@@ -291,7 +291,7 @@ pub(super) async fn submit_alone(
     };
     audit::record(
         &tx,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&org.id),
             action: "job.submit",
@@ -351,7 +351,7 @@ pub(crate) async fn submit_in_tx<C: ConnectionTrait>(
         .await?;
     audit::record(
         tx,
-        &who.actor,
+        who,
         Record {
             org_id: Some(org_id),
             action: "job.submit",
@@ -479,7 +479,7 @@ pub async fn submit_batch(
     let ids = insert_rows(&tx, &org.id, who, at, rows).await?;
     audit::record(
         &tx,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&org.id),
             action: "job.submit_batch",

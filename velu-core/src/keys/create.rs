@@ -66,7 +66,7 @@ pub(crate) async fn insert_key<C: ConnectionTrait>(
     })?;
     audit::record(
         conn,
-        &who.actor,
+        who,
         Record {
             org_id: new.org_id,
             action: if new.legacy { "key.import" } else { "key.create" },

@@ -47,7 +47,7 @@ pub async fn revoke_key(
     let model = active.update(&tx).await?;
     audit::record(
         &tx,
-        &who.actor,
+        who,
         Record {
             org_id: org_id.as_deref(),
             action: "key.revoke",
@@ -164,7 +164,7 @@ pub(crate) async fn apply_rotation<C: ConnectionTrait>(
         .ok_or_else(|| CoreError::internal("a key just rotated is gone"))?;
     audit::record(
         conn,
-        &who.actor,
+        who,
         Record {
             org_id: org_id.as_deref(),
             action: "key.rotate",

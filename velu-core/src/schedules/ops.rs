@@ -31,7 +31,7 @@ async fn audited<C: ConnectionTrait>(
 ) -> CoreResult<()> {
     audit::record(
         conn,
-        &who.actor,
+        who,
         Record {
             org_id: Some(&row.org_id),
             action,

@@ -98,7 +98,7 @@ pub async fn rekey_secrets(velu: &Velu, who: &Principal, new: &Kek) -> CoreResul
     let tx = velu.db().cross_org_tx(CrossOrg::Platform).await?;
     crate::audit::record(
         &tx,
-        &who.actor,
+        who,
         crate::audit::Record {
             org_id: None,
             action: "secrets.rekey",
