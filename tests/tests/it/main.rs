@@ -42,6 +42,7 @@ mod properties;
 mod remote_tls;
 mod remote_worker;
 mod retention;
+mod retention_keys;
 mod rls;
 mod sandbox;
 mod schedules;

@@ -12,7 +12,8 @@ use crate::twin::HttpCall;
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
     /// Show an org's retention: the days its plan keeps a finished job, the cutoff, and
-    /// how many finished jobs are due for removal (counted up to 10000).
+    /// how many finished jobs and dead keys are due for removal (each counted up to
+    /// 10000).
     Show {
         /// Org id or slug [env: VELU_ORG].
         #[arg(long, env = "VELU_ORG", hide_env = true)]
@@ -20,8 +21,9 @@ pub enum RetentionCommand {
     },
     /// Remove finished jobs past their org's plan retention (with their attempts and
     /// events), in slices of 1000 per transaction; queued and running jobs are never
-    /// removed. Without --org, at most 1000 orgs per run. Prints `more: true` when it
-    /// stopped before the end: run it again, with --from-org set to its `next_org`.
+    /// removed. Keys revoked or expired before the cutoff go too, up to 1000 per org and
+    /// run. Without --org, at most 1000 orgs per run. Prints `more: true` when it stopped
+    /// before the end: run it again, with --from-org set to its `next_org`.
     Run {
         /// Org id or slug; without it, every org.
         #[arg(long)]

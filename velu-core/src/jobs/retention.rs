@@ -9,7 +9,10 @@
 //! jobs in id order with a cursor: no long transaction, no lock held across slices, no
 //! re-reading of what an earlier slice removed. Queued and running jobs are never touched,
 //! whatever their age. The job counters (`job stats`) follow through their triggers;
-//! usage rollups are counters by day and keep what was used.
+//! usage rollups are counters by day and keep what was used. The same run removes the
+//! org's keys dead (revoked or expired) for longer than the plan's days
+//! (`keys/retention.rs`), one slice per org visit, in the transaction of its last job
+//! slice.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, QueryFilter, Value as DbValue};
@@ -80,6 +83,11 @@ pub struct RetentionState {
     pub due_jobs: u64,
     /// True when more than [`DUE_COUNT_CAP`] are due (`due_jobs` is the cap).
     pub due_jobs_capped: bool,
+    /// The org's keys revoked, or expired, before the cutoff, counted up to
+    /// [`DUE_COUNT_CAP`] (`keys/retention.rs`).
+    pub due_keys: u64,
+    /// True when more than [`DUE_COUNT_CAP`] keys are due (`due_keys` is the cap).
+    pub due_keys_capped: bool,
 }
 
 /// Input of [`run_retention`].
@@ -111,6 +119,8 @@ pub struct OrgRetention {
     pub cutoff: Timestamp,
     /// Jobs removed (with their attempts and events).
     pub removed: u64,
+    /// Keys removed: revoked, or expired, before the cutoff.
+    pub keys_removed: u64,
 }
 
 /// What a run removed: the orgs where it removed something, and whether more is due.
@@ -118,10 +128,13 @@ pub struct OrgRetention {
 pub struct RetentionReport {
     /// Jobs removed in all.
     pub removed: u64,
-    /// Orgs where jobs were removed, by id.
+    /// Keys removed in all.
+    pub keys_removed: u64,
+    /// Orgs where jobs or keys were removed, by id.
     pub orgs: Vec<OrgRetention>,
     /// True when the run stopped before its end (at its `max_jobs` with jobs still due,
-    /// or at [`ORGS_PER_RUN`] orgs): run it again, from `next_org`.
+    /// with a full slice of keys removed in an org, or at [`ORGS_PER_RUN`] orgs): run it
+    /// again, from `next_org`.
     pub more: bool,
     /// Where a run without an org stopped: the org id to pass as `from_org` next. `None`
     /// when it reached the last org, or ran for one org.
@@ -236,6 +249,7 @@ pub async fn retention_state(
         .await?
         .ok_or_else(|| CoreError::internal("COUNT returned no row"))?;
     let counted = u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0);
+    let keys = crate::keys::retention::count_due(&tx, org.id(), cut, DUE_COUNT_CAP).await?;
     tx.commit().await?;
     Ok(RetentionState {
         org_id: org.id().to_owned(),
@@ -244,6 +258,8 @@ pub async fn retention_state(
         cutoff: cut.into(),
         due_jobs: counted.min(DUE_COUNT_CAP),
         due_jobs_capped: counted > DUE_COUNT_CAP,
+        due_keys: keys.min(DUE_COUNT_CAP),
+        due_keys_capped: keys > DUE_COUNT_CAP,
     })
 }
 
@@ -251,7 +267,9 @@ pub async fn retention_state(
 /// of one org, or of every org when none is named (in id order from `from_org`, at most
 /// [`ORGS_PER_RUN`] of them, then `next_org` says where to go on), at most `max_jobs` in
 /// all, oldest first within each org, in slices of [`SLICE`] (one short transaction each,
-/// audited as `jobs.retention` in the org). Queued and running jobs are never removed. Needs
+/// audited as `jobs.retention` in the org). Queued and running jobs are never removed.
+/// With an org's last job slice go up to [`SLICE`] of its keys revoked or expired before
+/// the cutoff (`keys.retention`; a full slice sets `more`). Needs
 /// `admin:orgs:manage` and no org of its own: the operator or a platform key.
 pub async fn run_retention(
     velu: &Velu,
@@ -269,6 +287,7 @@ pub async fn run_retention(
         left: max_jobs,
         report: RetentionReport {
             removed: 0,
+            keys_removed: 0,
             orgs: Vec::new(),
             more: false,
             next_org: None,
@@ -360,35 +379,79 @@ impl Run {
                 history_days: plan.history_days(),
                 cutoff: cut.into(),
                 removed: 0,
+                keys_removed: 0,
             });
             if want == 0 {
                 // The budget is spent: is anything of this org still due?
                 self.report.more = !due_ids(&tx, org.id(), cut, &cursor, 1).await?.is_empty();
+                if !self.report.more {
+                    self.keys(&tx, who, &org, plan, cut, entry).await?;
+                }
                 tx.commit().await?;
                 break;
             }
             let ids = due_ids(&tx, org.id(), cut, &cursor, want).await?;
             let Some(last) = ids.last().cloned() else {
+                self.keys(&tx, who, &org, plan, cut, entry).await?;
                 tx.commit().await?;
                 break;
             };
             let removed = remove(&tx, velu.db().backend(), &ids).await?;
-            record(&tx, who, &org, plan, cut, removed).await?;
+            record(&tx, who, &org, Removed::Jobs(removed), plan, cut).await?;
+            // The last slice of the org's jobs: its keys go in the same transaction.
+            let last_slice = (ids.len() as u64) < want;
+            let keys = if last_slice {
+                self.keys(&tx, who, &org, plan, cut, entry).await?
+            } else {
+                0
+            };
             tx.commit().await?;
-            self.pause_owed = removed > 0;
+            self.pause_owed = removed > 0 || keys > 0;
             entry.removed += removed;
             self.left -= removed.min(self.left);
             self.report.removed += removed;
             cursor = last;
-            if (ids.len() as u64) < want {
+            if last_slice {
                 break;
             }
         }
-        if let Some(entry) = done.filter(|e| e.removed > 0) {
+        if let Some(entry) = done.filter(|e| e.removed > 0 || e.keys_removed > 0) {
             self.report.orgs.push(entry);
         }
         Ok(())
     }
+
+    /// Removes one slice of the org's dead keys in `tx` (the transaction of the org's last
+    /// job slice) and counts them; a full slice leaves more for the next run.
+    async fn keys(
+        &mut self,
+        tx: &DatabaseTransaction,
+        who: &Principal,
+        org: &OrgScope,
+        plan: Plan,
+        cut: DateTime<Utc>,
+        entry: &mut OrgRetention,
+    ) -> CoreResult<u64> {
+        let removed = crate::keys::retention::remove_due(tx, org.id(), cut, SLICE).await?;
+        if removed == 0 {
+            return Ok(0);
+        }
+        record(tx, who, org, Removed::Keys(removed), plan, cut).await?;
+        self.pause_owed = true;
+        self.report.more |= removed == SLICE;
+        entry.keys_removed += removed;
+        self.report.keys_removed += removed;
+        Ok(removed)
+    }
+}
+
+/// What one slice removed, for its audit record.
+#[derive(Debug, Clone, Copy)]
+enum Removed {
+    /// Finished jobs (`jobs.retention`).
+    Jobs(u64),
+    /// Dead keys (`keys.retention`).
+    Keys(u64),
 }
 
 /// Up to `n` ids of org `org_id`'s jobs due at `cut`, after `cursor`, in id order. On
@@ -444,16 +507,20 @@ async fn record(
     tx: &DatabaseTransaction,
     who: &Principal,
     org: &OrgScope,
+    what: Removed,
     plan: Plan,
     cut: DateTime<Utc>,
-    removed: u64,
 ) -> CoreResult<()> {
+    let (action, removed) = match what {
+        Removed::Jobs(n) => ("jobs.retention", n),
+        Removed::Keys(n) => ("keys.retention", n),
+    };
     audit::record(
         tx,
         who,
         Record {
             org_id: Some(org.id()),
-            action: "jobs.retention",
+            action,
             target_type: "org",
             target_id: org.id(),
             details: json!({

@@ -16,6 +16,7 @@ pub mod hashing;
 mod lifetime;
 pub mod pepper;
 mod read;
+pub(crate) mod retention;
 mod steer;
 pub mod token;
 

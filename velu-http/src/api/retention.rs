@@ -22,8 +22,9 @@ pub struct RetentionApi;
 impl RetentionApi {
     /// Show an org's history retention.
     ///
-    /// The days its plan keeps a finished job, the cutoff, and how many finished jobs are
-    /// due for removal (counted up to 10000). Scope: `jobs:read`.
+    /// The days its plan keeps a finished job, the cutoff, and how many finished jobs and
+    /// dead keys (revoked or expired before the cutoff) are due for removal (each counted
+    /// up to 10000). Scope: `jobs:read`.
     #[oai(
         path = "/v1/orgs/:org/jobs/retention",
         method = "get",
@@ -43,7 +44,9 @@ impl RetentionApi {
     ///
     /// With their attempts and events: of one org (`org`) or of every org, at most
     /// `max_jobs` (default 100000), in slices of 1000 per transaction, each audited as
-    /// `jobs.retention`. Queued and running jobs are never removed. `more: true` says jobs are still due: run it again.
+    /// `jobs.retention`. Queued and running jobs are never removed. The org's keys revoked
+    /// or expired before the cutoff go too, up to 1000 per org and run (`keys.retention`).
+    /// `more: true` says jobs or keys are still due: run it again.
     /// The body is optional. Scope: `admin:orgs:manage` (platform keys).
     #[oai(
         path = "/v1/retention/run",

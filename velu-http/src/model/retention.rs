@@ -22,6 +22,11 @@ mirror! {
         pub due_jobs: u64,
         /// True when more than 10000 are due (`due_jobs` is the cap).
         pub due_jobs_capped: bool,
+        /// The org's keys revoked, or expired, before the cutoff: removed by the next run.
+        /// Counted up to 10000.
+        pub due_keys: u64,
+        /// True when more than 10000 keys are due (`due_keys` is the cap).
+        pub due_keys_capped: bool,
     }
 }
 
@@ -38,6 +43,8 @@ mirror! {
         pub cutoff: String = |t| ts(t),
         /// Jobs removed, with their attempts and events.
         pub removed: u64,
+        /// Keys removed: revoked, or expired, before the cutoff.
+        pub keys_removed: u64,
     }
 }
 
@@ -46,10 +53,13 @@ mirror! {
     pub struct RetentionReport from retention::RetentionReport {
         /// Jobs removed in all.
         pub removed: u64,
-        /// Orgs where jobs were removed, by id.
+        /// Keys removed in all.
+        pub keys_removed: u64,
+        /// Orgs where jobs or keys were removed, by id.
         pub orgs: Vec<OrgRetention> = |v| each(v),
         /// True when the run stopped before its end (at its `max_jobs` with jobs still
-        /// due, or after 1000 orgs): run it again, from `next_org`.
+        /// due, with 1000 keys removed in an org, or after 1000 orgs): run it again, from
+        /// `next_org`.
         pub more: bool,
         /// Where a run without an org stopped: the org id to send as `from_org` next;
         /// null when it reached the last org, or ran for one org.
