@@ -12,7 +12,6 @@ use super::types::{ClaimedJob, ReadyOrg, lease_expiry};
 use crate::db::events;
 use crate::db::sql::{json_array_rows, json_param, stmt};
 use crate::db::{Backend, Db};
-use crate::entity::jobs;
 use crate::jobs::JobStatus;
 use crate::{CoreError, CoreResult};
 
@@ -25,6 +24,24 @@ use crate::{CoreError, CoreResult};
 /// `pg_column_size`, SQLite's `octet_length`): the payloads themselves are not read to
 /// weigh them.
 pub const MAX_CLAIM_BYTES: i64 = 4 * 1024 * 1024;
+
+/// What a claim reads back of each claimed row: what a worker runs the job with, not the
+/// whole row. Every column a statement returns is a value the driver copies (on SQLite,
+/// one allocation or two per column in the writer's thread, which bounds a SQLite
+/// burn-down): 7 columns instead of the row's 22.
+#[derive(Debug, FromQueryResult)]
+struct ClaimedRow {
+    id: String,
+    org_id: String,
+    task: String,
+    payload: serde_json::Value,
+    attempts: i32,
+    max_attempts: i32,
+    lease_token: Option<String>,
+}
+
+/// The columns of [`ClaimedRow`], for the claim statements' `SELECT` and `RETURNING`.
+const CLAIMED_COLUMNS: &str = "id, org_id, task, payload, attempts, max_attempts, lease_token";
 
 /// One org's part of a claim over several orgs ([`claim_for_orgs`]).
 #[derive(Debug, Clone)]
@@ -101,7 +118,7 @@ pub async fn claim_for_orgs(
             let sql = format!(
                 "WITH c AS (SELECT * FROM velu_claim_batch($1::jsonb, $2, $3, $4, $5)),
                  ev AS ({claimed})
-                 SELECT * FROM c",
+                 SELECT {CLAIMED_COLUMNS} FROM c",
                 claimed = events::claimed_sql("c", 2, 3),
             );
             let values = vec![
@@ -115,7 +132,7 @@ pub async fn claim_for_orgs(
                 .query_all_cross_org(CrossOrg::Queue, stmt(backend, &sql, values))
                 .await?;
             rows.iter()
-                .map(|r| jobs::Model::from_query_result(r, ""))
+                .map(|r| ClaimedRow::from_query_result(r, ""))
                 .collect::<Result<Vec<_>, _>>()?
         }
         Backend::Sqlite => {
@@ -208,7 +225,7 @@ pub(super) fn sqlite_claim_sql() -> [String; 2] {
            lease_token = lower(hex(randomblob(16))), lease_expires_at = $7,
            started_at = COALESCE(started_at, $2), updated_at = $2, lease_started_at = $2
          WHERE id IN ({picked})
-         RETURNING *, octet_length(payload) AS payload_bytes"
+         RETURNING {CLAIMED_COLUMNS}, octet_length(payload) AS payload_bytes"
     );
     [events, claim]
 }
@@ -227,7 +244,7 @@ async fn claim_sqlite(
     expires: DateTime<Utc>,
     at: DateTime<Utc>,
     budget: i64,
-) -> CoreResult<(Vec<jobs::Model>, i64)> {
+) -> CoreResult<(Vec<ClaimedRow>, i64)> {
     let sql = SQLITE_CLAIM_SQL.as_str();
     let values = vec![
         part.org.id.clone().into(),
@@ -246,7 +263,7 @@ async fn claim_sqlite(
     let mut claimed = Vec::with_capacity(rows.len());
     for row in &rows {
         bytes += row.try_get::<i64>("", "payload_bytes")?;
-        claimed.push(jobs::Model::from_query_result(row, "")?);
+        claimed.push(ClaimedRow::from_query_result(row, "")?);
     }
     Ok((claimed, bytes))
 }
