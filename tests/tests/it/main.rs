@@ -27,6 +27,7 @@ mod metrics;
 mod one_statement_reads;
 mod orgs;
 mod page_bytes;
+mod page_docs;
 mod parity;
 mod parity_events;
 mod parity_queue;

@@ -13,6 +13,7 @@ mod group;
 mod grouped;
 mod grouped_pg;
 mod input;
+mod page_doc;
 mod read;
 #[doc(hidden)]
 pub mod read_one;

@@ -86,7 +86,6 @@ pub async fn list_jobs_in<C: ConnectionTrait>(
         floor: None,
         limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
     };
-    let backend = conn.get_database_backend();
     // Filtered by both, the page reads the status's index from the cursor down to the
     // floor at most, testing the task row by row: a rare task among a long history of
     // that status would otherwise take the whole history to answer.
@@ -98,7 +97,7 @@ pub async fn list_jobs_in<C: ConnectionTrait>(
         floor: floor.as_deref(),
         ..wanted
     };
-    let (rows, seen) = read_page(conn, list_statement(backend, lookup, wanted)).await?;
+    let (rows, seen) = read_page(conn, lookup, wanted).await?;
     page_of(&q, rows, seen, floor)
 }
 
@@ -198,16 +197,12 @@ pub(super) fn checked_list(
 /// `PageQuery::finish_scanned`).
 pub(super) fn page_of(
     q: &PageQuery,
-    rows: Vec<jobs::Model>,
+    rows: Vec<Job>,
     seen: u64,
     floor: Option<String>,
 ) -> CoreResult<Page<Job>> {
     let floor = floor.map(|id| vec![id]);
-    let page = q.finish_scanned(rows, seen, floor, |r| vec![r.id.clone()], Job::from_model);
-    Ok(Page {
-        items: page.items.into_iter().collect::<CoreResult<_>>()?,
-        next_cursor: page.next_cursor,
-    })
+    Ok(q.finish_scanned(rows, seen, floor, |r| vec![r.id.clone()], |job| job))
 }
 
 /// Finds one of the org's jobs, or `not_found` (also for malformed ids and other orgs').

@@ -17,8 +17,9 @@
 //! org or job, an empty page) goes the ordinary way, which enters first and gives the
 //! exact answer or error, so both paths answer alike by construction.
 
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryResult, Statement, Value};
 
+use super::page_doc::{SQLITE_JOB_DOC, job_of_doc};
 use super::read::{checked_list, detail_of, has_ended_attempts, page_of};
 use super::{Job, JobDetail, JobFilter};
 use crate::entity::{job_attempts, jobs};
@@ -105,11 +106,7 @@ pub async fn list_jobs(
         floor: None,
         limit: i64::try_from(q.fetch()).unwrap_or(i64::MAX),
     };
-    let (rows, seen) = read_page(
-        conn,
-        list_statement(conn.get_database_backend(), lookup, wanted),
-    )
-    .await?;
+    let (rows, seen) = read_page(conn, lookup, wanted).await?;
     // An empty page: only the ordinary path tells an org without such jobs from a
     // missing one.
     let Some(org_id) = rows.first().map(|r| r.org_id.clone()) else {
@@ -218,10 +215,37 @@ fn pg_call(function: &'static str, lookup: OrgLookup<'_>, values: Vec<Value>) ->
 /// share the caller's snapshot: m20261206_000028); on SQLite the filters given and no
 /// others, so each combination reads off the index of its filters, as the function's
 /// branches do.
+///
+/// On SQLite each row is one document ([`SQLITE_JOB_DOC`], see `page_doc.rs`) and its
+/// `listed_seen`; [`list_rows_statement`] reads the same rows whole.
 pub(super) fn list_statement(
     backend: DbBackend,
     lookup: OrgLookup<'_>,
     page: PageFilter<'_>,
+) -> Statement {
+    let rows = if backend == DbBackend::Sqlite {
+        SQLITE_JOB_DOC
+    } else {
+        "j.*"
+    };
+    page_statement(backend, lookup, page, rows)
+}
+
+/// [`list_statement`] with whole rows on every backend (`j.*` and `listed_seen`).
+fn list_rows_statement(
+    backend: DbBackend,
+    lookup: OrgLookup<'_>,
+    page: PageFilter<'_>,
+) -> Statement {
+    page_statement(backend, lookup, page, "j.*")
+}
+
+/// [`list_statement`] selecting `columns` of each row (`j`) kept.
+fn page_statement(
+    backend: DbBackend,
+    lookup: OrgLookup<'_>,
+    page: PageFilter<'_>,
+    columns: &str,
 ) -> Statement {
     let [org, visible_to] = lookup_values(lookup);
     if backend != DbBackend::Sqlite && page.floor.is_none() {
@@ -301,17 +325,54 @@ pub(super) fn list_statement(
                           + COALESCE({size_of}(j.result), 0) \
                           + COALESCE({size_of}(j.error), 0) AS size \
                    FROM {jobs} WHERE {filter} ORDER BY j.id DESC LIMIT {mark}{limit}) s) t) \
-         SELECT j.*, (SELECT seen FROM w) AS listed_seen FROM {jobs} WHERE {filter} \
+         SELECT {columns}, (SELECT seen FROM w) AS listed_seen FROM {jobs} WHERE {filter} \
          ORDER BY j.id DESC LIMIT (SELECT keep FROM w)"
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// The rows of a byte-bounded page ([`list_statement`]) and how many rows its scan saw.
+/// The jobs of a byte-bounded page ([`list_statement`]) and how many rows its scan saw.
+/// On SQLite from one document per row; when a document holds a value the rows would
+/// read otherwise (`page_doc.rs`), the page is read again as whole rows.
 pub(super) async fn read_page<C: ConnectionTrait>(
     conn: &C,
-    statement: Statement,
-) -> CoreResult<(Vec<jobs::Model>, u64)> {
-    let rows = conn.query_all_raw(statement).await?;
-    PageQuery::rows_and_seen(&rows)
+    lookup: OrgLookup<'_>,
+    page: PageFilter<'_>,
+) -> CoreResult<(Vec<Job>, u64)> {
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Sqlite {
+        let rows = conn
+            .query_all_raw(list_statement(backend, lookup, page))
+            .await?;
+        if let Some(read) = jobs_of_documents(&rows)? {
+            return Ok(read);
+        }
+    }
+    let rows = conn
+        .query_all_raw(list_rows_statement(backend, lookup, page))
+        .await?;
+    let (models, seen) = PageQuery::rows_and_seen::<jobs::Model>(&rows)?;
+    let jobs = models
+        .into_iter()
+        .map(Job::from_model)
+        .collect::<CoreResult<_>>()?;
+    Ok((jobs, seen))
+}
+
+/// The jobs of a page read as documents (each row: the document, then `listed_seen`),
+/// and how many rows its scan saw; `None` when a document must be read as its row.
+fn jobs_of_documents(rows: &[QueryResult]) -> CoreResult<Option<(Vec<Job>, u64)>> {
+    let seen = match rows.first() {
+        Some(row) => row.try_get_by_index::<i64>(1)?,
+        None => 0,
+    };
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let doc = row.try_get_by_index::<String>(0)?;
+        let Some(job) = job_of_doc(&doc) else {
+            return Ok(None);
+        };
+        jobs.push(job);
+    }
+    Ok(Some((jobs, u64::try_from(seen).unwrap_or(0))))
 }
