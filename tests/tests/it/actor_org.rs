@@ -25,8 +25,8 @@ struct Actors {
     platform_token: String,
 }
 
-/// An admin key of acme's that pauses acme's queue; a platform key and the operator
-/// each submit a job into acme.
+/// An admin key of acme's that pauses acme's queue and submits a job; a platform key and
+/// the operator each submit a job into acme.
 async fn act(env: &TestEnv) -> Actors {
     let made = env
         .cli_ok(&[
@@ -51,6 +51,18 @@ async fn act(env: &TestEnv) -> Actors {
         )
         .await;
     assert_eq!(paused.status, 200, "{}", paused.text);
+    // A submit of the org's own key (on PostgreSQL written by the group commit's one
+    // statement, grouped_pg.rs).
+    let job = json!({"task": "echo", "payload": {"own": true}});
+    let r = env
+        .http(
+            Method::POST,
+            "/v1/orgs/acme/jobs",
+            Some(&own_token),
+            Some(job),
+        )
+        .await;
+    assert!(r.status < 300, "{}", r.text);
     let platform_token = platform_key(env, "ops", "jobs:submit").await;
     let job = json!({"task": "echo", "payload": {}});
     let r = env
@@ -144,8 +156,8 @@ async fn reads_as_made(env: &TestEnv, acme: &Boot, actors: &Actors) {
     submits.sort();
     assert_eq!(
         submits,
-        vec![platform.clone(), platform],
-        "the platform key's and the operator's submits"
+        vec![own, platform.clone(), platform],
+        "the own key's, the platform key's and the operator's submits"
     );
     assert_eq!(
         pause_author(env, acme).await,
@@ -207,7 +219,7 @@ backend_tests! {
         owner.commit().await.unwrap();
         let filled: i64 = scalar(env.velu(), &format!(
             "SELECT COUNT(*) FROM audit_events WHERE actor_org_id = '{}'", acme.org_id)).await;
-        assert_eq!(filled, 1, "the own key's pause names acme (the rest are the operator's and a platform key's)");
+        assert_eq!(filled, 2, "the own key's pause and submit name acme (the rest are the operator's and a platform key's)");
         let platform_rows: i64 = scalar(env.velu(),
             "SELECT COUNT(*) FROM audit_events WHERE actor_type <> 'api_key' AND actor_org_id IS NOT NULL").await;
         assert_eq!(platform_rows, 0, "only key records name an org");

@@ -125,4 +125,26 @@ backend_tests! {
             assert_eq!(same(&after), same(&before), "the other job reads as before");
         }
     }
+
+    async fn only_the_pages_own_rows_are_read_into_jobs(env) {
+        // The row after a page (fetched to learn that more follow) is not read into a
+        // job: a value no path reads fails the page that holds it, not the one before.
+        bootstrap(&env, "acme", "hero").await;
+        let oldest = submit(&env, "acme", "echo", json!({"n": 0})).await;
+        for n in 1..3 {
+            submit(&env, "acme", "echo", json!({"n": n})).await;
+        }
+        exec(env.velu(), &format!(
+            "UPDATE jobs SET error = '{{\"not\": \"a job error\"}}' WHERE id = '{oldest}'")).await;
+        let who = Principal::operator();
+        let first = PageRequest { limit: Some(2), cursor: None };
+        let page = list_jobs(env.velu(), &who, &OrgRef::new("acme"), &JobFilter::default(), &first)
+            .await.expect("the first page holds the two newest");
+        assert_eq!(page.items.len(), 2);
+        let next = PageRequest { limit: Some(2), cursor: page.next_cursor.clone() };
+        assert!(next.cursor.is_some(), "more follow");
+        let e = list_jobs(env.velu(), &who, &OrgRef::new("acme"), &JobFilter::default(), &next)
+            .await.expect_err("the page holding the row fails");
+        assert_eq!(e.code(), "internal", "{e:?}");
+    }
 }

@@ -196,7 +196,7 @@ async fn write_accepted(
     if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
         let rows: Vec<_> = accepted
             .iter()
-            .map(|a| (&a.model, &group[a.index].who.actor))
+            .map(|a| (&a.model, &group[a.index].who))
             .collect();
         return super::grouped_pg::write_accepted_pg(tx, &rows, &changes, at).await;
     }

@@ -21,7 +21,7 @@ use crate::entity::jobs;
 use crate::events::EventKind;
 use crate::ids::new_id;
 use crate::jobs::JobStatus;
-use crate::principal::Actor;
+use crate::principal::Principal;
 use crate::usage::day_of;
 
 /// One accepted job as the statement reads it.
@@ -36,11 +36,13 @@ struct Row<'a> {
     run_at: DateTime<Utc>,
     actor_type: &'a str,
     actor_id: &'a str,
+    /// The org of the key that submitted it, for its audit record (`Principal::key_org`).
+    actor_org_id: Option<&'a str>,
     audit_id: String,
 }
 
 /// The fields of [`Row`], in order, with their SQL types.
-const FIELDS: [(&str, JsonField); 10] = [
+const FIELDS: [(&str, JsonField); 11] = [
     ("id", JsonField::Text),
     ("org_id", JsonField::Text),
     ("task", JsonField::Text),
@@ -50,6 +52,7 @@ const FIELDS: [(&str, JsonField); 10] = [
     ("run_at", JsonField::Time),
     ("actor_type", JsonField::Text),
     ("actor_id", JsonField::Text),
+    ("actor_org_id", JsonField::Text),
     ("audit_id", JsonField::Text),
 ];
 
@@ -58,13 +61,13 @@ const FIELDS: [(&str, JsonField); 10] = [
 /// written exactly as built: queued, no attempts, created and updated at `at`.
 pub(super) async fn write_accepted_pg(
     tx: &DatabaseTransaction,
-    accepted: &[(&jobs::Model, &Actor)],
+    accepted: &[(&jobs::Model, &Principal)],
     changes: &[Change],
     at: DateTime<Utc>,
 ) -> CoreResult<()> {
     let rows: Vec<Row<'_>> = accepted
         .iter()
-        .map(|(m, actor)| Row {
+        .map(|(m, who)| Row {
             id: &m.id,
             org_id: &m.org_id,
             task: &m.task,
@@ -72,8 +75,9 @@ pub(super) async fn write_accepted_pg(
             priority: m.priority,
             max_attempts: m.max_attempts,
             run_at: m.run_at,
-            actor_type: actor.kind.as_str(),
-            actor_id: &actor.id,
+            actor_type: who.actor.kind.as_str(),
+            actor_id: &who.actor.id,
+            actor_org_id: who.key_org(),
             audit_id: new_id(),
         })
         .collect();
@@ -92,9 +96,10 @@ pub(super) async fn write_accepted_pg(
            SELECT s.id, s.org_id, '{queued_event}', $2, $3 FROM s
          ),
          a AS (
-           INSERT INTO audit_events (id, org_id, actor_type, actor_id, action, target_type,
-             target_id, details, created_at)
-           SELECT s.audit_id, s.org_id, s.actor_type, s.actor_id, 'job.submit', 'job', s.id,
+           INSERT INTO audit_events (id, org_id, actor_type, actor_id, actor_org_id, action,
+             target_type, target_id, details, created_at)
+           SELECT s.audit_id, s.org_id, s.actor_type, s.actor_id, s.actor_org_id, 'job.submit',
+             'job', s.id,
              jsonb_build_object('task', s.task)::json, $2
            FROM s
          ),

@@ -333,18 +333,21 @@ fn page_statement(
 
 /// The jobs of a byte-bounded page ([`list_statement`]) and how many rows its scan saw.
 /// On SQLite from one document per row; when a document holds a value the rows would
-/// read otherwise (`page_doc.rs`), the page is read again as whole rows.
+/// read otherwise (`page_doc.rs`), the page is read again as whole rows. The look-ahead
+/// row (`page.limit` is the page and one more) is counted in what the scan saw, never
+/// read into a job: only the page's own rows can fail it, as before.
 pub(super) async fn read_page<C: ConnectionTrait>(
     conn: &C,
     lookup: OrgLookup<'_>,
     page: PageFilter<'_>,
 ) -> CoreResult<(Vec<Job>, u64)> {
     let backend = conn.get_database_backend();
+    let keep = usize::try_from(page.limit.saturating_sub(1)).unwrap_or(0);
     if backend == DbBackend::Sqlite {
         let rows = conn
             .query_all_raw(list_statement(backend, lookup, page))
             .await?;
-        if let Some(read) = jobs_of_documents(&rows)? {
+        if let Some(read) = jobs_of_documents(&rows, keep)? {
             return Ok(read);
         }
     }
@@ -354,20 +357,22 @@ pub(super) async fn read_page<C: ConnectionTrait>(
     let (models, seen) = PageQuery::rows_and_seen::<jobs::Model>(&rows)?;
     let jobs = models
         .into_iter()
+        .take(keep)
         .map(Job::from_model)
         .collect::<CoreResult<_>>()?;
     Ok((jobs, seen))
 }
 
-/// The jobs of a page read as documents (each row: the document, then `listed_seen`),
-/// and how many rows its scan saw; `None` when a document must be read as its row.
-fn jobs_of_documents(rows: &[QueryResult]) -> CoreResult<Option<(Vec<Job>, u64)>> {
+/// The first `keep` jobs of a page read as documents (each row: the document, then
+/// `listed_seen`), and how many rows its scan saw; `None` when a document must be read
+/// as its row.
+fn jobs_of_documents(rows: &[QueryResult], keep: usize) -> CoreResult<Option<(Vec<Job>, u64)>> {
     let seen = match rows.first() {
         Some(row) => row.try_get_by_index::<i64>(1)?,
         None => 0,
     };
-    let mut jobs = Vec::with_capacity(rows.len());
-    for row in rows {
+    let mut jobs = Vec::with_capacity(rows.len().min(keep));
+    for row in rows.iter().take(keep) {
         let doc = row.try_get_by_index::<String>(0)?;
         let Some(job) = job_of_doc(&doc) else {
             return Ok(None);
