@@ -31,7 +31,15 @@ cd "$(dirname "$0")/.."
 peers=${1:-../shared/bench/peers}
 export N=${N:-20000} RUNS=${RUNS:-3}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The databases the peers' scripts and the benches leave behind (each recreates its own
+# at its start) are dropped at the end, whatever happened.
+cleanup() {
+  rm -rf "$work"
+  for db in bench_gw bench_pgboss velu_bench velu_bench_empty velu_bench_history; do
+    psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" postgres >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, PostgreSQL $(psql -h "${PGHOST:-127.0.0.1}" -U "${PGUSER:-postgres}" -Atc 'show server_version' postgres); N=$N RUNS=$RUNS; commit $(git rev-parse --short HEAD)"
 cargo build --release -p velu-cli >/dev/null 2>&1
