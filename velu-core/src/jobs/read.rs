@@ -98,7 +98,7 @@ pub async fn list_jobs_in<C: ConnectionTrait>(
         ..wanted
     };
     let (rows, seen) = read_page(conn, lookup, wanted).await?;
-    page_of(&q, rows, seen, floor)
+    Ok(page_of(&q, rows, seen, floor))
 }
 
 /// Where the scan of a page of org `org_id`'s jobs of `status` filtered by task too
@@ -200,9 +200,9 @@ pub(super) fn page_of(
     rows: Vec<Job>,
     seen: u64,
     floor: Option<String>,
-) -> CoreResult<Page<Job>> {
+) -> Page<Job> {
     let floor = floor.map(|id| vec![id]);
-    Ok(q.finish_scanned(rows, seen, floor, |r| vec![r.id.clone()], |job| job))
+    q.finish_scanned(rows, seen, floor, |r| vec![r.id.clone()], |job| job)
 }
 
 /// Finds one of the org's jobs, or `not_found` (also for malformed ids and other orgs').

@@ -125,7 +125,7 @@ pub async fn list_jobs(
         Some(_) => q,
         None => checked_list(&org_id, filter, page)?.1,
     };
-    page_of(&q, rows, seen, None).map(Some)
+    Ok(Some(page_of(&q, rows, seen, None)))
 }
 
 /// What a page asks for, checked (`checked_list`).
@@ -228,7 +228,7 @@ pub(super) fn list_statement(
     } else {
         "j.*"
     };
-    page_statement(backend, lookup, page, rows)
+    page_statement_selecting(backend, lookup, page, rows)
 }
 
 /// [`list_statement`] with whole rows on every backend (`j.*` and `listed_seen`).
@@ -237,11 +237,11 @@ fn list_rows_statement(
     lookup: OrgLookup<'_>,
     page: PageFilter<'_>,
 ) -> Statement {
-    page_statement(backend, lookup, page, "j.*")
+    page_statement_selecting(backend, lookup, page, "j.*")
 }
 
 /// [`list_statement`] selecting `columns` of each row (`j`) kept.
-fn page_statement(
+fn page_statement_selecting(
     backend: DbBackend,
     lookup: OrgLookup<'_>,
     page: PageFilter<'_>,
