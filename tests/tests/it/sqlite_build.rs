@@ -14,10 +14,7 @@ use velu_tests::{Backend, TestEnv};
 
 #[tokio::test]
 async fn the_bundled_sqlite_keeps_plans_whatever_the_bound_values() {
-    let env = TestEnv::start(Backend::Sqlite)
-        .await
-        .expect("SQLite always runs");
-    let options = compile_options(&env).await;
+    let options = compile_options().await;
     assert!(
         options.iter().any(|o| o == "ENABLE_QPSG"),
         "SQLite built without SQLITE_ENABLE_QPSG (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
@@ -26,10 +23,7 @@ async fn the_bundled_sqlite_keeps_plans_whatever_the_bound_values() {
 
 #[tokio::test]
 async fn the_bundled_sqlite_takes_no_process_wide_lock_for_memory() {
-    let env = TestEnv::start(Backend::Sqlite)
-        .await
-        .expect("SQLite always runs");
-    let options = compile_options(&env).await;
+    let options = compile_options().await;
     assert!(
         !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
         "SQLite built with one page cache shared behind a mutex \
@@ -42,8 +36,12 @@ async fn the_bundled_sqlite_takes_no_process_wide_lock_for_memory() {
     );
 }
 
-/// The options the bundled SQLite was compiled with (`PRAGMA compile_options`).
-async fn compile_options(env: &TestEnv) -> Vec<String> {
+/// The options the bundled SQLite was compiled with (`PRAGMA compile_options`), read
+/// through a fresh Velu on SQLite.
+async fn compile_options() -> Vec<String> {
+    let env = TestEnv::start(Backend::Sqlite)
+        .await
+        .expect("SQLite always runs");
     let rows = env
         .velu()
         .db()
