@@ -3,7 +3,7 @@
 //! Its allocator is jemalloc, purging freed memory on a background thread of its own
 //! rather than inside the requests that free it. glibc's malloc took about 15% of the
 //! machine under a job list; side by side jemalloc served 1.14x to 1.29x the reads, with
-//! the list's p99 2 to 2.5 ms shorter (docs/benchmarks-log.md, "jemalloc as velu-cli's
+//! the list's p99 1.5 to 2.6 ms shorter (docs/benchmarks-log.md, "jemalloc as velu-cli's
 //! allocator"). Without the background thread the shortest requests' tails grew, as
 //! they did with mimalloc.
 
