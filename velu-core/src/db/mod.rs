@@ -9,6 +9,7 @@ mod migrate;
 pub mod notify;
 pub mod rls;
 pub(crate) mod sql;
+pub mod sqlite_busy;
 pub mod sqlite_watch;
 mod transport;
 pub(crate) mod usage;
@@ -138,16 +139,24 @@ impl Db {
             .test_before_acquire_if_idle_for(PING_AFTER_IDLE);
         match backend {
             Backend::Sqlite => {
-                opts.max_connections(pool_size).map_sqlx_sqlite_opts(|o| {
-                    o.journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal)
-                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                        .foreign_keys(true)
-                        // Statement journals and temporary B-trees in memory: without it a
-                        // burn-down created and unlinked a temporary file every few dozen jobs.
-                        .pragma("temp_store", "memory")
-                        .create_if_missing(true)
-                });
+                opts.max_connections(pool_size)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
+                            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                            .foreign_keys(true)
+                            // Statement journals and temporary B-trees in memory: without it a
+                            // burn-down created and unlinked a temporary file every few dozen jobs.
+                            .pragma("temp_store", "memory")
+                            .create_if_missing(true)
+                    })
+                    // Another process's write lock is polled every millisecond at most, not
+                    // with SQLite's back-off of up to 100 ms (`sqlite_busy.rs`).
+                    .map_sqlx_sqlite_pool_opts(|pool| {
+                        pool.after_connect(|conn, _| {
+                            Box::pin(sqlite_busy::install(conn, SQLITE_BUSY_TIMEOUT))
+                        })
+                    });
             }
             Backend::Postgres => {
                 opts.max_connections(pool_size).min_connections(0);
@@ -229,12 +238,13 @@ impl Db {
     /// for other writers instead of failing when it upgrades.
     ///
     /// SQLite has one writer at a time per file, and a connection that finds the write
-    /// lock taken does not queue: its busy handler sleeps 1 ms, then 2, 5, 10 ms and
-    /// longer, and retries, where a write of the queue holds the lock for well under a
-    /// millisecond (about a thousand such sleeps per 20,000 jobs of a burn-down). Writers
-    /// of this process wait instead for the writer connection, first come first served
-    /// and woken when it is free; the busy handler is left for other processes' writers
-    /// (`serve` and a worker sharing the file). One connection also keeps its page cache
+    /// lock taken does not queue: its busy handler sleeps and retries (SQLite's own slept
+    /// 1 ms, then 2, 5, 10 ms and longer, where a write of the queue holds the lock for
+    /// well under a millisecond: about a thousand such sleeps per 20,000 jobs of a
+    /// burn-down). Writers of this process wait instead for the writer connection, first
+    /// come first served and woken when it is free; the busy handler is left for other
+    /// processes' writers (`serve` and a worker sharing the file), and polls every
+    /// millisecond at most (`sqlite_busy.rs`). One connection also keeps its page cache
     /// across write transactions: in WAL mode a connection discards its whole cache when
     /// another connection has committed since its last transaction, and with writes
     /// spread over the pool nearly every write started cold (docs/benchmarks-log.md).
