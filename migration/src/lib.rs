@@ -36,6 +36,7 @@ mod m20261206_000026_page_bytes;
 mod m20261206_000027_claim_bytes;
 mod m20261206_000028_list_one_snapshot;
 mod m20261207_000029_actor_org;
+mod m20261207_000030_claim_in_one_statement;
 
 /// The ordered list of Velu's migrations.
 pub struct Migrator;
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000027_claim_bytes::Migration),
             Box::new(m20261206_000028_list_one_snapshot::Migration),
             Box::new(m20261207_000029_actor_org::Migration),
+            Box::new(m20261207_000030_claim_in_one_statement::Migration),
         ]
     }
 }

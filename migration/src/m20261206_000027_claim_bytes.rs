@@ -101,7 +101,7 @@ $$
 /// circle, and the counters' trigger locks in the same order, m20261204_000021), each
 /// with the budget the orgs before it left; once it is spent, the rest get nothing. The
 /// last org's rows are returned as they come (nothing needs their sizes).
-const BATCH_CLAIM: &str = r#"
+pub(crate) const BATCH_CLAIM: &str = r#"
 CREATE FUNCTION velu_claim_batch(
     p_parts jsonb, p_now timestamptz, p_worker text, p_expires timestamptz, p_budget bigint
 ) RETURNS SETOF jobs LANGUAGE plpgsql AS $$

@@ -132,6 +132,44 @@ backend_tests! {
         assert_eq!(attempts, 240, "one attempt per job");
     }
 
+    async fn concurrent_claims_never_pass_an_orgs_cap(env) {
+        // Eight claims at once over the same three orgs (cap 10 each, 40 ready), each
+        // asking far past the cap and starting at another org: the cap holds for each
+        // org whatever the order the claims take their locks in.
+        let mut orgs = Vec::new();
+        for slug in ["c1", "c2", "c3"] {
+            let boot = bootstrap(&env, slug, "hero").await;
+            fill(&env, slug, 40).await;
+            orgs.push(ReadyOrg { id: boot.org_id, plan: Plan::Hero });
+        }
+        let db = env.velu().db().clone();
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let db = db.clone();
+            let mut order = orgs.clone();
+            order.rotate_left(w % 3);
+            tasks.push(tokio::spawn(async move {
+                let parts: Vec<OrgClaim<'_>> = order
+                    .iter()
+                    .map(|org| OrgClaim { org, want: 25, kinds: vec!["echo".to_owned()] })
+                    .collect();
+                queue::claim_for_orgs(&db, &format!("w{w}"), &parts, Duration::from_secs(60), velu_core::time::now())
+                    .await
+                    .expect("no claim fails")
+                    .len()
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        assert_eq!(total, 30, "each org's cap of 10, however many claim at once");
+        for org in &orgs {
+            let running: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM jobs WHERE org_id = '{}' AND status = 'running'", org.id)).await;
+            assert_eq!(running, 10, "org {} past its cap", org.id);
+        }
+    }
+
     async fn an_idle_node_hears_of_jobs_another_node_submits(env) {
         // Two nodes of one database, each with its own pools (two processes, in effect):
         // a submit on one must wake the other's idle workers, on SQLite too.

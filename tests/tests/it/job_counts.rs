@@ -213,7 +213,7 @@ backend_tests! {
         };
         drop(open);
 
-        // The claim takes org `a` first (its lock key comes first), as velu_claim_jobs does.
+        // The claim takes org `a` first (its lock key comes first), as velu_claim_batch does.
         let claim_org = |org: &str| {
             format!("UPDATE jobs SET status = 'running', attempts = attempts + 1 WHERE org_id = '{org}'")
         };

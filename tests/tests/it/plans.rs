@@ -405,7 +405,7 @@ backend_tests! {
             .query_one_raw(Statement::from_string(
                 env.velu().db().db_backend(),
                 "SELECT array_to_string(ARRAY(SELECT unnest(proconfig) ORDER BY 1), ',')
-                 FROM pg_proc WHERE proname = 'velu_claim_jobs'",
+                 FROM pg_proc WHERE proname = 'velu_claim_batch'",
             ))
             .await
             .unwrap()

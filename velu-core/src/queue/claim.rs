@@ -98,12 +98,12 @@ pub async fn claim_for_orgs(
     let backend = db.db_backend();
     let models = match db.backend() {
         Backend::Postgres => {
-            // One round trip: per org, lock it, check pauses, count exactly, claim
-            // within what is left of the byte budget (`velu_claim_batch` and
-            // `velu_claim_jobs`, migration m20261206_000027; the attempt's row is
-            // appended when it ends, see `finish.rs`). The orgs go in the order of their
-            // lock keys. The `claimed` events ride in the same statement (after the rows
-            // are locked).
+            // One round trip: lock every org in the order of their lock keys, then in
+            // one statement, per org, check pauses, count exactly and claim, within the
+            // byte budget over the whole claim (`velu_claim_batch`, migration
+            // m20261207_000030; the attempt's row is appended when it ends, see
+            // `finish.rs`). The `claimed` events ride in the same statement (after the
+            // rows are locked).
             let records: Vec<serde_json::Value> = parts
                 .iter()
                 .map(|p| {

@@ -11,8 +11,8 @@
 //! reclaimed can never overwrite the new owner's work.
 //!
 //! Claiming respects the org's plan: at most `concurrent_jobs` running per org, and only
-//! task kinds the plan allows. Claims for one org are serialized (an advisory lock inside
-//! the `velu_claim_jobs` function on PostgreSQL, the write lock on SQLite) so two workers
+//! task kinds the plan allows. Claims for one org are serialized (an advisory lock per org
+//! taken first by the `velu_claim_batch` function on PostgreSQL, the write lock on SQLite) so two workers
 //! cannot both take the last slot. Rows are picked with `FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL; SQLite has one writer. Nothing of a paused org, and no job of a paused task
 //! kind, is claimed (`pause.rs`); the check is inside the claim, not in a worker's cache.

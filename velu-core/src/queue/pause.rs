@@ -5,7 +5,7 @@
 //!
 //! A pause lives in `queue_pauses`, keyed by ([`PauseScope`], target): one indexed lookup
 //! on the primary key, never a scan of jobs. The claim checks it inside the claim itself
-//! (SQLite: within `BEGIN IMMEDIATE`; PostgreSQL: inside `velu_claim_jobs`, after the
+//! (SQLite: within `BEGIN IMMEDIATE`; PostgreSQL: inside `velu_claim_batch`, after the
 //! per-org advisory lock that [`hold_claims`] also takes), so once a pause of an org has
 //! committed no worker, local or remote, claims another job of that org. Running jobs
 //! are left alone: they finish.
@@ -66,7 +66,7 @@ pub(super) fn paused_tasks_sql() -> String {
 
 /// Waits, inside `tx`, until no claim of `org_id` is under way, and keeps new claims of
 /// it waiting until `tx` ends. On PostgreSQL this is the per-org advisory lock that
-/// `velu_claim_jobs` takes, so a pause committed in `tx` is seen by every later claim and
+/// `velu_claim_batch` takes for each org before it claims, so a pause committed in `tx` is seen by every later claim and
 /// no claim straddles it. SQLite needs nothing: `tx` already holds the write lock every
 /// claim takes.
 pub(crate) async fn hold_claims<C: ConnectionTrait>(
