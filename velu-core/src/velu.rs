@@ -49,6 +49,8 @@ struct Inner {
     /// Single submits waiting to share a transaction (`jobs/group.rs`).
     submits: crate::jobs::GroupCommitter,
     jobs_ready: tokio::sync::watch::Sender<u64>,
+    /// The orgs the wake-ups since the local worker's last claim named.
+    ready_hints: crate::worker::ready_hints::ReadyHints,
     tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -129,6 +131,7 @@ impl Velu {
                 auth: Authenticator::new(opts.auth),
                 metrics,
                 jobs_ready: tokio::sync::watch::Sender::new(0),
+                ready_hints: Default::default(),
                 tasks_running: std::sync::Mutex::new(Vec::new()),
                 api_requests: crate::usage::ApiRequests::default(),
                 submits: crate::jobs::GroupCommitter::default(),
@@ -161,6 +164,7 @@ impl Velu {
                 // Another process (or connection) committed: jobs may be ready. Caches are
                 // left alone: a commit says nothing about what changed.
                 if let Some(inner) = watcher_weak.upgrade() {
+                    inner.ready_hints.unknown();
                     inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
                 }
             }),
@@ -269,6 +273,11 @@ impl Velu {
     fn apply_change(&self, change: &Change) {
         tracing::debug!(?change, "change");
         self.inner.auth.invalidate(change);
+        match change {
+            Change::Jobs(org) => self.inner.ready_hints.org(org),
+            Change::Resync => self.inner.ready_hints.unknown(),
+            Change::Key(_) | Change::Org(_) => {}
+        }
         if matches!(change, Change::Jobs(_) | Change::Resync) {
             self.inner
                 .jobs_ready
@@ -308,5 +317,10 @@ impl Velu {
     /// process: `db/sqlite_watch.rs`).
     pub fn jobs_ready(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.jobs_ready.subscribe()
+    }
+
+    /// The orgs wake-ups named since the local worker's last claim (`worker/fair.rs`).
+    pub(crate) fn ready_hints(&self) -> &crate::worker::ready_hints::ReadyHints {
+        &self.inner.ready_hints
     }
 }

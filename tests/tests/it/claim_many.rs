@@ -37,6 +37,29 @@ fn echo() -> Vec<String> {
 }
 
 backend_tests! {
+    async fn the_orgs_wake_ups_name_are_read_with_their_current_plans(env) {
+        let a = bootstrap(&env, "alpha", "hero").await;
+        let b = bootstrap(&env, "beta", "superhero").await;
+        let db = env.velu().db();
+        assert!(queue::plans_of(db, &[]).await.unwrap().is_empty());
+        // Missing orgs, an id twice and 254 unknown ones: the orgs that exist, once each.
+        let unknown: Vec<String> = (0..254).map(|_| velu_core::ids::new_id()).collect();
+        let mut ids: Vec<&str> = vec![&a.org_id, &b.org_id, &a.org_id];
+        ids.extend(unknown.iter().map(String::as_str));
+        let mut found = queue::plans_of(db, &ids).await.unwrap();
+        found.sort_by(|x, y| x.id.cmp(&y.id));
+        let mut want = vec![
+            ReadyOrg { id: a.org_id.clone(), plan: Plan::Hero },
+            ReadyOrg { id: b.org_id.clone(), plan: Plan::Superhero },
+        ];
+        want.sort_by(|x, y| x.id.cmp(&y.id));
+        assert_eq!(found, want);
+        // The plan as it is now, not as it was.
+        env.cli_ok(&["org", "set-plan", "beta", "hero"]).await;
+        let found = queue::plans_of(db, &[b.org_id.as_str()]).await.unwrap();
+        assert_eq!(found, [ReadyOrg { id: b.org_id.clone(), plan: Plan::Hero }]);
+    }
+
     async fn one_claim_over_many_orgs_keeps_each_orgs_rules(env) {
         let a = bootstrap(&env, "alpha", "hero").await; // cap 10
         let b = bootstrap(&env, "beta", "hero").await;

@@ -36,7 +36,7 @@ pub use finish::{Finish, MAX_RAN_US, finish};
 pub use lease::{heartbeat, heartbeat_with_progress, reclaim_expired, release};
 pub use pause::PauseScope;
 pub(crate) use pause::{hold_claims, holds, is_held};
-pub use ready::{explain_ready_scan, ready_orgs};
+pub use ready::{explain_ready_scan, plans_of, ready_orgs};
 pub use scrub::{NUL_REPLACEMENT, scrub_nul};
 pub use types::{ClaimedJob, Held, KindsByPlan, ReadyOrg};
 

@@ -54,6 +54,36 @@ pub async fn ready_orgs(
     Ok(found.into_iter().map(|(_, org)| org).collect())
 }
 
+/// The orgs among `ids` that exist, with their current plans, in no particular order: the
+/// orgs a wake-up named, made ready to ask (the claim checks pauses, caps and kinds
+/// itself). One read by primary key per org, in one round trip.
+pub async fn plans_of(db: &Db, ids: &[&str]) -> CoreResult<Vec<ReadyOrg>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = match db.backend() {
+        Backend::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)",
+        Backend::Sqlite => "SELECT value FROM json_each($1)",
+    };
+    let ids = serde_json::to_string(ids).map_err(CoreError::internal)?;
+    let sql = format!("SELECT id, plan FROM organizations WHERE id IN ({list})");
+    let rows = db
+        .query_all_cross_org(
+            CrossOrg::Queue,
+            stmt(db.db_backend(), &sql, vec![ids.into()]),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let plan: String = r.try_get("", "plan")?;
+            Ok(ReadyOrg {
+                id: r.try_get("", "id")?,
+                plan: Plan::from_stored(&plan)?,
+            })
+        })
+        .collect()
+}
+
 /// The scan [`ready_orgs`] runs, with its parameters.
 fn scan_statement(
     db: &Db,

@@ -150,6 +150,10 @@ impl QueueAccess for LocalAccess {
     ) -> AccessFuture<'a, Vec<ClaimedJob>> {
         Box::pin(async move {
             let mut scan = self.scan.lock().await;
+            if max > 0 {
+                // Taken only when claiming, for the orgs to wait here until asked.
+                scan.hear(self.velu.ready_hints().take());
+            }
             scan.claim(
                 self.velu.db(),
                 self.velu.tasks(),

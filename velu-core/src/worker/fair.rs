@@ -1,11 +1,15 @@
 //! The fair claim: finds orgs with ready work and claims across them, each org within its
 //! plan, every org getting its turn however many there are. The local worker keeps one
 //! [`FairScan`] for its life; the worker protocol's claim keeps one per server process.
+//! The local worker also hears which orgs wake-ups named (`ready_hints.rs`) and asks
+//! those without a scan.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 
+use super::ready_hints::Hinted;
 use crate::CoreResult;
 use crate::db::Db;
 use crate::plans::Plan;
@@ -19,8 +23,14 @@ const ORGS_FRESH: Duration = Duration::from_millis(250);
 /// Most orgs one scan returns.
 const ORGS_PER_SCAN: u64 = 256;
 
+/// While wake-ups name orgs with new work, the scan runs at most this often when the list
+/// runs dry: how late, under steady submits, the claim sees an org that no wake-up names
+/// (room freed under its plan's cap, a job whose `run_at` came). Without such wake-ups,
+/// an empty list is scanned at once, as before.
+const SCAN_EVERY_WHILE_HINTED: Duration = Duration::from_millis(50);
+
 /// Where the scan of ready orgs stands between claims.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FairScan {
     /// The orgs of the last scan, in the order they take turns.
     orgs: Vec<ReadyOrg>,
@@ -28,6 +38,27 @@ pub(crate) struct FairScan {
     scan_after: Option<String>,
     /// When `orgs` was scanned.
     fetched: Option<Instant>,
+    /// Orgs wake-ups named since the last scan, not yet asked.
+    hinted: HashSet<String>,
+    /// A wake-up that named no org came: the next claim scans.
+    scan_due: bool,
+    /// [`ORGS_FRESH`], and [`SCAN_EVERY_WHILE_HINTED`] (other values in tests only).
+    fresh: Duration,
+    scan_every: Duration,
+}
+
+impl Default for FairScan {
+    fn default() -> FairScan {
+        FairScan {
+            orgs: Vec::new(),
+            scan_after: None,
+            fetched: None,
+            hinted: HashSet::new(),
+            scan_due: false,
+            fresh: ORGS_FRESH,
+            scan_every: SCAN_EVERY_WHILE_HINTED,
+        }
+    }
 }
 
 impl FairScan {
@@ -46,7 +77,9 @@ impl FairScan {
 
     /// Claims up to `free` jobs for `worker` spread over the orgs with ready work (each
     /// gets a fair share), of the kinds each org's plan allows narrowed to `only`. A
-    /// failed org is logged and skipped; a failed scan is the error.
+    /// failed org is logged and skipped; a failed scan is the error. Orgs named by
+    /// [`FairScan::hear`] since the last claim are asked too, and while they come the
+    /// scan runs less often ([`SCAN_EVERY_WHILE_HINTED`]).
     pub(crate) async fn claim(
         &mut self,
         db: &Db,
@@ -62,11 +95,17 @@ impl FairScan {
         // A list reused from an earlier scan may miss orgs whose jobs arrived since (the
         // wake-up that brought the worker here may be one of them): when it yields nothing,
         // scan again at once rather than wait for the next wake-up or poll.
-        for _ in 0..2 {
-            let rescanned =
-                self.orgs.is_empty() || self.fetched.is_none_or(|t| t.elapsed() > ORGS_FRESH);
-            if rescanned {
-                self.scan(db, catalog, only).await?;
+        for retry in [false, true] {
+            let rescanned = retry || self.scan_wanted(Instant::now());
+            let found = if rescanned {
+                self.scan(db, catalog, only).await
+            } else {
+                self.admit_hinted(db).await
+            };
+            if let Err(e) = found {
+                self.orgs.clear();
+                self.scan_due = true;
+                return Err(e);
             }
             let asked: Vec<u32> = shares(free, self.orgs.len()).collect();
             let claimed = match self
@@ -95,6 +134,42 @@ impl FairScan {
         Ok(Vec::new())
     }
 
+    /// What the wake-ups since the last claim said (`ReadyHints::take`): the next claim
+    /// asks the orgs they named, or scans if one asked for it.
+    pub(crate) fn hear(&mut self, said: Hinted) {
+        self.scan_due |= said.scan;
+        self.hinted.extend(said.orgs);
+    }
+
+    /// Whether this claim starts with a scan: the list is old, a wake-up asked for one,
+    /// no org is in hand (in the list or named by a wake-up), or the list ran dry and
+    /// the last scan is [`SCAN_EVERY_WHILE_HINTED`] old (so orgs no wake-up names, with
+    /// room freed under their caps or jobs come due, wait no longer than that).
+    fn scan_wanted(&self, now: Instant) -> bool {
+        let since = self.fetched.map(|t| now.saturating_duration_since(t));
+        let stale = since.is_none_or(|s| s > self.fresh);
+        stale
+            || self.scan_due
+            || (self.orgs.is_empty()
+                && (self.hinted.is_empty() || since.is_some_and(|s| s >= self.scan_every)))
+    }
+
+    /// Adds the orgs wake-ups named, not in the list yet, to its end, with their current
+    /// plans.
+    async fn admit_hinted(&mut self, db: &Db) -> CoreResult<()> {
+        let hinted = std::mem::take(&mut self.hinted);
+        let listed: HashSet<&str> = self.orgs.iter().map(|o| o.id.as_str()).collect();
+        let new: Vec<&str> = hinted
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !listed.contains(id))
+            .collect();
+        let mut found = queue::plans_of(db, &new).await?;
+        found.shuffle(&mut rand::rng());
+        self.orgs.extend(found);
+        Ok(())
+    }
+
     /// Scans for orgs with ready work, after where the last scan stopped.
     async fn scan(
         &mut self,
@@ -107,6 +182,9 @@ impl FairScan {
             .map(|p| (p, kinds_for_plan(catalog, only, p)))
             .collect();
         self.fetched = Some(Instant::now());
+        // The scan sees every commit the wake-ups taken so far announced.
+        self.hinted.clear();
+        self.scan_due = false;
         let found =
             queue::ready_orgs(db, now(), ORGS_PER_SCAN, &kinds, self.scan_after.as_deref()).await;
         self.orgs = match found {
@@ -203,9 +281,15 @@ pub(crate) fn kinds_for_plan(
 
 #[cfg(test)]
 mod tests {
-    use super::{next_turns, shares};
+    use std::time::{Duration, Instant};
+
+    use super::{FairScan, next_turns, shares};
+    use crate::db::Db;
+    use crate::ids::new_id;
     use crate::plans::Plan;
     use crate::queue::{ClaimedJob, ReadyOrg};
+    use crate::tasks::TaskCatalog;
+    use crate::worker::ready_hints::ReadyHints;
 
     fn org(id: &str) -> ReadyOrg {
         ReadyOrg {
@@ -265,5 +349,113 @@ mod tests {
             assert_eq!(v.len(), free.min(orgs), "{free} over {orgs}");
             assert!(v.iter().max().unwrap() - v.iter().min().unwrap() <= 1);
         }
+    }
+
+    #[test]
+    fn scans_when_old_asked_dry_or_dry_too_long_while_hinted() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut s = FairScan::default();
+        assert!(s.scan_wanted(t0), "never scanned");
+        s.fetched = Some(t0);
+        assert!(s.scan_wanted(at(1)), "nothing in hand");
+        s.hinted.insert(new_id());
+        assert!(!s.scan_wanted(at(1)), "a wake-up named an org");
+        assert!(s.scan_wanted(at(50)), "dry for the whole interval");
+        s.orgs.push(org("a"));
+        assert!(!s.scan_wanted(at(50)), "orgs still in the list");
+        assert!(s.scan_wanted(at(251)), "the list is old");
+        s.scan_due = true;
+        assert!(s.scan_wanted(at(1)), "a wake-up asked for a scan");
+        // A clock read before the scan (another thread's) is not "long ago".
+        s.scan_due = false;
+        s.fetched = Some(at(10));
+        assert!(!s.scan_wanted(t0));
+    }
+
+    /// The claim asks the orgs wake-ups named without scanning (an org's job that no
+    /// wake-up named waits for the next scan), scans when nothing is named, and names that
+    /// lead nowhere cost one scan, not the job. SQLite; the lookup's SQL is the same shape
+    /// on PostgreSQL, which the integration tests run.
+    #[tokio::test]
+    async fn claims_the_orgs_wake_ups_name_and_scans_otherwise() {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        let dir = std::env::temp_dir().join(format!("velu-fair-{}", new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("velu.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate_up().await.unwrap();
+        let (a, b, c) = (new_id(), new_id(), new_id());
+        for id in [&a, &b, &c] {
+            db.conn()
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
+                     VALUES (?1, ?1, ?1, 'hero', '2026-01-01', '2026-01-01')",
+                    [id.as_str().into()],
+                ))
+                .await
+                .unwrap();
+        }
+        let queue = |org: &str| {
+            let (db, org) = (db.clone(), org.to_owned());
+            async move {
+                let at = crate::time::now() - chrono::Duration::seconds(1);
+                db.conn()
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Sqlite,
+                        "INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts,
+                           max_attempts, run_at, actor_type, actor_id, cancel_requested,
+                           created_at, updated_at)
+                         VALUES (?1, ?2, 'echo', 'queued', '{}', 0, 0, 3, ?3, 'api_key', 'k',
+                           0, ?3, ?3)",
+                        [new_id().into(), org.into(), at.into()],
+                    ))
+                    .await
+                    .unwrap();
+            }
+        };
+        let catalog = TaskCatalog::builtin();
+        let hints = ReadyHints::default();
+        // Long intervals: only what the claim is told decides when it scans.
+        let mut scan = FairScan {
+            fresh: Duration::from_secs(3600),
+            scan_every: Duration::from_secs(3600),
+            ..FairScan::default()
+        };
+        let lease = Duration::from_secs(60);
+        let claim = async |scan: &mut FairScan| -> Vec<String> {
+            scan.hear(hints.take());
+            let jobs = scan
+                .claim(&db, &catalog, None, "w", 10, lease)
+                .await
+                .unwrap();
+            let mut orgs: Vec<String> = jobs.into_iter().map(|j| j.org_id).collect();
+            orgs.sort();
+            orgs
+        };
+        assert!(claim(&mut scan).await.is_empty(), "nothing queued yet");
+        assert!(scan.fetched.is_some(), "the first claim scanned");
+
+        queue(&a).await;
+        queue(&b).await;
+        hints.org(&a);
+        assert_eq!(claim(&mut scan).await, [a.as_str()], "only the named org");
+        assert_eq!(claim(&mut scan).await, [b.as_str()], "nothing named: a scan");
+
+        // Named orgs with nothing ready, or that do not exist: the claim gets nothing
+        // from them and scans, finding c's job.
+        queue(&c).await;
+        hints.org(&a);
+        hints.org(&new_id());
+        assert_eq!(claim(&mut scan).await, [c.as_str()]);
+
+        // A wake-up that names nothing: a scan, even with a named org in hand.
+        queue(&b).await;
+        queue(&c).await;
+        hints.org(&c);
+        hints.unknown();
+        assert_eq!(claim(&mut scan).await, [b.as_str(), c.as_str()]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

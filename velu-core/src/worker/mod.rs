@@ -30,6 +30,7 @@ mod outcome;
 mod presence;
 mod progress;
 pub mod protocol;
+pub(crate) mod ready_hints;
 mod reaper;
 mod report;
 mod retry;
