@@ -29,6 +29,15 @@ const ORGS_PER_SCAN: u64 = 256;
 /// an empty list is scanned at once, as before.
 const SCAN_EVERY_WHILE_HINTED: Duration = Duration::from_millis(50);
 
+/// While orgs are in hand, a scan waits at least this many times the last scan's
+/// duration after it started: the scan takes at most about a tenth of the claim loop's
+/// time however slow it gets. Without vacuum, the queue's indexes keep an entry for
+/// every job that ever waited or ran, and a scan under a backlog grew from 2 to 74 ms
+/// while it ran as often as before (docs/benchmarks-log.md). The plans of the orgs in the
+/// list are then as old as the list (those named by wake-ups are read at their turn); the
+/// claim checks pauses and counts inside the database whatever the list says.
+const SCAN_SPACING: u32 = 10;
+
 /// Where the scan of ready orgs stands between claims.
 #[derive(Debug)]
 pub(crate) struct FairScan {
@@ -38,6 +47,8 @@ pub(crate) struct FairScan {
     scan_after: Option<String>,
     /// When `orgs` was scanned.
     fetched: Option<Instant>,
+    /// How long that scan took.
+    scan_took: Duration,
     /// Orgs wake-ups named since the last scan, not yet asked.
     hinted: HashSet<String>,
     /// A wake-up that named no org came: the next claim scans.
@@ -53,6 +64,7 @@ impl Default for FairScan {
             orgs: Vec::new(),
             scan_after: None,
             fetched: None,
+            scan_took: Duration::ZERO,
             hinted: HashSet::new(),
             scan_due: false,
             fresh: ORGS_FRESH,
@@ -141,17 +153,22 @@ impl FairScan {
         self.hinted.extend(said.orgs);
     }
 
-    /// Whether this claim starts with a scan: the list is old, a wake-up asked for one,
-    /// no org is in hand (in the list or named by a wake-up), or the list ran dry and
-    /// the last scan is [`SCAN_EVERY_WHILE_HINTED`] old (so orgs no wake-up names, with
-    /// room freed under their caps or jobs come due, wait no longer than that).
+    /// Whether this claim starts with a scan: always when no org is in hand (in the list
+    /// or named by a wake-up); otherwise when the list is old, a wake-up asked for one,
+    /// or the list ran dry and the last scan is [`SCAN_EVERY_WHILE_HINTED`] old (so orgs
+    /// no wake-up names, with room freed under their caps or jobs come due, wait no
+    /// longer than that), and [`SCAN_SPACING`] times the last scan's duration has passed.
     fn scan_wanted(&self, now: Instant) -> bool {
-        let since = self.fetched.map(|t| now.saturating_duration_since(t));
-        let stale = since.is_none_or(|s| s > self.fresh);
-        stale
+        let Some(since) = self.fetched.map(|t| now.saturating_duration_since(t)) else {
+            return true;
+        };
+        if self.orgs.is_empty() && self.hinted.is_empty() {
+            return true;
+        }
+        let due = since > self.fresh
             || self.scan_due
-            || (self.orgs.is_empty()
-                && (self.hinted.is_empty() || since.is_some_and(|s| s >= self.scan_every)))
+            || (self.orgs.is_empty() && since >= self.scan_every);
+        due && since >= self.scan_took * SCAN_SPACING
     }
 
     /// Adds the orgs wake-ups named, not in the list yet, to its end, with their current
@@ -181,12 +198,14 @@ impl FairScan {
             .into_iter()
             .map(|p| (p, kinds_for_plan(catalog, only, p)))
             .collect();
-        self.fetched = Some(Instant::now());
+        let started = Instant::now();
+        self.fetched = Some(started);
         // The scan sees every commit the wake-ups taken so far announced.
         self.hinted.clear();
         self.scan_due = false;
         let found =
             queue::ready_orgs(db, now(), ORGS_PER_SCAN, &kinds, self.scan_after.as_deref()).await;
+        self.scan_took = started.elapsed();
         self.orgs = match found {
             Ok(o) => o,
             Err(e) => {
@@ -371,6 +390,20 @@ mod tests {
         s.scan_due = false;
         s.fetched = Some(at(10));
         assert!(!s.scan_wanted(t0));
+
+        // A scan that took 100 ms waits 1 s while orgs are in hand, whatever asks.
+        s.fetched = Some(t0);
+        s.scan_took = Duration::from_millis(100);
+        s.scan_due = true;
+        assert!(!s.scan_wanted(at(300)), "old and asked for, but too soon");
+        assert!(s.scan_wanted(at(1000)));
+        s.scan_due = false;
+        s.orgs.clear();
+        assert!(!s.scan_wanted(at(999)), "dry, named orgs in hand");
+        assert!(s.scan_wanted(at(1000)));
+        // With nothing in hand it scans at once, however slow the last one was.
+        s.hinted.clear();
+        assert!(s.scan_wanted(at(1)), "nothing in hand");
     }
 
     /// The claim asks the orgs wake-ups named without scanning (an org's job that no
@@ -441,7 +474,11 @@ mod tests {
         queue(&b).await;
         hints.org(&a);
         assert_eq!(claim(&mut scan).await, [a.as_str()], "only the named org");
-        assert_eq!(claim(&mut scan).await, [b.as_str()], "nothing named: a scan");
+        assert_eq!(
+            claim(&mut scan).await,
+            [b.as_str()],
+            "nothing named: a scan"
+        );
 
         // Named orgs with nothing ready, or that do not exist: the claim gets nothing
         // from them and scans, finding c's job.
