@@ -276,13 +276,11 @@ impl Velu {
         match change {
             Change::Jobs(org) => self.inner.ready_hints.org(org),
             Change::Resync => self.inner.ready_hints.unknown(),
-            Change::Key(_) | Change::Org(_) => {}
+            Change::Key(_) | Change::Org(_) => return,
         }
-        if matches!(change, Change::Jobs(_) | Change::Resync) {
-            self.inner
-                .jobs_ready
-                .send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.inner
+            .jobs_ready
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The group committer of single submits.
