@@ -14,7 +14,9 @@ delay (started_at - created_at) p50/p99.
 A rate is held when the achieved rate is within 2% of the asked one, every job started,
 and submit-to-start p99 < 100 ms. Prints one line per rate and the highest rate held; stops
 at the first rate not held. Knobs: VELU_BIN, BACKENDS, ORGS (200), RATES
-(250,500,750,1000,1500,2000), SUSTAINED_SECS (60), DRAIN (30), CONNS (32), PGURL, KEEP=1.
+(250,500,750,1000,1500,2000), SUSTAINED_SECS (60), DRAIN (30), CONNS (32), PGURL, KEEP=1,
+WORKER_ARGS (more worker flags), REMOTE=1 (the worker is a platform worker over the server's worker protocol, `worker
+--server`, instead of a local one on the database).
 """
 
 import asyncio
@@ -28,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_http import ROOT, World, env, psql  # noqa: E402
+from bench_http import ROOT, World, env, psql, run  # noqa: E402
 
 
 async def post(reader_writer, port, key, org):
@@ -105,6 +107,30 @@ def delays(world, since_iso):
     return submitted, len(started), p(0.50), p(0.99)
 
 
+# More flags for the worker, split on spaces (e.g. "--prefetch 100").
+WORKER_ARGS = env("WORKER_ARGS", "").split()
+
+
+def start_worker(world, binary, remote):
+    """The worker draining the queue: local (`velu-cli worker`, on the database), or with
+    `remote` a platform worker over the server's worker protocol (`worker --server`, a
+    platform key with `jobs:work`, its own home)."""
+    if not remote:
+        return subprocess.Popen([binary, "worker", "--concurrency", "10", *WORKER_ARGS], env=world.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    key = json.loads(run([binary, "key", "create", "--platform", "--name", "fleet",
+                          "--scopes", "jobs:work", "-o", "json"], world.env))
+    token = key.get("token") or key["key"]["token"]
+    home = os.path.join(world.home, "remote-worker")
+    worker_env = dict(os.environ, VELU_HOME=home, VELU_LOG="warn", VELU_API_KEY=token)
+    worker_env.pop("VELU_DATABASE_URL", None)
+    return subprocess.Popen([binary, "worker", "--server", f"http://127.0.0.1:{world.port}",
+                             "--concurrency", "10", *WORKER_ARGS], env=worker_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def main():
     backends = env("BACKENDS", "postgres,sqlite").split(",")
     rates = [int(r) for r in env("RATES", "250,500,750,1000,1500,2000").split(",")]
@@ -113,13 +139,13 @@ def main():
     pgurl = env("PGURL", "postgres://postgres@127.0.0.1:5432")
     binary = env("VELU_BIN", os.path.join(ROOT, "target/release/velu-cli"))
     keep = env("KEEP", "") == "1"
+    remote = env("REMOTE", "") == "1"
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores; "
-          f"ORGS={orgs} SUSTAINED_SECS={secs} CONNS={conns}", flush=True)
+          f"ORGS={orgs} SUSTAINED_SECS={secs} CONNS={conns}"
+          f"{' worker=remote' if remote else ''}", flush=True)
     for n, backend in enumerate(backends):
         world = World("velu", binary, backend, orgs, pgurl, 100 + n)
-        worker = subprocess.Popen([binary, "worker", "--concurrency", "10"], env=world.env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        worker = start_worker(world, binary, remote)
         held = 0
         try:
             time.sleep(2)

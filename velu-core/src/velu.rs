@@ -49,8 +49,11 @@ struct Inner {
     /// Single submits waiting to share a transaction (`jobs/group.rs`).
     submits: crate::jobs::GroupCommitter,
     jobs_ready: tokio::sync::watch::Sender<u64>,
-    /// The orgs the wake-ups since the local worker's last claim named.
+    /// The orgs the wake-ups since the last claim named (a local worker's, or one of
+    /// the worker protocol's).
     ready_hints: crate::worker::ready_hints::ReadyHints,
+    /// The lists of ready orgs this server's worker-protocol claims share.
+    shared_scans: crate::worker::shared_scan::SharedScans,
     tasks_running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -132,6 +135,7 @@ impl Velu {
                 metrics,
                 jobs_ready: tokio::sync::watch::Sender::new(0),
                 ready_hints: Default::default(),
+                shared_scans: Default::default(),
                 tasks_running: std::sync::Mutex::new(Vec::new()),
                 api_requests: crate::usage::ApiRequests::default(),
                 submits: crate::jobs::GroupCommitter::default(),
@@ -320,5 +324,11 @@ impl Velu {
     /// The orgs wake-ups named since the local worker's last claim (`worker/fair.rs`).
     pub(crate) fn ready_hints(&self) -> &crate::worker::ready_hints::ReadyHints {
         &self.inner.ready_hints
+    }
+
+    /// The lists of ready orgs this server's worker-protocol claims share
+    /// (`worker/shared_scan.rs`).
+    pub(crate) fn shared_scans(&self) -> &crate::worker::shared_scan::SharedScans {
+        &self.inner.shared_scans
     }
 }

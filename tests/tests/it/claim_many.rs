@@ -155,6 +155,51 @@ backend_tests! {
         assert_eq!(attempts, 240, "one attempt per job");
     }
 
+    async fn platform_claims_beside_each_other_share_a_list_and_take_each_job_once(env) {
+        // The worker protocol's platform claims share the server's list of ready orgs
+        // (`worker/shared_scan.rs`), locked only between the database's answers. Eight
+        // remote workers at once, with the same kinds in two orders (one list) and every
+        // kind (another), each asking for 7: every job claimed, none twice, and each
+        // claim within the org's plan.
+        let mut orgs = HashSet::new();
+        for slug in ["p1", "p2", "p3", "p4", "p5", "p6"] {
+            orgs.insert(bootstrap(&env, slug, "superhero").await.org_id);
+            fill(&env, slug, 40).await;
+        }
+        let work = crate::support::platform_key(&env, "fleet", "jobs:work").await;
+        let claimers = (0..8).map(|w| {
+            let (env, work, orgs) = (env.clone(), work.clone(), orgs.clone());
+            async move {
+                let kinds = match w % 3 {
+                    0 => json!(["echo", "sleep"]),
+                    1 => json!(["sleep", "echo", "echo"]),
+                    _ => serde_json::Value::Null,
+                };
+                let mut mine = Vec::new();
+                loop {
+                    let body = json!({"worker_id": format!("r-{w}"), "max": 7, "kinds": kinds});
+                    let r = env.http(poem::http::Method::POST, "/v1/worker/claim", Some(&work), Some(body)).await;
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    let jobs = r.body["jobs"].as_array().expect("jobs").clone();
+                    assert!(jobs.len() <= 7, "at most what was asked");
+                    if jobs.is_empty() {
+                        return mine;
+                    }
+                    for j in jobs {
+                        assert!(orgs.contains(j["org_id"].as_str().unwrap()));
+                        mine.push(j["id"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+        });
+        let all: Vec<String> = crate::support::join_all(claimers).await.into_iter().flatten().collect();
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(all.len(), 240, "every job claimed");
+        assert_eq!(distinct.len(), 240, "none twice");
+        let running: i64 = scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND attempts = 1").await;
+        assert_eq!(running, 240, "one attempt per job");
+    }
+
     async fn concurrent_claims_never_pass_an_orgs_cap(env) {
         // Eight claims at once over the same three orgs (cap 10 each, 40 ready), each
         // asking far past the cap and starting at another org: the cap holds for each

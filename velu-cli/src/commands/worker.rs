@@ -22,8 +22,8 @@ pub struct WorkerArgs {
     concurrency: usize,
     /// Most jobs claimed ahead of free handlers, while recent jobs are short (under 50 ms
     /// on average): fewer round trips, and long jobs are never hoarded. A job's run time
-    /// starts when a handler takes it [default: three times the concurrency; ten times on
-    /// SQLite].
+    /// starts when a handler takes it [default: three times the concurrency on
+    /// PostgreSQL; ten times on SQLite and with --server].
     #[arg(long)]
     prefetch: Option<usize>,
     /// Only these task kinds (comma-separated).

@@ -48,19 +48,31 @@ impl Default for WorkerConfig {
 }
 
 /// How many jobs a worker of `concurrency` handlers claims ahead by default, working the
-/// queue of `backend` (`None`: a server's, over the worker protocol): three per handler,
-/// ten on SQLite. There a claim is a write transaction on the process's one writer, in line
-/// with every finish, so fewer, bigger claims leave it more time: the burn-down ran 1.17x
-/// with ten per handler against three, side by side, and more gained nothing. On
-/// PostgreSQL more than three hurt once the worker held more than the org's plan lets run
-/// at once (docs/benchmarks-log.md, "Claims ahead by backend"). A job claimed ahead is
-/// billed from when a handler takes it (`queue::Finish::ran_us`), not from its claim.
+/// queue of `backend` (`None`: a server's, over the worker protocol): three per handler on
+/// PostgreSQL, ten on SQLite and over the worker protocol.
+///
+/// * SQLite: a claim is a write transaction on the process's one writer, in line with
+///   every finish, so fewer, bigger claims leave it more time: the burn-down ran 1.17x
+///   with ten per handler against three, side by side, and more gained nothing.
+/// * PostgreSQL: more than three hurt once the worker held more than the org's plan lets
+///   run at once (docs/benchmarks-log.md, "Claims ahead by backend").
+/// * The worker protocol: a claim is an HTTP round trip on top of the server's claim, and
+///   the jobs in hand must last the handlers through it. With three per handler a remote
+///   worker fell seconds behind 1,000 submits a second that a local one held; with ten
+///   it held them (docs/benchmarks-log.md, "A remote worker's claims ahead").
+///
+/// A job claimed ahead is billed from when a handler takes it (`queue::Finish::ran_us`),
+/// not from its claim.
 pub fn default_prefetch(concurrency: usize, backend: Option<Backend>) -> usize {
-    let per_handler = match backend {
-        Some(Backend::Sqlite) => 10,
-        Some(Backend::Postgres) | None => 3,
-    };
-    per_handler * concurrency
+    concurrency * per_handler(backend)
+}
+
+/// Jobs claimed ahead per handler by default (see [`default_prefetch`]).
+fn per_handler(backend: Option<Backend>) -> usize {
+    match backend {
+        Some(Backend::Postgres) => 3,
+        Some(Backend::Sqlite) | None => 10,
+    }
 }
 
 /// Jobs shorter than this on average make claiming ahead worthwhile.
@@ -74,4 +86,21 @@ pub fn default_worker_id() -> String {
         .unwrap_or_else(|| "host".into());
     let suffix: u32 = rand::random();
     format!("{host}:{}:{suffix:08x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_prefetch;
+    use crate::db::Backend;
+
+    #[test]
+    fn a_remote_worker_claims_as_far_ahead_as_sqlites_and_further_than_postgresqls() {
+        // Over the worker protocol a claim costs an HTTP round trip more than a local
+        // PostgreSQL worker's: the jobs in hand must last through it.
+        assert_eq!(default_prefetch(10, None), 100);
+        assert_eq!(default_prefetch(10, Some(Backend::Sqlite)), 100);
+        assert_eq!(default_prefetch(10, Some(Backend::Postgres)), 30);
+        assert_eq!(default_prefetch(1, None), 10);
+        assert_eq!(default_prefetch(0, None), 0);
+    }
 }

@@ -1,10 +1,12 @@
 //! The fair claim: finds orgs with ready work and claims across them, each org within its
 //! plan, every org getting its turn however many there are. The local worker keeps one
-//! [`FairScan`] for its life; the worker protocol's claim keeps one per server process.
-//! The local worker also hears which orgs wake-ups named (`ready_hints.rs`) and asks
-//! those without a scan.
+//! [`FairScan`] for its life; a server keeps one per kinds filter that its
+//! worker-protocol claims share (`shared_scan.rs`), locked only between the database's
+//! answers ([`claim_shared`]). Both hear which orgs wake-ups named (`ready_hints.rs`) and
+//! ask those without a scan.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
@@ -74,19 +76,6 @@ impl Default for FairScan {
 }
 
 impl FairScan {
-    /// A scan that starts after org `after` (a cursor kept from an earlier scan).
-    pub(crate) fn resume(after: Option<String>) -> FairScan {
-        FairScan {
-            scan_after: after,
-            ..FairScan::default()
-        }
-    }
-
-    /// Where the next scan starts.
-    pub(crate) fn cursor(&self) -> Option<&str> {
-        self.scan_after.as_deref()
-    }
-
     /// Claims up to `free` jobs for `worker` spread over the orgs with ready work (each
     /// gets a fair share), of the kinds each org's plan allows narrowed to `only`. A
     /// failed org is logged and skipped; a failed scan is the error. Orgs named by
@@ -101,49 +90,10 @@ impl FairScan {
         free: usize,
         lease: Duration,
     ) -> CoreResult<Vec<ClaimedJob>> {
-        if free == 0 {
-            return Ok(Vec::new());
-        }
-        // A list reused from an earlier scan may miss orgs whose jobs arrived since (the
-        // wake-up that brought the worker here may be one of them): when it yields nothing,
-        // scan again at once rather than wait for the next wake-up or poll.
-        for retry in [false, true] {
-            let rescanned = retry || self.scan_wanted(Instant::now());
-            let found = if rescanned {
-                self.scan(db, catalog, only).await
-            } else {
-                self.admit_hinted(db).await
-            };
-            if let Err(e) = found {
-                self.orgs.clear();
-                self.scan_due = true;
-                return Err(e);
-            }
-            let asked: Vec<u32> = shares(free, self.orgs.len()).collect();
-            let claimed = match self
-                .claim_round(db, catalog, only, worker, &asked, lease)
-                .await
-            {
-                Ok(claimed) => claimed,
-                // A failed claim is not "nothing to do": say so.
-                Err(e) => {
-                    self.orgs.clear();
-                    return Err(e);
-                }
-            };
-            if !claimed.is_empty() {
-                // Orgs served go to the back, those that gave less than asked (drained for
-                // now, or at their cap) leave the list: the next round asks orgs not asked
-                // yet, and with one free slot at a time orgs take turns.
-                self.orgs = next_turns(std::mem::take(&mut self.orgs), &asked, &claimed);
-                return Ok(claimed);
-            }
-            self.orgs.clear();
-            if rescanned {
-                break;
-            }
-        }
-        Ok(Vec::new())
+        let state = Mutex::new(std::mem::take(self));
+        let claimed = claim_shared(&state, db, catalog, only, worker, free, lease).await;
+        *self = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        claimed
     }
 
     /// What the wake-ups since the last claim said (`ReadyHints::take`): the next claim
@@ -171,110 +121,180 @@ impl FairScan {
         due && since >= self.scan_took * SCAN_SPACING
     }
 
-    /// Adds the orgs wake-ups named, not in the list yet, to its end, with their current
-    /// plans.
-    async fn admit_hinted(&mut self, db: &Db) -> CoreResult<()> {
+    /// What a claim looks at before its turn: a scan (when `rescan`), started now, or the
+    /// orgs named by wake-ups that are not in the list yet.
+    fn look(&mut self, rescan: bool) -> Look {
+        if rescan {
+            let started = Instant::now();
+            self.fetched = Some(started);
+            // The scan sees every commit the wake-ups taken so far announced.
+            self.hinted.clear();
+            self.scan_due = false;
+            return Look::Scan {
+                after: self.scan_after.clone(),
+                started,
+            };
+        }
         let hinted = std::mem::take(&mut self.hinted);
         let listed: HashSet<&str> = self.orgs.iter().map(|o| o.id.as_str()).collect();
-        let new: Vec<&str> = hinted
-            .iter()
-            .map(String::as_str)
-            .filter(|id| !listed.contains(id))
-            .collect();
-        let mut found = queue::plans_of(db, &new).await?;
-        found.shuffle(&mut rand::rng());
-        self.orgs.extend(found);
-        Ok(())
+        Look::Named(
+            hinted
+                .into_iter()
+                .filter(|id| !listed.contains(id.as_str()))
+                .collect(),
+        )
     }
 
-    /// Scans for orgs with ready work, after where the last scan stopped.
-    async fn scan(
-        &mut self,
-        db: &Db,
-        catalog: &TaskCatalog,
-        only: Option<&[String]>,
-    ) -> CoreResult<()> {
-        let kinds: KindsByPlan = Plan::ALL
-            .into_iter()
-            .map(|p| (p, kinds_for_plan(catalog, only, p)))
-            .collect();
-        let started = Instant::now();
-        self.fetched = Some(started);
-        // The scan sees every commit the wake-ups taken so far announced.
-        self.hinted.clear();
-        self.scan_due = false;
-        let found =
-            queue::ready_orgs(db, now(), ORGS_PER_SCAN, &kinds, self.scan_after.as_deref()).await;
-        self.scan_took = started.elapsed();
-        self.orgs = match found {
-            Ok(o) => o,
-            Err(e) => {
-                self.orgs.clear();
-                return Err(e);
-            }
-        };
-        // The next scan starts after the last org seen: every org gets its turn, however
-        // many there are.
-        if let Some(last) = self.orgs.last() {
+    /// A scan's orgs, in a random turn order, replace the list; the next scan starts after
+    /// the last org seen, so every org gets its turn however many there are.
+    fn scanned(&mut self, mut found: Vec<ReadyOrg>, took: Duration) {
+        self.scan_took = took;
+        if let Some(last) = found.last() {
             self.scan_after = Some(last.id.clone());
         }
-        self.orgs.shuffle(&mut rand::rng());
-        Ok(())
+        found.shuffle(&mut rand::rng());
+        self.orgs = found;
     }
 
-    /// Claims `asked[i]` jobs of the `i`-th scanned org (their fair shares, [`shares`]) in
-    /// one claim (one round trip on PostgreSQL). An org that had fewer ready jobs than its
-    /// share leaves the rest free: the claim loop claims again at once while a claim
-    /// brings work.
-    async fn claim_round(
-        &self,
-        db: &Db,
-        catalog: &TaskCatalog,
-        only: Option<&[String]>,
-        worker: &str,
-        asked: &[u32],
-        lease: Duration,
-    ) -> CoreResult<Vec<ClaimedJob>> {
-        let parts: Vec<OrgClaim<'_>> = asked
+    /// Named orgs with their current plans join the end of the list, in a random order
+    /// (but those another claim listed meanwhile).
+    fn admitted(&mut self, mut found: Vec<ReadyOrg>) {
+        found.retain(|f| !self.orgs.iter().any(|o| o.id == f.id));
+        found.shuffle(&mut rand::rng());
+        self.orgs.extend(found);
+    }
+
+    /// The next turn for `free` places: the first orgs of the list with their fair shares
+    /// ([`shares`]), moved to the back of the list at once, so a claim running beside this
+    /// one (worker-protocol claims share a list) asks other orgs.
+    fn take_turn(&mut self, free: usize) -> Vec<(ReadyOrg, u32)> {
+        let asked: Vec<u32> = shares(free, self.orgs.len()).collect();
+        let turn: Vec<ReadyOrg> = self.orgs.drain(..asked.len()).collect();
+        self.orgs.extend(turn.iter().cloned());
+        turn.into_iter().zip(asked).collect()
+    }
+
+    /// After a turn that got `claimed`: its orgs that gave less than asked (drained for
+    /// now, or at their cap) leave the list until a scan finds them ready again; those
+    /// that gave all they were asked stay at the back (they may have more).
+    fn settle(&mut self, turn: &[(ReadyOrg, u32)], claimed: &[ClaimedJob]) {
+        let mut got: HashMap<&str, u32> = HashMap::new();
+        for job in claimed {
+            *got.entry(job.org_id.as_str()).or_default() += 1;
+        }
+        let drained: HashSet<&str> = turn
             .iter()
-            .copied()
-            .zip(&self.orgs)
-            .map(|(want, org)| OrgClaim {
-                org,
-                want,
-                kinds: kinds_for_plan(catalog, only, org.plan),
-            })
+            .filter(|(org, want)| got.get(org.id.as_str()).copied().unwrap_or(0) < *want)
+            .map(|(org, _)| org.id.as_str())
             .collect();
-        queue::claim_for_orgs(db, worker, &parts, lease, now())
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, orgs = parts.len(), "claim failed"))
+        self.orgs.retain(|o| !drained.contains(o.id.as_str()));
     }
 }
 
-/// The turn order after a round that asked the first `asked.len()` orgs for `asked[i]`
-/// jobs each and got `claimed`: the orgs not asked, then the asked ones that gave all they
-/// were asked (they may have more). An org that gave less is left out until a scan finds
-/// it ready again.
-fn next_turns(orgs: Vec<ReadyOrg>, asked: &[u32], claimed: &[ClaimedJob]) -> Vec<ReadyOrg> {
-    let mut got: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-    for job in claimed {
-        *got.entry(job.org_id.as_str()).or_default() += 1;
+/// What a claim looks at before its turn ([`FairScan::look`]).
+enum Look {
+    /// A scan after org `after`, started at `started`.
+    Scan {
+        after: Option<String>,
+        started: Instant,
+    },
+    /// Orgs named by wake-ups, not in the list yet.
+    Named(Vec<String>),
+}
+
+/// [`FairScan::claim`] on a list that claims may share (`shared_scan.rs`): the list is
+/// locked only between the database's answers, never across one, so claims beside each
+/// other run their statements at once and take different orgs' turns.
+pub(crate) async fn claim_shared(
+    state: &Mutex<FairScan>,
+    db: &Db,
+    catalog: &TaskCatalog,
+    only: Option<&[String]>,
+    worker: &str,
+    free: usize,
+    lease: Duration,
+) -> CoreResult<Vec<ClaimedJob>> {
+    if free == 0 {
+        return Ok(Vec::new());
     }
-    let n = asked.len().min(orgs.len());
-    let full: Vec<bool> = orgs[..n]
+    // Each lock lasts one statement: never across an `.await`.
+    let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+    // A list reused from an earlier scan may miss orgs whose jobs arrived since (the
+    // wake-up that brought the worker here may be one of them): when it yields nothing,
+    // scan again at once rather than wait for the next wake-up or poll.
+    for retry in [false, true] {
+        let look = {
+            let mut s = lock();
+            let rescan = retry || s.scan_wanted(Instant::now());
+            s.look(rescan)
+        };
+        let rescanned = matches!(look, Look::Scan { .. });
+        let found = match look {
+            Look::Scan { after, started } => {
+                let kinds: KindsByPlan = Plan::ALL
+                    .into_iter()
+                    .map(|p| (p, kinds_for_plan(catalog, only, p)))
+                    .collect();
+                queue::ready_orgs(db, now(), ORGS_PER_SCAN, &kinds, after.as_deref())
+                    .await
+                    .map(|orgs| lock().scanned(orgs, started.elapsed()))
+            }
+            Look::Named(ids) => {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                queue::plans_of(db, &ids)
+                    .await
+                    .map(|orgs| lock().admitted(orgs))
+            }
+        };
+        if let Err(e) = found {
+            let mut s = lock();
+            s.orgs.clear();
+            s.scan_due = true;
+            return Err(e);
+        }
+        let turn = lock().take_turn(free);
+        let claimed = match claim_round(db, catalog, only, worker, &turn, lease).await {
+            Ok(claimed) => claimed,
+            // A failed claim is not "nothing to do": say so.
+            Err(e) => {
+                lock().orgs.clear();
+                return Err(e);
+            }
+        };
+        if !claimed.is_empty() {
+            lock().settle(&turn, &claimed);
+            return Ok(claimed);
+        }
+        lock().orgs.clear();
+        if rescanned {
+            break;
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Claims each org of `turn` for its share in one claim (one round trip on PostgreSQL).
+/// An org that had fewer ready jobs than its share leaves the rest free: the claim loop
+/// claims again at once while a claim brings work.
+async fn claim_round(
+    db: &Db,
+    catalog: &TaskCatalog,
+    only: Option<&[String]>,
+    worker: &str,
+    turn: &[(ReadyOrg, u32)],
+    lease: Duration,
+) -> CoreResult<Vec<ClaimedJob>> {
+    let parts: Vec<OrgClaim<'_>> = turn
         .iter()
-        .zip(asked)
-        .map(|(org, want)| got.get(org.id.as_str()).copied().unwrap_or(0) >= *want)
+        .map(|(org, want)| OrgClaim {
+            org,
+            want: *want,
+            kinds: kinds_for_plan(catalog, only, org.plan),
+        })
         .collect();
-    let mut orgs = orgs;
-    let served: Vec<ReadyOrg> = orgs.drain(..n).collect();
-    orgs.extend(
-        served
-            .into_iter()
-            .zip(full)
-            .filter_map(|(org, full)| full.then_some(org)),
-    );
-    orgs
+    queue::claim_for_orgs(db, worker, &parts, lease, now())
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, orgs = parts.len(), "claim failed"))
 }
 
 /// `free` places shared over `orgs` orgs in turn order: as even as can be, the first
@@ -302,7 +322,7 @@ pub(crate) fn kinds_for_plan(
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{FairScan, next_turns, shares};
+    use super::{FairScan, shares};
     use crate::db::Db;
     use crate::ids::new_id;
     use crate::plans::Plan;
@@ -333,24 +353,60 @@ mod tests {
         orgs.iter().map(|o| o.id.as_str()).collect()
     }
 
+    /// One turn for `free` places in which the orgs `gave` gave one job each.
+    fn turn(s: &mut FairScan, free: usize, gave: &[&str]) -> Vec<String> {
+        let turn = s.take_turn(free);
+        let claimed: Vec<ClaimedJob> = gave.iter().map(|o| job(o)).collect();
+        s.settle(&turn, &claimed);
+        turn.into_iter().map(|(o, _)| o.id).collect()
+    }
+
     #[test]
     fn served_orgs_go_back_drained_ones_leave() {
-        let orgs = vec![org("a"), org("b"), org("c"), org("d"), org("e")];
+        let mut s = FairScan {
+            orgs: vec![org("a"), org("b"), org("c"), org("d"), org("e")],
+            ..FairScan::default()
+        };
         // a, b, c asked for one each: a and c gave one, b none.
-        let next = next_turns(orgs, &[1, 1, 1], &[job("a"), job("c")]);
-        assert_eq!(ids(&next), ["d", "e", "a", "c"]);
+        assert_eq!(turn(&mut s, 3, &["a", "c"]), ["a", "b", "c"]);
+        assert_eq!(ids(&s.orgs), ["d", "e", "a", "c"]);
         // One place at a time: the orgs take turns.
-        let mut orgs = vec![org("a"), org("b"), org("c")];
+        s.orgs = vec![org("a"), org("b"), org("c")];
         let mut order = Vec::new();
         for _ in 0..6 {
-            let first = orgs[0].id.clone();
-            order.push(first.clone());
-            orgs = next_turns(orgs, &[1], &[job(&first)]);
+            let first = s.orgs[0].id.clone();
+            order.extend(turn(&mut s, 1, &[first.as_str()]));
         }
         assert_eq!(order, ["a", "b", "c", "a", "b", "c"]);
         // Asked for two, gave one: out.
-        let next = next_turns(vec![org("a"), org("b")], &[2], &[job("a")]);
-        assert_eq!(ids(&next), ["b"]);
+        s.orgs = vec![org("a")];
+        turn(&mut s, 2, &["a"]);
+        assert!(s.orgs.is_empty());
+    }
+
+    #[test]
+    fn turns_taken_side_by_side_ask_different_orgs() {
+        let mut s = FairScan {
+            orgs: vec![org("a"), org("b"), org("c"), org("d")],
+            ..FairScan::default()
+        };
+        // Two claims take their turns before either has its answer.
+        let first = s.take_turn(2);
+        let second = s.take_turn(2);
+        let asked = |t: &[(ReadyOrg, u32)]| t.iter().map(|(o, _)| o.id.clone()).collect::<Vec<_>>();
+        assert_eq!(asked(&first), ["a", "b"]);
+        assert_eq!(asked(&second), ["c", "d"]);
+        s.settle(&second, &[job("c")]);
+        s.settle(&first, &[job("a")]);
+        assert_eq!(ids(&s.orgs), ["a", "c"]);
+        // A scan replaced the list meanwhile: only drained orgs still in it leave.
+        let third = s.take_turn(2);
+        s.orgs = vec![org("x"), org("c"), org("a")];
+        s.settle(&third, &[job("c")]);
+        assert_eq!(ids(&s.orgs), ["x", "c"]);
+        // Nothing in the list: an empty turn, nothing asked.
+        s.orgs.clear();
+        assert!(s.take_turn(5).is_empty());
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod reaper;
 mod report;
 mod retry;
 pub mod sandbox;
+pub(crate) mod shared_scan;
 mod state;
 mod stop;
 pub mod workspace;

@@ -1,7 +1,6 @@
 //! `worker.claim`: a batch of jobs under fresh leases, waiting (long-polling) for one when
 //! none is ready.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::served::{self, Served, bounded_text, served};
@@ -12,16 +11,13 @@ use crate::principal::Principal;
 use crate::queue::{self, ClaimedJob, ReadyOrg};
 use crate::time::now;
 use crate::waiting::{WaitSlot, Waiting};
-use crate::worker::fair::{FairScan, kinds_for_plan};
+use crate::worker::fair::kinds_for_plan;
+use crate::worker::shared_scan;
 use crate::{CoreError, CoreResult, Velu};
 
 /// How often a waiting claim looks again without a wake-up (SQLite has no notifications
 /// from other processes; PostgreSQL's arrive at once).
 const POLL: Duration = Duration::from_millis(500);
-
-/// Where the fair scan of platform claims starts next, per server process. Only a
-/// fairness hint: any value is correct (the scan wraps around).
-static SCAN_CURSOR: Mutex<Option<String>> = Mutex::new(None);
 
 /// Claims up to `input.max` ready jobs for `input.worker_id` under leases of
 /// `input.lease_ms`, of the kinds the caller may run (narrowed to `input.kinds`): a
@@ -92,24 +88,7 @@ async fn claim_once(
     let only = input.kinds.as_deref();
     match served {
         Served::All => {
-            let after = SCAN_CURSOR
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let mut scan = FairScan::resume(after);
-            let jobs = scan
-                .claim(
-                    velu.db(),
-                    velu.tasks(),
-                    only,
-                    &input.worker_id,
-                    input.max as usize,
-                    lease,
-                )
-                .await?;
-            *SCAN_CURSOR.lock().unwrap_or_else(|p| p.into_inner()) =
-                scan.cursor().map(str::to_owned);
-            Ok(jobs)
+            shared_scan::claim(velu, only, &input.worker_id, input.max as usize, lease).await
         }
         Served::Org { id, plan } => {
             let kinds = kinds_for_plan(velu.tasks(), only, *plan);

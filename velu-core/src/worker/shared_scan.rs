@@ -1,0 +1,133 @@
+//! The lists of ready orgs that a server's worker-protocol claims share.
+//!
+//! A local worker keeps its [`FairScan`] for its life: it scans the orgs with ready work
+//! when its list is old or dry, and in between asks the orgs in the list and those that
+//! wake-ups named. A platform worker over the worker protocol keeps nothing between its
+//! requests, and each claim used to scan every org first (up to 74 ms per scan on a
+//! queue without vacuum: docs/benchmarks-log.md). The server now keeps the list for them:
+//! one per kinds filter (remote workers send the kinds they run, usually the whole
+//! catalog, so the workers of one fleet share one list), reused under the local worker's
+//! rules. Claims beside each other lock it only between the database's answers
+//! ([`claim_shared`]), so they run their statements at once and take different orgs'
+//! turns.
+//!
+//! A list is only a place to look: the claim still checks pauses, caps, kinds and the
+//! byte budget inside the database, so any list is correct, an old one only slower.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::fair::{FairScan, claim_shared};
+use crate::CoreResult;
+use crate::Velu;
+use crate::queue::ClaimedJob;
+
+/// Most lists a server keeps. Each distinct kinds filter (at most `MAX_KINDS` kinds of
+/// `MAX_KIND_LEN` bytes each, checked before) has its own; past this many, the oldest
+/// one is dropped (its claims then start from a new list, and scan).
+pub const MAX_SHARED_LISTS: usize = 16;
+
+/// A kinds filter as a list's key: `None` is every kind; a filter's kinds sorted, once
+/// each, so the same set in another order shares the list.
+type Filter = Option<Vec<String>>;
+
+/// A list that claims share.
+type Shared = Arc<Mutex<FairScan>>;
+
+/// The lists, by kinds filter, each with when it was last used.
+#[derive(Default)]
+pub(crate) struct SharedScans {
+    lists: Mutex<HashMap<Filter, (Shared, u64)>>,
+    /// Uses so far: the age of a list.
+    uses: std::sync::atomic::AtomicU64,
+}
+
+impl SharedScans {
+    /// The list that claims of kinds `only` share.
+    fn list(&self, only: Option<&[String]>) -> Shared {
+        let key: Filter = only.map(|kinds| {
+            let mut kinds = kinds.to_vec();
+            kinds.sort();
+            kinds.dedup();
+            kinds
+        });
+        let used = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+        if !lists.contains_key(&key) && lists.len() >= MAX_SHARED_LISTS {
+            let oldest = lists
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                lists.remove(&oldest);
+            }
+        }
+        let entry = lists.entry(key).or_default();
+        entry.1 = used;
+        entry.0.clone()
+    }
+
+    /// How many lists there are now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Claims up to `free` jobs of kinds `only` for `worker` fairly across orgs, on the list
+/// that claims of the same kinds share in this process (see the module). The orgs that
+/// wake-ups named since the last claim are heard first.
+pub(crate) async fn claim(
+    velu: &Velu,
+    only: Option<&[String]>,
+    worker: &str,
+    free: usize,
+    lease: Duration,
+) -> CoreResult<Vec<ClaimedJob>> {
+    let list = velu.shared_scans().list(only);
+    list.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .hear(velu.ready_hints().take());
+    claim_shared(&list, velu.db(), velu.tasks(), only, worker, free, lease).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{MAX_SHARED_LISTS, SharedScans};
+
+    fn kinds(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn one_list_per_set_of_kinds_in_any_order() {
+        let scans = SharedScans::default();
+        let a = scans.list(Some(&kinds(&["echo", "sleep"])));
+        let b = scans.list(Some(&kinds(&["sleep", "echo", "echo"])));
+        assert!(Arc::ptr_eq(&a, &b), "the same kinds share a list");
+        let every = scans.list(None);
+        assert!(!Arc::ptr_eq(&a, &every), "every kind is not these two");
+        let none = scans.list(Some(&[]));
+        assert!(!Arc::ptr_eq(&every, &none), "no kind is not every kind");
+        assert_eq!(scans.len(), 3);
+    }
+
+    #[test]
+    fn lists_stay_bounded_and_the_one_in_use_stays() {
+        let scans = SharedScans::default();
+        let busy = scans.list(None);
+        for i in 0..10 * MAX_SHARED_LISTS {
+            // The fleet's list is used between the others.
+            assert!(Arc::ptr_eq(&busy, &scans.list(None)));
+            scans.list(Some(&kinds(&[&format!("kind-{i}")])));
+            assert!(scans.len() <= MAX_SHARED_LISTS);
+        }
+        assert!(Arc::ptr_eq(&busy, &scans.list(None)));
+    }
+}
