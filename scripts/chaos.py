@@ -14,7 +14,10 @@ the setup fails, 0 otherwise.
    retry budget).
 3. Starts W `velu-cli worker --concurrency C --lease LEASE` processes, then sends K
    SIGKILLs, one every KILL_EVERY seconds to a random live worker, starting each
-   replacement at once.
+   replacement at once. With REMOTE=1 the workers are platform workers over a
+   `velu-cli serve` of the same database (`worker --server`, a platform key with
+   `jobs:work`, a home of their own): their claims share the server's list of ready
+   orgs, and the server reclaims a killed worker's leases.
 4. Waits (at most DRAIN_SECS) until every job is terminal, stops the workers (SIGTERM),
    and queries `jobs` and `job_attempts`:
    * lost: jobs not `succeeded` (split into never finished, failed, cancelled);
@@ -26,7 +29,8 @@ the setup fails, 0 otherwise.
 Knobs (environment): VELU_BIN (target/release/velu-cli), BACKEND (postgres | sqlite),
 ADMIN_URL, N (2000), W (8), C (4), K (100), SLEEP (0.5), LEASE (5s; at least 3),
 MAX_ATTEMPTS (25), KILL_EVERY (spread the kills over about 70% of the expected
-run), DRAIN_SECS (600), SEED (random), KEEP=1 (keep the database, home and logs).
+run), DRAIN_SECS (600), SEED (random), KEEP=1 (keep the database, home and logs),
+REMOTE=1 (remote workers, step 3).
 """
 
 import json
@@ -40,6 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_http import free_port, wait_ready  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,14 +166,18 @@ def main():
 
     workers = {}  # pid -> Popen
     started = [0]
+    remote = os.environ.get("REMOTE") == "1"
+    server = None
+    # Remote workers: the server's URL and their environment (set once the server runs).
+    worker_env, server_args = env, []
 
     def start_worker():
         i = started[0]
         started[0] += 1
         out = open(os.path.join(logs, f"worker-{i}.log"), "w")
-        p = subprocess.Popen([binary, "worker", "--concurrency", str(c), "--lease", f"{lease}s",
-                              "--id", f"chaos-{i}"],
-                             env=env, stdout=out, stderr=subprocess.STDOUT,
+        p = subprocess.Popen([binary, "worker", *server_args, "--concurrency", str(c),
+                              "--lease", f"{lease}s", "--id", f"chaos-{i}"],
+                             env=worker_env, stdout=out, stderr=subprocess.STDOUT,
                              start_new_session=True)
         out.close()
         workers[p.pid] = p
@@ -188,6 +199,21 @@ def main():
         if submitted["count"] != n:
             raise RuntimeError(f"submitted {submitted['count']} of {n}")
         submit_s = time.monotonic() - t_submit
+        if remote:
+            port = free_port()
+            serve_log = open(os.path.join(logs, "serve.log"), "w")
+            server = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}"], env=env,
+                                      stdout=serve_log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+            serve_log.close()
+            if not wait_ready(port, server):
+                raise RuntimeError(f"the server did not start; see {logs}/serve.log")
+            key = json.loads(cli("key", "create", "--platform", "--name", "chaos", "--scopes",
+                                 "jobs:work", "-o", "json"))
+            worker_env = dict(env, VELU_HOME=os.path.join(home, "remote"),
+                              VELU_API_KEY=key["token"])
+            worker_env.pop("VELU_DATABASE_URL", None)
+            server_args = ["--server", f"http://127.0.0.1:{port}"]
 
         t0 = time.monotonic()
         for _ in range(w):
@@ -241,7 +267,8 @@ def main():
         lost = r["jobs"] - r["succeeded"]
         double = r["double_success"]
         print(f"# chaos {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, {os.cpu_count()} cores, "
-              f"{backend}, {os.path.relpath(binary, ROOT)}, seed {seed}")
+              f"{backend}{', remote workers' if remote else ''}, {os.path.relpath(binary, ROOT)}, "
+              f"seed {seed}")
         print(f"# N={n} W={w} C={c} K={k} SLEEP={sleep_s} LEASE={lease}s "
               f"MAX_ATTEMPTS={max_attempts} KILL_EVERY={kill_every:.3f}s")
         print(f"jobs            {r['jobs']} (submitted in {submit_s:.1f} s)")
@@ -273,6 +300,13 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
         if keep:
             print(f"# kept {home}" + (f" and database {dbname}" if created_db else ""))
         else:
