@@ -14,6 +14,8 @@
 # 3. Sustained (scripts/bench_sustained.py, when SUSTAINED=1): fixed-rate HTTP submits
 #    while a worker drains; the highest rate held with submit-to-start p99 < 100 ms.
 #    With SUSTAINED_BEFORE=<another velu-cli binary>: that build at the first rate too.
+#    With SUSTAINED_REMOTE=1: the same rates again with a remote platform worker
+#    (`worker --server`, bench_sustained.py's REMOTE=1), lines `velu-remote ...`.
 #    SKIP_HTTP=1 leaves out part 2.
 # 4. Flat with history (tests/benches/history.rs, when FLAT=1): stats, list, show, submit
 #    and a burn-down on an empty database and on one holding HISTORY (1,000,000) finished
@@ -85,6 +87,10 @@ if [ "${SUSTAINED:-0}" = 1 ]; then
   if [ -n "${SUSTAINED_BEFORE:-}" ]; then
     echo "## sustained, $SUSTAINED_BEFORE (before) at the first rate, side by side"
     VELU_BIN="$SUSTAINED_BEFORE" RATES=${RATES%%,*} python3 scripts/bench_sustained.py | sed 's/^velu /before /'
+  fi
+  if [ "${SUSTAINED_REMOTE:-0}" = 1 ]; then
+    echo "## sustained, remote worker"
+    VELU_BIN=target/release/velu-cli RATES=${RATES:-250,500,1000,2000} REMOTE=1 python3 scripts/bench_sustained.py | sed 's/^velu /velu-remote /'
   fi
 fi
 
