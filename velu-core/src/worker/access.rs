@@ -13,9 +13,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, watch};
+use std::sync::{Mutex, PoisonError};
 
-use super::fair::FairScan;
+use tokio::sync::watch;
+
+use super::fair::{FairScan, claim_shared};
 use crate::events::ProgressReport;
 use crate::fleet::{self, WorkerRegistration};
 use crate::queue::{self, ClaimedJob, Finish, Held};
@@ -149,12 +151,15 @@ impl QueueAccess for LocalAccess {
         _wait: Duration,
     ) -> AccessFuture<'a, Vec<ClaimedJob>> {
         Box::pin(async move {
-            let mut scan = self.scan.lock().await;
             if max > 0 {
                 // Taken only when claiming, for the orgs to wait here until asked.
-                scan.hear(self.velu.ready_hints().take());
+                self.scan
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .hear(self.velu.ready_hints().take());
             }
-            scan.claim(
+            claim_shared(
+                &self.scan,
                 self.velu.db(),
                 self.velu.tasks(),
                 kinds,

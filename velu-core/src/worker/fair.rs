@@ -76,11 +76,8 @@ impl Default for FairScan {
 }
 
 impl FairScan {
-    /// Claims up to `free` jobs for `worker` spread over the orgs with ready work (each
-    /// gets a fair share), of the kinds each org's plan allows narrowed to `only`. A
-    /// failed org is logged and skipped; a failed scan is the error. Orgs named by
-    /// [`FairScan::hear`] since the last claim are asked too, and while they come the
-    /// scan runs less often ([`SCAN_EVERY_WHILE_HINTED`]).
+    /// [`claim_shared`] on a list owned outright (the workers hold theirs in a lock).
+    #[cfg(test)]
     pub(crate) async fn claim(
         &mut self,
         db: &Db,
@@ -202,9 +199,14 @@ enum Look {
     Named(Vec<String>),
 }
 
-/// [`FairScan::claim`] on a list that claims may share (`shared_scan.rs`): the list is
-/// locked only between the database's answers, never across one, so claims beside each
-/// other run their statements at once and take different orgs' turns.
+/// Claims up to `free` jobs for `worker` spread over the orgs with ready work (each gets
+/// a fair share), of the kinds each org's plan allows narrowed to `only`, on the list in
+/// `state`: the local worker's own, or one that a server's worker-protocol claims share
+/// (`shared_scan.rs`). A failed org is logged and skipped; a failed scan is the error.
+/// Orgs named by [`FairScan::hear`] since the last claim are asked too, and while they
+/// come the scan runs less often ([`SCAN_EVERY_WHILE_HINTED`]). The list is locked only
+/// between the database's answers, never across one, so claims beside each other run
+/// their statements at once and take different orgs' turns.
 pub(crate) async fn claim_shared(
     state: &Mutex<FairScan>,
     db: &Db,
