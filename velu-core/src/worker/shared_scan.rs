@@ -37,10 +37,14 @@ type Shared = Arc<Mutex<FairScan>>;
 
 /// The lists, by kinds filter, each with when it was last used.
 #[derive(Default)]
-pub(crate) struct SharedScans {
-    lists: Mutex<HashMap<Filter, (Shared, u64)>>,
-    /// Uses so far: the age of a list.
-    uses: std::sync::atomic::AtomicU64,
+pub(crate) struct SharedScans(Mutex<Lists>);
+
+/// What [`SharedScans`] guards.
+#[derive(Default)]
+struct Lists {
+    by_filter: HashMap<Filter, (Shared, u64)>,
+    /// Uses so far: a list's last use is its age.
+    uses: u64,
 }
 
 impl SharedScans {
@@ -52,8 +56,10 @@ impl SharedScans {
             kinds.dedup();
             kinds
         });
-        let used = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lists = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lists.uses += 1;
+        let used = lists.uses;
+        let lists = &mut lists.by_filter;
         if !lists.contains_key(&key) && lists.len() >= MAX_SHARED_LISTS {
             let oldest = lists
                 .iter()
@@ -71,9 +77,10 @@ impl SharedScans {
     /// How many lists there are now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lists
+        self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_filter
             .len()
     }
 }
