@@ -16,7 +16,9 @@ and submit-to-start p99 < 100 ms. Prints one line per rate and the highest rate 
 at the first rate not held. Knobs: VELU_BIN, BACKENDS, ORGS (200), RATES
 (250,500,750,1000,1500,2000), SUSTAINED_SECS (60), DRAIN (30), CONNS (32), PGURL, KEEP=1,
 WORKER_ARGS (more worker flags), REMOTE=1 (the worker is a platform worker over the server's worker protocol, `worker
---server`, instead of a local one on the database).
+--server`, instead of a local one on the database), SECOND_WORKER (flags of a second worker of
+the same kind beside the first, e.g. `--tasks echo`: with REMOTE=1, two fleets with different
+kinds filters, so the server keeps two lists of ready orgs).
 """
 
 import asyncio
@@ -109,24 +111,27 @@ def delays(world, since_iso):
 
 # More flags for the worker, split on spaces (e.g. "--prefetch 100").
 WORKER_ARGS = env("WORKER_ARGS", "").split()
+# Flags of a second worker beside the first (unset: none).
+SECOND_WORKER = os.environ.get("SECOND_WORKER")
 
 
-def start_worker(world, binary, remote):
+def start_worker(world, binary, remote, args=None, name="fleet"):
     """The worker draining the queue: local (`velu-cli worker`, on the database), or with
     `remote` a platform worker over the server's worker protocol (`worker --server`, a
-    platform key with `jobs:work`, its own home)."""
+    platform key with `jobs:work`, its own home). `args`: its flags (WORKER_ARGS)."""
+    args = WORKER_ARGS if args is None else args
     if not remote:
-        return subprocess.Popen([binary, "worker", "--concurrency", "10", *WORKER_ARGS], env=world.env,
+        return subprocess.Popen([binary, "worker", "--concurrency", "10", *args], env=world.env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-    key = json.loads(run([binary, "key", "create", "--platform", "--name", "fleet",
+    key = json.loads(run([binary, "key", "create", "--platform", "--name", name,
                           "--scopes", "jobs:work", "-o", "json"], world.env))
     token = key.get("token") or key["key"]["token"]
-    home = os.path.join(world.home, "remote-worker")
+    home = os.path.join(world.home, f"remote-worker-{name}")
     worker_env = dict(os.environ, VELU_HOME=home, VELU_LOG="warn", VELU_API_KEY=token)
     worker_env.pop("VELU_DATABASE_URL", None)
     return subprocess.Popen([binary, "worker", "--server", f"http://127.0.0.1:{world.port}",
-                             "--concurrency", "10", *WORKER_ARGS], env=worker_env,
+                             "--concurrency", "10", *args], env=worker_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
@@ -142,10 +147,13 @@ def main():
     remote = env("REMOTE", "") == "1"
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores; "
           f"ORGS={orgs} SUSTAINED_SECS={secs} CONNS={conns}"
-          f"{' worker=remote' if remote else ''}", flush=True)
+          f"{' worker=remote' if remote else ''}"
+          f"{f' second_worker={SECOND_WORKER!r}' if SECOND_WORKER is not None else ''}", flush=True)
     for n, backend in enumerate(backends):
         world = World("velu", binary, backend, orgs, pgurl, 100 + n)
-        worker = start_worker(world, binary, remote)
+        workers = [start_worker(world, binary, remote)]
+        if SECOND_WORKER is not None:
+            workers.append(start_worker(world, binary, remote, SECOND_WORKER.split(), "second"))
         held = 0
         try:
             time.sleep(2)
@@ -168,11 +176,13 @@ def main():
                 held = rate
             print(f"velu {backend} sustained highest_rate_held={held}", flush=True)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                try:
+                    worker.wait(10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
             world.close(pgurl, keep)
 
 

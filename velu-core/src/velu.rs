@@ -321,7 +321,9 @@ impl Velu {
         self.inner.jobs_ready.subscribe()
     }
 
-    /// The orgs wake-ups named since the local worker's last claim (`worker/fair.rs`).
+    /// Where wake-ups' orgs go: every list of ready orgs in this process (a local
+    /// worker's, the server's shared ones) hears them through its own inbox
+    /// (`worker/ready_hints.rs`).
     pub(crate) fn ready_hints(&self) -> &crate::worker::ready_hints::ReadyHints {
         &self.inner.ready_hints
     }

@@ -13,11 +13,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
 use super::fair::{FairScan, claim_shared};
+use super::ready_hints::HintInbox;
 use crate::events::ProgressReport;
 use crate::fleet::{self, WorkerRegistration};
 use crate::queue::{self, ClaimedJob, Finish, Held};
@@ -129,14 +130,18 @@ pub trait QueueAccess: Send + Sync {
 pub struct LocalAccess {
     velu: Velu,
     scan: Mutex<FairScan>,
+    /// The wake-ups this worker's list has not heard yet (every list has its own).
+    hints: Arc<HintInbox>,
 }
 
 impl LocalAccess {
     /// The queue of `velu`'s database.
     pub fn new(velu: Velu) -> LocalAccess {
+        let hints = velu.ready_hints().subscribe();
         LocalAccess {
             velu,
             scan: Mutex::new(FairScan::default()),
+            hints,
         }
     }
 }
@@ -156,7 +161,7 @@ impl QueueAccess for LocalAccess {
                 self.scan
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .hear(self.velu.ready_hints().take());
+                    .hear(self.hints.take());
             }
             claim_shared(
                 &self.scan,

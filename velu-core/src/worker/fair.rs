@@ -508,6 +508,7 @@ mod tests {
         };
         let catalog = TaskCatalog::builtin();
         let hints = ReadyHints::default();
+        let inbox = hints.subscribe();
         // Long intervals: only what the claim is told decides when it scans.
         let mut scan = FairScan {
             fresh: Duration::from_secs(3600),
@@ -516,7 +517,7 @@ mod tests {
         };
         let lease = Duration::from_secs(60);
         let claim = async |scan: &mut FairScan| -> Vec<String> {
-            scan.hear(hints.take());
+            scan.hear(inbox.take());
             let jobs = scan
                 .claim(&db, &catalog, None, "w", 10, lease)
                 .await
@@ -551,6 +552,32 @@ mod tests {
         hints.org(&c);
         hints.unknown();
         assert_eq!(claim(&mut scan).await, [b.as_str(), c.as_str()]);
+
+        // A second list in the process (another kinds filter, another worker) hears the
+        // same wake-ups through its own inbox: each claims from the named org without a
+        // scan, whichever took its turn first.
+        let other_inbox = hints.subscribe();
+        let mut other = FairScan {
+            fresh: Duration::from_secs(3600),
+            scan_every: Duration::from_secs(3600),
+            ..FairScan::default()
+        };
+        let one = async |s: &mut FairScan, inbox: &super::super::ready_hints::HintInbox| {
+            s.hear(inbox.take());
+            let jobs = s.claim(&db, &catalog, None, "w", 1, lease).await.unwrap();
+            jobs.into_iter().map(|j| j.org_id).collect::<Vec<_>>()
+        };
+        assert!(
+            one(&mut other, &other_inbox).await.is_empty(),
+            "its first scan"
+        );
+        queue(&a).await;
+        queue(&a).await;
+        hints.org(&a);
+        let scanned = (scan.fetched, other.fetched);
+        assert_eq!(one(&mut scan, &inbox).await, [a.as_str()]);
+        assert_eq!(one(&mut other, &other_inbox).await, [a.as_str()]);
+        assert_eq!((scan.fetched, other.fetched), scanned, "neither scanned");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

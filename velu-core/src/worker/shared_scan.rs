@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::fair::{FairScan, claim_shared};
+use super::ready_hints::{HintInbox, ReadyHints};
 use crate::CoreResult;
 use crate::Velu;
 use crate::queue::ClaimedJob;
@@ -32,8 +33,15 @@ pub const MAX_SHARED_LISTS: usize = 16;
 /// each, so the same set in another order shares the list.
 type Filter = Option<Vec<String>>;
 
-/// A list that claims share.
-type Shared = Arc<Mutex<FairScan>>;
+/// A list that claims share, with the wake-ups it has not heard yet.
+#[derive(Debug)]
+struct SharedList {
+    scan: Mutex<FairScan>,
+    hints: Arc<HintInbox>,
+}
+
+/// A list as its claims hold it: an evicted list lives on until its last claim ends.
+type Shared = Arc<SharedList>;
 
 /// The lists, by kinds filter, each with when it was last used.
 #[derive(Default)]
@@ -48,8 +56,8 @@ struct Lists {
 }
 
 impl SharedScans {
-    /// The list that claims of kinds `only` share.
-    fn list(&self, only: Option<&[String]>) -> Shared {
+    /// The list that claims of kinds `only` share; a new one hears `hints` from now on.
+    fn list(&self, only: Option<&[String]>, hints: &ReadyHints) -> Shared {
         let key: Filter = only.map(|kinds| {
             let mut kinds = kinds.to_vec();
             kinds.sort();
@@ -69,7 +77,13 @@ impl SharedScans {
                 lists.remove(&oldest);
             }
         }
-        let entry = lists.entry(key).or_default();
+        let entry = lists.entry(key).or_insert_with(|| {
+            let list = SharedList {
+                scan: Mutex::default(),
+                hints: hints.subscribe(),
+            };
+            (Arc::new(list), 0)
+        });
         entry.1 = used;
         entry.0.clone()
     }
@@ -87,7 +101,8 @@ impl SharedScans {
 
 /// Claims up to `free` jobs of kinds `only` for `worker` fairly across orgs, on the list
 /// that claims of the same kinds share in this process (see the module). The orgs that
-/// wake-ups named since the last claim are heard first.
+/// wake-ups named since the list's last claim are heard first (each list hears every
+/// wake-up).
 pub(crate) async fn claim(
     velu: &Velu,
     only: Option<&[String]>,
@@ -95,11 +110,21 @@ pub(crate) async fn claim(
     free: usize,
     lease: Duration,
 ) -> CoreResult<Vec<ClaimedJob>> {
-    let list = velu.shared_scans().list(only);
-    list.lock()
+    let list = velu.shared_scans().list(only, velu.ready_hints());
+    list.scan
+        .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .hear(velu.ready_hints().take());
-    claim_shared(&list, velu.db(), velu.tasks(), only, worker, free, lease).await
+        .hear(list.hints.take());
+    claim_shared(
+        &list.scan,
+        velu.db(),
+        velu.tasks(),
+        only,
+        worker,
+        free,
+        lease,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -107,6 +132,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::{MAX_SHARED_LISTS, SharedScans};
+    use crate::ids::new_id;
+    use crate::worker::ready_hints::ReadyHints;
 
     fn kinds(k: &[&str]) -> Vec<String> {
         k.iter().map(|s| (*s).to_owned()).collect()
@@ -114,27 +141,47 @@ mod tests {
 
     #[test]
     fn one_list_per_set_of_kinds_in_any_order() {
-        let scans = SharedScans::default();
-        let a = scans.list(Some(&kinds(&["echo", "sleep"])));
-        let b = scans.list(Some(&kinds(&["sleep", "echo", "echo"])));
+        let (scans, h) = (SharedScans::default(), ReadyHints::default());
+        let a = scans.list(Some(&kinds(&["echo", "sleep"])), &h);
+        let b = scans.list(Some(&kinds(&["sleep", "echo", "echo"])), &h);
         assert!(Arc::ptr_eq(&a, &b), "the same kinds share a list");
-        let every = scans.list(None);
+        let every = scans.list(None, &h);
         assert!(!Arc::ptr_eq(&a, &every), "every kind is not these two");
-        let none = scans.list(Some(&[]));
+        let none = scans.list(Some(&[]), &h);
         assert!(!Arc::ptr_eq(&every, &none), "no kind is not every kind");
         assert_eq!(scans.len(), 3);
     }
 
     #[test]
     fn lists_stay_bounded_and_the_one_in_use_stays() {
-        let scans = SharedScans::default();
-        let busy = scans.list(None);
+        let (scans, h) = (SharedScans::default(), ReadyHints::default());
+        let busy = scans.list(None, &h);
         for i in 0..10 * MAX_SHARED_LISTS {
             // The fleet's list is used between the others.
-            assert!(Arc::ptr_eq(&busy, &scans.list(None)));
-            scans.list(Some(&kinds(&[&format!("kind-{i}")])));
+            assert!(Arc::ptr_eq(&busy, &scans.list(None, &h)));
+            scans.list(Some(&kinds(&[&format!("kind-{i}")])), &h);
             assert!(scans.len() <= MAX_SHARED_LISTS);
         }
-        assert!(Arc::ptr_eq(&busy, &scans.list(None)));
+        assert!(Arc::ptr_eq(&busy, &scans.list(None, &h)));
+        // The evicted lists' inboxes went with them.
+        h.org(&new_id());
+        assert_eq!(busy.hints.take().orgs.len(), 1);
+        assert_eq!(h.inboxes(), MAX_SHARED_LISTS);
+    }
+
+    #[test]
+    fn every_list_hears_the_orgs_wake_ups_name() {
+        let (scans, h) = (SharedScans::default(), ReadyHints::default());
+        let fleet = scans.list(None, &h);
+        let echo_only = scans.list(Some(&kinds(&["echo"])), &h);
+        let org = new_id();
+        h.org(&org);
+        // The fleet's claim takes what it heard; the other list still hears it.
+        assert_eq!(fleet.hints.take().orgs.len(), 1);
+        let heard = echo_only.hints.take();
+        assert!(heard.orgs.contains(&org) && !heard.scan, "{heard:?}");
+        // The same list found again keeps its inbox.
+        h.org(&org);
+        assert_eq!(scans.list(None, &h).hints.take().orgs.len(), 1);
     }
 }
