@@ -4,7 +4,9 @@
 //! documents (escapes, control characters, non-ASCII, huge numbers, deep nesting), and check that a row
 //! whose stored values the documents would not read the same way (a time in another of
 //! the forms sqlx reads, a flag stored as text) sends the page back to whole rows, with
-//! the same answer. On PostgreSQL the page reads rows: the same checks hold.
+//! the same answer. On PostgreSQL the page reads its rows by position (`jobs/pg_rows.rs`)
+//! while the show reads its row through `jobs::Model`: the same checks hold the two to
+//! each other.
 
 use serde_json::{Value, json};
 use velu_core::Principal;

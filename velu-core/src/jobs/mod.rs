@@ -14,6 +14,7 @@ mod grouped;
 mod grouped_pg;
 mod input;
 mod page_doc;
+mod pg_rows;
 mod read;
 #[doc(hidden)]
 pub mod read_one;

@@ -333,7 +333,8 @@ fn page_statement_selecting(
 
 /// The jobs of a byte-bounded page ([`list_statement`]) and how many rows its scan saw.
 /// On SQLite from one document per row; when a document holds a value the rows would
-/// read otherwise (`page_doc.rs`), the page is read again as whole rows. The look-ahead
+/// read otherwise (`page_doc.rs`), the page is read again as whole rows. PostgreSQL's
+/// whole rows are read by position (`pg_rows.rs`). The look-ahead
 /// row (`page.limit` is the page and one more) is counted in what the scan saw, never
 /// read into a job: only the page's own rows can fail it, as before.
 pub(super) async fn read_page<C: ConnectionTrait>(
@@ -354,6 +355,9 @@ pub(super) async fn read_page<C: ConnectionTrait>(
     let rows = conn
         .query_all_raw(list_rows_statement(backend, lookup, page))
         .await?;
+    if let Some(read) = super::pg_rows::jobs_of_rows(&rows, keep)? {
+        return Ok(read);
+    }
     let (models, seen) = PageQuery::rows_and_seen::<jobs::Model>(&rows)?;
     let jobs = models
         .into_iter()
