@@ -23,7 +23,8 @@
 #
 # Everything docs/benchmarks.md reports comes from one run of:
 #
-#   SECS=10 SUSTAINED=1 RATES=250,500,750,1000 FLAT=1 scripts/bench-side-by-side.sh
+#   SECS=10 SUSTAINED=1 SUSTAINED_REMOTE=1 RATES=250,500,750,1000,1250,1500,2000 FLAT=1 \
+#     scripts/bench-side-by-side.sh
 #
 # PEERS_DIR defaults to ../shared/bench/peers; it is copied to a temporary folder so its
 # npm install never touches the original. Knobs: N (20000), RUNS (3), PGHOST, PGUSER, and
