@@ -13,6 +13,9 @@
 #           C off `jobs`, each row joined to its `job_queue` and `job_results` rows.
 #   page1   the same page, C probing a job's `job_results` row first and its `job_queue`
 #           row only when it has none (A is A's page again).
+#   pageB   the same page in shape B (docs/queue-redesign.md): today's rows, a finished
+#           job's status final, a queued or running one looking in `job_queue` (the
+#           "C" column of this line is B).
 #   status  the same page filtered to `succeeded`: A off `ix_jobs_org_status_id`;
 #           C off `job_results` by org and status, joined to `jobs`.
 #   show    one job by id: A one row; C the row and its two probes.
@@ -143,6 +146,17 @@ LEFT JOIN LATERAL (
   LIMIT 1) x ON true ORDER BY j.id DESC;
 SQL
 cp "$tmp/page_A.sql" "$tmp/page1_A.sql"
+# Shape B's page: today's rows, whose status is final once finished (the finish updates
+# `jobs` once); a job still queued or running looks in `job_queue` for its life. The
+# probe sits in a CASE so it runs only for those rows: as a lateral join with the status
+# in its condition, PostgreSQL probed every row and filtered after (EXPLAIN: 21 loops).
+cat > "$tmp/pageB_C.sql" <<SQL
+$cursor
+SELECT j.*, CASE WHEN j.status = 'queued' THEN (SELECT q FROM job_queue_c q WHERE q.id = j.id) END AS live
+FROM (SELECT * FROM jobs WHERE org_id = 'org-1' AND id < lpad(:c::text, 36, '0') ORDER BY id DESC LIMIT 21) j
+ORDER BY j.id DESC;
+SQL
+cp "$tmp/page_A.sql" "$tmp/pageB_A.sql"
 cat > "$tmp/status_A.sql" <<SQL
 $cursor
 SELECT * FROM jobs WHERE org_id = 'org-1' AND status = 'succeeded' AND id < lpad(:c::text, 36, '0') ORDER BY id DESC LIMIT 21;
@@ -173,7 +187,7 @@ for round in $(seq 1 "$ROUNDS"); do
     us[submit_$shape]="${us[submit_$shape]:-} $(awk -v m="$ms" 'BEGIN {print m * 100}')"
     wals[$shape]="${wals[$shape]:-} $wal"
     echo "round $round submit $shape: $ms ms per 10 jobs, WAL $wal B/job" >&2
-    for read in page page1 status show; do
+    for read in page page1 pageB status show; do
       ms=$("$PGBENCH" -M prepared -n -c 1 -T "$READ_SECS" -f "$tmp/${read}_$shape.sql" "$PGURL/$DB" 2>/dev/null \
         | awk '/latency average/ {print $4}')
       us[${read}_$shape]="${us[${read}_$shape]:-} $(awk -v m="$ms" 'BEGIN {print m * 1000}')"
@@ -182,7 +196,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for w in submit page page1 status show; do
+for w in submit page page1 pageB status show; do
   a=$(echo "${us[${w}_A]}" | median)
   c=$(echo "${us[${w}_C]}" | median)
   extra=""
