@@ -16,23 +16,11 @@
 #   VELU_BIN=target/debug/velu-cli ROUNDS=3 CYCLES=600 scripts/queue-shapes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PGURL="${PGURL:-postgres://postgres@127.0.0.1:5432}"
 DB="${DB:-velu_queue_shapes}"
 ROUNDS="${ROUNDS:-3}"
 CYCLES="${CYCLES:-600}"
 JOBS=$((CYCLES * 30 + 2000))
-VELU_BIN="${VELU_BIN:-}"
-PGBENCH="${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1)}"
-[ -x "$PGBENCH" ] || PGBENCH=pgbench
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-
-psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" 2>/dev/null
-if [ -n "$VELU_BIN" ]; then
-  VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" "$VELU_BIN" migrate up >/dev/null
-else
-  VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" cargo run -q -p velu-cli -- migrate up >/dev/null
-fi
+. scripts/pg-scratch.sh
 
 psql -q "$PGURL/$DB" <<'SQL'
 INSERT INTO organizations (id, name, slug, plan, created_at, updated_at)
@@ -72,7 +60,7 @@ claimed AS (UPDATE job_queue q SET attempts = q.attempts + 1, lease_owner = 'w',
 SELECT j.payload FROM jobs j JOIN claimed c ON c.id = j.id;"
 
 cat > "$tmp/A.sql" <<'SQL'
-SELECT count(*) FROM velu_claim_jobs('org-1', now(), '["noop"]', 30, 100, 'w', now() + interval '5 min');
+SELECT count(*) FROM velu_claim_jobs('org-1', now(), '["noop"]', 30, 100, 'w', now() + interval '5 min', 4194304);
 WITH d AS (UPDATE jobs SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now() WHERE org_id = 'org-1' AND status = 'running' RETURNING id, attempts, lease_started_at) INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome) SELECT id, attempts, 'w', 't', lease_started_at, now(), 'succeeded' FROM d;
 SQL
 { echo "$claim_q" | tr '\n' ' '; echo; cat <<'SQL'
@@ -92,8 +80,9 @@ for round in $(seq 1 "$ROUNDS"); do
     psql -q "$PGURL/$DB" -f "$setup" >/dev/null
     psql -q "$PGURL/$DB" -c CHECKPOINT >/dev/null
     lsn0=$(psql -qAt "$PGURL/$DB" -c "SELECT pg_current_wal_lsn()")
-    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$CYCLES" -f "$tmp/$shape.sql" "$PGURL/$DB" 2>/dev/null \
+    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$CYCLES" -f "$tmp/$shape.sql" "$PGURL/$DB" \
       | awk '/latency average/ {print $4}')
+    [ -n "$ms" ] || { echo "pgbench failed: $PGURL/$DB" >&2; exit 1; }
     wal=$(psql -qAt "$PGURL/$DB" -c "SELECT (pg_current_wal_lsn() - '$lsn0'::pg_lsn) / ($CYCLES * 30)")
     times[$shape]="${times[$shape]:-} $ms"
     wals[$shape]="${wals[$shape]:-} $wal"

@@ -28,24 +28,12 @@
 #   VELU_BIN=target/release/velu-cli ROUNDS=3 scripts/shape-c-costs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PGURL="${PGURL:-postgres://postgres@127.0.0.1:5432}"
 DB="${DB:-velu_shape_c}"
 ROUNDS="${ROUNDS:-3}"
 HISTORY="${HISTORY:-50000}"
 SUBMITS="${SUBMITS:-1000}"   # transactions of 10 jobs per round and shape
 READ_SECS="${READ_SECS:-5}"
-VELU_BIN="${VELU_BIN:-}"
-PGBENCH="${PGBENCH:-$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -1)}"
-[ -x "$PGBENCH" ] || PGBENCH=pgbench
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-
-psql -q "$PGURL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" 2>/dev/null
-if [ -n "$VELU_BIN" ]; then
-  VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" "$VELU_BIN" migrate up >/dev/null
-else
-  VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" cargo run -q -p velu-cli -- migrate up >/dev/null
-fi
+. scripts/pg-scratch.sh
 
 # Shape C's tables, as docs/queue-redesign.md lays them out. The triggers of `jobs` (the
 # counters) are dropped so that A pays for the same rows as C.
@@ -181,15 +169,17 @@ for round in $(seq 1 "$ROUNDS"); do
   for shape in A C; do
     psql -q "$PGURL/$DB" -c CHECKPOINT >/dev/null
     lsn0=$(psql -qAt "$PGURL/$DB" -c "SELECT pg_current_wal_lsn()")
-    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$SUBMITS" -f "$tmp/submit_$shape.sql" "$PGURL/$DB" 2>/dev/null \
+    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$SUBMITS" -f "$tmp/submit_$shape.sql" "$PGURL/$DB" \
       | awk '/latency average/ {print $4}')
+    [ -n "$ms" ] || { echo "pgbench failed: $PGURL/$DB" >&2; exit 1; }
     wal=$(psql -qAt "$PGURL/$DB" -c "SELECT ((pg_current_wal_lsn() - '$lsn0'::pg_lsn) / ($SUBMITS * 10))::bigint")
     us[submit_$shape]="${us[submit_$shape]:-} $(awk -v m="$ms" 'BEGIN {print m * 100}')"
     wals[$shape]="${wals[$shape]:-} $wal"
     echo "round $round submit $shape: $ms ms per 10 jobs, WAL $wal B/job" >&2
     for read in page page1 pageB status show; do
-      ms=$("$PGBENCH" -M prepared -n -c 1 -T "$READ_SECS" -f "$tmp/${read}_$shape.sql" "$PGURL/$DB" 2>/dev/null \
+      ms=$("$PGBENCH" -M prepared -n -c 1 -T "$READ_SECS" -f "$tmp/${read}_$shape.sql" "$PGURL/$DB" \
         | awk '/latency average/ {print $4}')
+      [ -n "$ms" ] || { echo "pgbench failed: $PGURL/$DB" >&2; exit 1; }
       us[${read}_$shape]="${us[${read}_$shape]:-} $(awk -v m="$ms" 'BEGIN {print m * 1000}')"
       echo "round $round $read $shape: $ms ms" >&2
     done
