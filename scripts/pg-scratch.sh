@@ -16,3 +16,22 @@ if [ -n "$VELU_BIN" ]; then
 else
   VELU_DATABASE_URL="$PGURL/$DB" VELU_HOME="$tmp" cargo run -q -p velu-cli -- migrate up >/dev/null
 fi
+
+# `pgbench_ms <pgbench options...>`: runs pgbench on `$DB` (one connection, prepared
+# statements) and prints its average latency in ms; stops the script if pgbench failed.
+pgbench_ms() {
+  local ms
+  ms=$("$PGBENCH" -M prepared -n -c 1 "$@" "$PGURL/$DB" | awk '/latency average/ {print $4}') || true
+  [ -n "$ms" ] || { echo "pgbench failed on $PGURL/$DB: $*" >&2; exit 1; }
+  echo "$ms"
+}
+
+# `wal_mark`: checkpoints `$DB`'s server and prints its WAL position; `wal_per <mark> <n>`:
+# the WAL bytes written since `<mark>`, per one of `<n>` jobs.
+wal_mark() {
+  psql -q "$PGURL/$DB" -c CHECKPOINT >/dev/null
+  psql -qAt "$PGURL/$DB" -c "SELECT pg_current_wal_lsn()"
+}
+wal_per() {
+  psql -qAt "$PGURL/$DB" -c "SELECT ((pg_current_wal_lsn() - '$1'::pg_lsn) / $2)::bigint"
+}

@@ -78,12 +78,9 @@ for round in $(seq 1 "$ROUNDS"); do
   for shape in A B C D; do
     setup="$tmp/setup_q.sql"; [ "$shape" = A ] && setup="$tmp/setup.sql"
     psql -q "$PGURL/$DB" -f "$setup" >/dev/null
-    psql -q "$PGURL/$DB" -c CHECKPOINT >/dev/null
-    lsn0=$(psql -qAt "$PGURL/$DB" -c "SELECT pg_current_wal_lsn()")
-    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$CYCLES" -f "$tmp/$shape.sql" "$PGURL/$DB" \
-      | awk '/latency average/ {print $4}')
-    [ -n "$ms" ] || { echo "pgbench failed: $PGURL/$DB" >&2; exit 1; }
-    wal=$(psql -qAt "$PGURL/$DB" -c "SELECT (pg_current_wal_lsn() - '$lsn0'::pg_lsn) / ($CYCLES * 30)")
+    lsn0=$(wal_mark)
+    ms=$(pgbench_ms -t "$CYCLES" -f "$tmp/$shape.sql")
+    wal=$(wal_per "$lsn0" "$((CYCLES * 30))")
     times[$shape]="${times[$shape]:-} $ms"
     wals[$shape]="${wals[$shape]:-} $wal"
     echo "round $round shape $shape: $ms ms per cycle of 30 jobs, WAL $wal B/job" >&2

@@ -167,19 +167,14 @@ SQL
 declare -A us wals
 for round in $(seq 1 "$ROUNDS"); do
   for shape in A C; do
-    psql -q "$PGURL/$DB" -c CHECKPOINT >/dev/null
-    lsn0=$(psql -qAt "$PGURL/$DB" -c "SELECT pg_current_wal_lsn()")
-    ms=$("$PGBENCH" -M prepared -n -c 1 -t "$SUBMITS" -f "$tmp/submit_$shape.sql" "$PGURL/$DB" \
-      | awk '/latency average/ {print $4}')
-    [ -n "$ms" ] || { echo "pgbench failed: $PGURL/$DB" >&2; exit 1; }
-    wal=$(psql -qAt "$PGURL/$DB" -c "SELECT ((pg_current_wal_lsn() - '$lsn0'::pg_lsn) / ($SUBMITS * 10))::bigint")
+    lsn0=$(wal_mark)
+    ms=$(pgbench_ms -t "$SUBMITS" -f "$tmp/submit_$shape.sql")
+    wal=$(wal_per "$lsn0" "$((SUBMITS * 10))")
     us[submit_$shape]="${us[submit_$shape]:-} $(awk -v m="$ms" 'BEGIN {print m * 100}')"
     wals[$shape]="${wals[$shape]:-} $wal"
     echo "round $round submit $shape: $ms ms per 10 jobs, WAL $wal B/job" >&2
     for read in page page1 pageB status show; do
-      ms=$("$PGBENCH" -M prepared -n -c 1 -T "$READ_SECS" -f "$tmp/${read}_$shape.sql" "$PGURL/$DB" \
-        | awk '/latency average/ {print $4}')
-      [ -n "$ms" ] || { echo "pgbench failed: $PGURL/$DB" >&2; exit 1; }
+      ms=$(pgbench_ms -T "$READ_SECS" -f "$tmp/${read}_$shape.sql")
       us[${read}_$shape]="${us[${read}_$shape]:-} $(awk -v m="$ms" 'BEGIN {print m * 1000}')"
       echo "round $round $read $shape: $ms ms" >&2
     done
