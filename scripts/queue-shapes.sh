@@ -9,8 +9,16 @@
 #   C  as B, but `jobs` is never updated after the submit: the finish appends a
 #      `job_results` row (pk only) and the attempt;
 #   D  as B with no history at all (the finish only deletes): the peers' shape.
+#   E  `jobs` keeps every status but `running`: the claim inserts a narrow `job_leases`
+#      row (primary key and org index) and leaves the job's row as it is (its status
+#      stays `queued`; the claim skips jobs that have a lease); the finish deletes the
+#      lease, updates `jobs` once and appends the attempt. E0 claims with no job of the
+#      org running, E30 with the 30 it claimed before still running (the claim skips
+#      them), as a worker claiming ahead does; both lock the picked rows (`FOR UPDATE
+#      SKIP LOCKED`); F30 is E30 without the row locks (claims of one org take turns on
+#      its advisory lock, so the lease's key alone fences them).
 # Events, usage and the counters are left out of every shape (they cost the same in each).
-# Prints each shape's median cycle time and WAL bytes per job over ROUNDS rounds, and its
+# SHAPES picks the shapes (default: all). Prints each shape's median cycle time and WAL bytes per job over ROUNDS rounds, and its
 # speed relative to A.
 #
 #   VELU_BIN=target/debug/velu-cli ROUNDS=3 CYCLES=600 scripts/queue-shapes.sh
@@ -20,6 +28,7 @@ DB="${DB:-velu_queue_shapes}"
 ROUNDS="${ROUNDS:-3}"
 CYCLES="${CYCLES:-600}"
 JOBS=$((CYCLES * 30 + 2000))
+SHAPES="${SHAPES:-A B C D E0 E30 F30}"
 . scripts/pg-scratch.sh
 
 psql -q "$PGURL/$DB" <<'SQL'
@@ -37,10 +46,16 @@ CREATE TABLE job_results (
   id varchar(36) PRIMARY KEY, org_id varchar(36) NOT NULL, status varchar(16) NOT NULL,
   result jsonb, error jsonb, attempts int NOT NULL, started_at timestamptz,
   finished_at timestamptz NOT NULL);
+CREATE TABLE job_leases (
+  job_id varchar(36) PRIMARY KEY, org_id varchar(36) NOT NULL, attempt int NOT NULL,
+  owner varchar(200) NOT NULL, token varchar(36) NOT NULL, expires_at timestamptz NOT NULL,
+  started_at timestamptz NOT NULL
+) WITH (fillfactor = 70);
+CREATE INDEX ix_leases_org ON job_leases (org_id);
 SQL
 
 cat > "$tmp/setup.sql" <<SQL
-TRUNCATE job_events, job_attempts, jobs, job_queue, job_results;
+TRUNCATE job_events, job_attempts, jobs, job_queue, job_results, job_leases;
 INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts, max_attempts, run_at,
   actor_type, actor_id, created_at, updated_at)
 SELECT gen_random_uuid()::text, 'org-1', 'noop', 'queued', '{}'::jsonb, 0, 0, 3,
@@ -73,13 +88,47 @@ SQL
 } > "$tmp/C.sql"
 { echo "$claim_q" | tr '\n' ' '; echo; echo "DELETE FROM job_queue WHERE org_id = 'org-1' AND lease_token IS NOT NULL;"; } > "$tmp/D.sql"
 
+# Shapes E and F: the claim picks off `jobs` (its claim index) the queued jobs without a
+# lease and inserts their leases; the finish takes the 30 oldest leases.
+lease_claim() { # $1: "FOR UPDATE OF j SKIP LOCKED" or nothing
+  echo "WITH picked AS (SELECT j.id, j.org_id, j.attempts FROM jobs j WHERE j.org_id = 'org-1'
+  AND j.status = 'queued' AND j.run_at <= now() AND j.task = ANY(ARRAY['noop'])
+  AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = j.id)
+  ORDER BY j.priority DESC, j.run_at, j.id LIMIT 30 $1),
+claimed AS (INSERT INTO job_leases (job_id, org_id, attempt, owner, token, expires_at, started_at)
+  SELECT id, org_id, attempts + 1, 'w', gen_random_uuid()::text, now() + interval '5 min', clock_timestamp()
+  FROM picked ON CONFLICT DO NOTHING RETURNING job_id)
+SELECT j.payload FROM jobs j JOIN claimed c ON c.job_id = j.id;" | tr '\n' ' '; echo
+}
+lease_finish="WITH d AS (DELETE FROM job_leases WHERE job_id IN (SELECT job_id FROM job_leases
+  WHERE org_id = 'org-1' ORDER BY started_at, job_id LIMIT 30) RETURNING job_id, attempt, started_at),
+u AS (UPDATE jobs SET status = 'succeeded', attempts = d.attempt,
+  started_at = COALESCE(jobs.started_at, d.started_at), finished_at = now(), updated_at = now()
+  FROM d WHERE jobs.id = d.job_id RETURNING jobs.id)
+INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome)
+SELECT d.job_id, d.attempt, 'w', 't', d.started_at, now(), 'succeeded' FROM d JOIN u ON u.id = d.job_id;"
+{ lease_claim "FOR UPDATE OF j SKIP LOCKED"; echo "$lease_finish" | tr '\n' ' '; echo; } > "$tmp/E0.sql"
+cp "$tmp/E0.sql" "$tmp/E30.sql"
+{ lease_claim ""; echo "$lease_finish" | tr '\n' ' '; echo; } > "$tmp/F30.sql"
+# E30 and F30 start with 30 jobs running, which each cycle's finish leaves claimed.
+cp "$tmp/setup.sql" "$tmp/setup_ahead.sql"
+lease_claim "" >> "$tmp/setup_ahead.sql"
+
 declare -A times wals
 for round in $(seq 1 "$ROUNDS"); do
-  for shape in A B C D; do
-    setup="$tmp/setup_q.sql"; [ "$shape" = A ] && setup="$tmp/setup.sql"
+  for shape in $SHAPES; do
+    case "$shape" in
+      A|E0) setup="$tmp/setup.sql" ;;
+      E30|F30) setup="$tmp/setup_ahead.sql" ;;
+      *) setup="$tmp/setup_q.sql" ;;
+    esac
     psql -q "$PGURL/$DB" -f "$setup" >/dev/null
     lsn0=$(wal_mark)
-    ms=$(pgbench_ms -t "$CYCLES" -f "$tmp/$shape.sql")
+    # Velu's claim functions plan with `enable_seqscan = off` (m20261204_000020): so do
+    # the lease shapes, whose narrow table the planner would otherwise read whole (it
+    # starts empty, and holds the dead rows of every finished lease until a vacuum).
+    opts=""; case "$shape" in E*|F*) opts="-c enable_seqscan=off" ;; esac
+    ms=$(PGOPTIONS="$opts" pgbench_ms -t "$CYCLES" -f "$tmp/$shape.sql")
     wal=$(wal_per "$lsn0" "$((CYCLES * 30))")
     times[$shape]="${times[$shape]:-} $ms"
     wals[$shape]="${wals[$shape]:-} $wal"
@@ -87,8 +136,8 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-base=$(echo "${times[A]}" | median)
-for shape in A B C D; do
+base=$(echo "${times[A]:-}" | median)
+for shape in $SHAPES; do
   m=$(echo "${times[$shape]}" | median)
   w=$(echo "${wals[$shape]}" | median)
   awk -v s="$shape" -v m="$m" -v b="$base" -v w="$w" 'BEGIN {printf "queue-shape %s ms_per_cycle=%.3f us_per_job=%.1f wal_bytes_per_job=%.0f speedup_vs_A=%.2f\n", s, m, m * 1000 / 30, w, b / m}'
