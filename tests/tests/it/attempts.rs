@@ -13,6 +13,7 @@ use velu_core::plans::Plan;
 use velu_core::queue::{self, ClaimedJob, Finish, ReadyOrg};
 use velu_tests::{TestEnv, backend_tests};
 
+use crate::job_state::{JOBS, count_jobs};
 use crate::support::{bootstrap, exec, owner_tx, scalar, submit};
 
 async fn show(env: &TestEnv, id: &str) -> Value {
@@ -188,15 +189,15 @@ backend_tests! {
         }
         // Each job: as many attempt rows as attempts, the last one matching its status.
         let mismatched: i64 = scalar(env.velu(),
-            "SELECT COUNT(*) FROM jobs j WHERE j.status <> 'running' AND j.attempts <>
-               (SELECT COUNT(*) FROM job_attempts a WHERE a.job_id = j.id)").await;
+            &format!("SELECT COUNT(*) FROM {JOBS} WHERE j.status <> 'running' AND j.attempts <>
+               (SELECT COUNT(*) FROM job_attempts a WHERE a.job_id = j.id)")).await;
         assert_eq!(mismatched, 0);
         let wrong_last: i64 = scalar(env.velu(),
-            "SELECT COUNT(*) FROM jobs j JOIN job_attempts a ON a.job_id = j.id AND a.attempt = j.attempts
-             WHERE (j.status = 'succeeded') <> (a.outcome = 'succeeded')").await;
+            &format!("SELECT COUNT(*) FROM {JOBS} JOIN job_attempts a ON a.job_id = j.id AND a.attempt = j.attempts
+             WHERE (j.status = 'succeeded') <> (a.outcome = 'succeeded')")).await;
         assert_eq!(wrong_last, 0);
         let successes: i64 = scalar(env.velu(), "SELECT COUNT(*) FROM job_attempts WHERE outcome = 'succeeded'").await;
-        let succeeded_jobs: i64 = scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await;
+        let succeeded_jobs = count_jobs(&env, "j.status = 'succeeded'").await;
         assert_eq!(successes, succeeded_jobs, "one success per succeeded job");
     }
 

@@ -12,6 +12,7 @@ use velu_core::queue::{self, OrgClaim, ReadyOrg};
 use velu_core::{OpenOptions, Principal};
 use velu_tests::{TestEnv, backend_tests};
 
+use crate::job_state::count_jobs;
 use crate::support::{bootstrap, eventually, scalar};
 
 /// Submits `n` echo jobs to `org` in one batch.
@@ -101,7 +102,7 @@ backend_tests! {
         let ids: HashSet<&str> = claimed.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(ids.len(), 13);
         let list = claimed.iter().map(|j| format!("'{}'", j.id)).collect::<Vec<_>>().join(",");
-        let running: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND lease_owner = 'w1' AND attempts = 1 AND lease_started_at IS NOT NULL AND id IN ({list})")).await;
+        let running = count_jobs(&env, &format!("j.status = 'running' AND j.lease_owner = 'w1' AND j.attempts = 1 AND j.lease_started_at IS NOT NULL AND j.id IN ({list})")).await;
         let attempts: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM job_attempts WHERE job_id IN ({list})")).await;
         let events: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM job_events WHERE kind = 'claimed' AND job_id IN ({list})")).await;
         assert_eq!((running, attempts, events), (13, 0, 13));
@@ -151,7 +152,7 @@ backend_tests! {
         let distinct: HashSet<&String> = all.iter().collect();
         assert_eq!(all.len(), 240, "every job claimed");
         assert_eq!(distinct.len(), 240, "none twice");
-        let attempts: i64 = scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE attempts = 1 AND lease_started_at IS NOT NULL").await;
+        let attempts = count_jobs(&env, "j.attempts = 1 AND j.lease_started_at IS NOT NULL").await;
         assert_eq!(attempts, 240, "one attempt per job");
     }
 
@@ -196,7 +197,7 @@ backend_tests! {
         let distinct: HashSet<&String> = all.iter().collect();
         assert_eq!(all.len(), 240, "every job claimed");
         assert_eq!(distinct.len(), 240, "none twice");
-        let running: i64 = scalar(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND attempts = 1").await;
+        let running = count_jobs(&env, "j.status = 'running' AND j.attempts = 1").await;
         assert_eq!(running, 240, "one attempt per job");
     }
 
@@ -233,7 +234,7 @@ backend_tests! {
         }
         assert_eq!(total, 30, "each org's cap of 10, however many claim at once");
         for org in &orgs {
-            let running: i64 = scalar(env.velu(), &format!("SELECT COUNT(*) FROM jobs WHERE org_id = '{}' AND status = 'running'", org.id)).await;
+            let running = count_jobs(&env, &format!("j.org_id = '{}' AND j.status = 'running'", org.id)).await;
             assert_eq!(running, 10, "org {} past its cap", org.id);
         }
     }

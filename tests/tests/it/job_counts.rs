@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use velu_tests::{TestEnv, backend_tests};
 
+use crate::job_state::claim_all_sql;
 use crate::support::{bootstrap, drain_queue, exec, fast_worker, scalar, spawn_worker};
 
 /// `(task, status) -> n` as the jobs table says, for `org_id`.
@@ -214,9 +215,7 @@ backend_tests! {
         drop(open);
 
         // The claim takes org `a` first (its lock key comes first), as velu_claim_batch does.
-        let claim_org = |org: &str| {
-            format!("UPDATE jobs SET status = 'running', attempts = attempts + 1 WHERE org_id = '{org}'")
-        };
+        let claim_org = |org: &str| claim_all_sql(org);
         claim.execute_unprepared(&claim_org(a)).await.expect("claim in a");
         // A grouped submit to both orgs, in one statement, from the other connection.
         let group = format!(

@@ -18,6 +18,7 @@ mod group_commit;
 mod hardening;
 mod http_errors;
 mod job_counts;
+mod job_state;
 mod jobs;
 mod key_counts;
 mod keys;

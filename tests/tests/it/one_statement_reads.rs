@@ -17,6 +17,7 @@ use velu_core::tenancy::OrgRef;
 use velu_core::{Actor, ActorType, CoreResult, Principal};
 use velu_tests::{Backend, TestEnv, backend_tests};
 
+use crate::job_state::{Attempt, start_attempt};
 use crate::support::{bootstrap, drain_queue, exec, fast_worker, submit};
 
 /// A key principal of org `org` (or a platform key: `None`) holding `scopes`.
@@ -300,10 +301,7 @@ backend_tests! {
         // ended, attempt 2 in progress, each once.
         let alpha = bootstrap(&env, "alpha", "hero").await;
         let id = submit(&env, "alpha", "echo", json!({})).await;
-        exec(env.velu(), &format!(
-            "UPDATE jobs SET status = 'running', attempts = 2, lease_owner = 'w2',
-               lease_token = 't2', lease_expires_at = run_at, lease_started_at = created_at,
-               started_at = created_at WHERE id = '{id}'")).await;
+        start_attempt(&env, &id, Attempt { number: 2, owner: "w2", token: "t2" }).await;
         for (attempt, outcome) in [(1, "failed"), (2, "failed"), (3, "succeeded")] {
             exec(env.velu(), &format!(
                 "INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at,

@@ -11,6 +11,7 @@ use velu_core::queue::{self, Finish, ReadyOrg};
 use velu_core::sea_orm::{ConnectionTrait, Statement};
 use velu_tests::{TestEnv, backend_tests};
 
+use crate::job_state::count_jobs;
 use crate::support::{
     bootstrap, drain_queue, eventually, fast_worker, scalar, spawn_worker, submit,
 };
@@ -122,7 +123,7 @@ backend_tests! {
         }
         assert_eq!(claimed, 300, "no job was claimed twice");
         assert_eq!(scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM job_attempts").await, 300);
-        assert_eq!(scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM jobs WHERE attempts <> 1").await, 0);
+        assert_eq!(count_jobs(&env, "j.attempts <> 1").await, 0);
         let workers_used = scalar::<i64>(env.velu(), "SELECT COUNT(DISTINCT worker_id) FROM job_attempts").await;
         assert!(workers_used >= 2, "the work was shared ({workers_used} workers)");
     }
@@ -135,9 +136,9 @@ backend_tests! {
         let w = spawn_worker(env.velu(), velu_core::worker::WorkerConfig { concurrency: 25, ..fast_worker("wide") });
         let mut peak = 0;
         for _ in 0..200 {
-            let running = scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'running'").await;
+            let running = count_jobs(&env, "j.status = 'running'").await;
             peak = peak.max(running);
-            if scalar::<i64>(env.velu(), "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await == 25 {
+            if count_jobs(&env, "j.status = 'succeeded'").await == 25 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
