@@ -17,6 +17,13 @@
 #      them), as a worker claiming ahead does; both lock the picked rows (`FOR UPDATE
 #      SKIP LOCKED`); F30 is E30 without the row locks (claims of one org take turns on
 #      its advisory lock, so the lease's key alone fences them).
+#   H  `jobs` stays the whole document, every status in it, but none of its indexes
+#      holds a column the claim or the finish changes (the claim, running and status
+#      indexes dropped; fillfactor 70), so both update it in place (HOT, no index
+#      entry); the claim moves the job from a narrow `job_queue_h` (queued jobs: the
+#      claim index and `(org_id, job_id)`) to `job_leases`, the finish deletes the lease
+#      and appends a narrow `job_done` row (the list's status filter, `(org_id, status,
+#      job_id)`) and the attempt. Nothing running at the claim, as E0.
 # Events, usage and the counters are left out of every shape (they cost the same in each).
 # SHAPES picks the shapes (default: all). Prints each shape's median cycle time and WAL bytes per job over ROUNDS rounds, and its
 # speed relative to A.
@@ -28,7 +35,7 @@ DB="${DB:-velu_queue_shapes}"
 ROUNDS="${ROUNDS:-3}"
 CYCLES="${CYCLES:-600}"
 JOBS=$((CYCLES * 30 + 2000))
-SHAPES="${SHAPES:-A B C D E0 E30 F30}"
+SHAPES="${SHAPES:-A B C D E0 E30 F30 H}"
 . scripts/pg-scratch.sh
 
 psql -q "$PGURL/$DB" <<'SQL'
@@ -52,10 +59,18 @@ CREATE TABLE job_leases (
   started_at timestamptz NOT NULL
 ) WITH (fillfactor = 70);
 CREATE INDEX ix_leases_org ON job_leases (org_id);
+CREATE TABLE job_queue_h (
+  job_id varchar(36) PRIMARY KEY, org_id varchar(36) NOT NULL, task varchar(64) NOT NULL,
+  priority int NOT NULL, run_at timestamptz NOT NULL);
+CREATE INDEX ix_qh_claim ON job_queue_h (org_id, priority DESC, run_at, job_id);
+CREATE INDEX ix_qh_org ON job_queue_h (org_id, job_id);
+CREATE TABLE job_done (
+  job_id varchar(36) PRIMARY KEY, org_id varchar(36) NOT NULL, status varchar(16) NOT NULL);
+CREATE INDEX ix_done_org_status ON job_done (org_id, status, job_id);
 SQL
 
 cat > "$tmp/setup.sql" <<SQL
-TRUNCATE job_events, job_attempts, jobs, job_queue, job_results, job_leases;
+TRUNCATE job_events, job_attempts, jobs, job_queue, job_results, job_leases, job_queue_h, job_done;
 INSERT INTO jobs (id, org_id, task, status, payload, priority, attempts, max_attempts, run_at,
   actor_type, actor_id, created_at, updated_at)
 SELECT gen_random_uuid()::text, 'org-1', 'noop', 'queued', '{}'::jsonb, 0, 0, 3,
@@ -114,25 +129,75 @@ cp "$tmp/E0.sql" "$tmp/E30.sql"
 cp "$tmp/setup.sql" "$tmp/setup_ahead.sql"
 lease_claim "" >> "$tmp/setup_ahead.sql"
 
+# Shape H: `jobs` without the indexes of changing columns, its rows with room to update
+# in place; the indexes and the fill are put back after each H round.
+{ echo "DROP INDEX ix_jobs_claim, ix_jobs_running_org, ix_jobs_org_status_id;"
+  echo "ALTER TABLE jobs SET (fillfactor = ${H_FILL:-70});"
+  cat "$tmp/setup.sql"
+  echo "INSERT INTO job_queue_h SELECT id, org_id, task, priority, run_at FROM jobs;"; } > "$tmp/setup_H.sql"
+cat > "$tmp/teardown_H.sql" <<'SQL'
+ALTER TABLE jobs RESET (fillfactor);
+CREATE INDEX ix_jobs_claim ON jobs (org_id, priority DESC, run_at, id) WHERE status = 'queued';
+CREATE INDEX ix_jobs_running_org ON jobs (org_id) WHERE status = 'running';
+CREATE INDEX ix_jobs_org_status_id ON jobs (org_id, status, id);
+SQL
+h_claim="WITH picked AS (SELECT q.job_id FROM job_queue_h q WHERE q.org_id = 'org-1'
+  AND q.run_at <= now() AND q.task = ANY(ARRAY['noop'])
+  ORDER BY q.priority DESC, q.run_at, q.job_id LIMIT 30 FOR UPDATE SKIP LOCKED),
+gone AS (DELETE FROM job_queue_h q USING picked p WHERE q.job_id = p.job_id RETURNING q.job_id, q.org_id),
+leased AS (INSERT INTO job_leases (job_id, org_id, attempt, owner, token, expires_at, started_at)
+  SELECT job_id, org_id, 1, 'w', gen_random_uuid()::text, now() + interval '5 min', clock_timestamp()
+  FROM gone RETURNING job_id, token),
+u AS (UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = 'w',
+  lease_token = l.token, lease_expires_at = now() + interval '5 min',
+  started_at = COALESCE(j.started_at, now()), updated_at = now(), lease_started_at = now()
+  FROM leased l WHERE j.id = l.job_id RETURNING j.payload)
+SELECT payload FROM u;"
+h_finish="WITH d AS (DELETE FROM job_leases WHERE job_id IN (SELECT job_id FROM job_leases
+  WHERE org_id = 'org-1' ORDER BY started_at, job_id LIMIT 30) RETURNING job_id, attempt, started_at),
+u AS (UPDATE jobs SET status = 'succeeded', finished_at = now(), lease_owner = NULL,
+  lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+  FROM d WHERE jobs.id = d.job_id RETURNING jobs.id, jobs.org_id),
+r AS (INSERT INTO job_done (job_id, org_id, status) SELECT id, org_id, 'succeeded' FROM u)
+INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome)
+SELECT d.job_id, d.attempt, 'w', 't', d.started_at, now(), 'succeeded' FROM d;"
+{ echo "$h_claim" | tr '\n' ' '; echo; echo "$h_finish" | tr '\n' ' '; echo; } > "$tmp/H.sql"
+
 declare -A times wals
 for round in $(seq 1 "$ROUNDS"); do
   for shape in $SHAPES; do
     case "$shape" in
       A|E0) setup="$tmp/setup.sql" ;;
       E30|F30) setup="$tmp/setup_ahead.sql" ;;
+      H) setup="$tmp/setup_H.sql" ;;
       *) setup="$tmp/setup_q.sql" ;;
     esac
     psql -q "$PGURL/$DB" -f "$setup" >/dev/null
+    # Statistics of the fresh rows, as autovacuum would keep them (it is off on the
+    # development server): without them the planner sorted a whole queue for a claim.
+    psql -q "$PGURL/$DB" -c ANALYZE >/dev/null
+    [ "$shape" = H ] && sleep 1
+    read -r hot0 upd0 < <(psql -qAt -F ' ' "$PGURL/$DB" -c "SELECT n_tup_hot_upd, n_tup_upd
+      FROM pg_stat_user_tables WHERE relname = 'jobs'")
     lsn0=$(wal_mark)
     # Velu's claim functions plan with `enable_seqscan = off` (m20261204_000020): so do
     # the lease shapes, whose narrow table the planner would otherwise read whole (it
     # starts empty, and holds the dead rows of every finished lease until a vacuum).
-    opts=""; case "$shape" in E*|F*) opts="-c enable_seqscan=off" ;; esac
+    opts=""; case "$shape" in E*|F*|H) opts="-c enable_seqscan=off" ;; esac
     ms=$(PGOPTIONS="$opts" pgbench_ms -t "$CYCLES" -f "$tmp/$shape.sql")
     wal=$(wal_per "$lsn0" "$((CYCLES * 30))")
     times[$shape]="${times[$shape]:-} $ms"
     wals[$shape]="${wals[$shape]:-} $wal"
     echo "round $round shape $shape: $ms ms per cycle of 30 jobs, WAL $wal B/job" >&2
+    if [ "$shape" = H ]; then
+      # How many of the round's updates of `jobs` were HOT (the statistics of its
+      # backend arrive within a second).
+      sleep 1
+      hot=$(psql -qAt "$PGURL/$DB" -c "SELECT n_tup_hot_upd - $hot0 || ' of ' || n_tup_upd - $upd0
+        FROM pg_stat_user_tables WHERE relname = 'jobs'")
+      echo "round $round shape H: updates of jobs in place (HOT): $hot" >&2
+      psql -q "$PGURL/$DB" -f "$tmp/teardown_H.sql" >/dev/null
+    fi
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -1,9 +1,10 @@
 //! What the database holds of a job's state, for the tests that look at it in SQL.
 //!
-//! Where the queue keeps a job's state is changing in steps (docs/queue-redesign.md: a
-//! running job's lease, then perhaps its result, each in a table of its own). The tests
-//! read and set that state through this module, never through `jobs`' columns directly,
-//! so that each step changes this one place and the tests' assertions stay as they are.
+//! Where the queue keeps a job's state is planned to change in steps
+//! (docs/queue-redesign.md: narrow tables beside `jobs`, perhaps its result in one of its
+//! own). The tests read and set that state through this module, never through `jobs`'
+//! columns directly, so that each step changes this one place and the tests' assertions
+//! stay as they are.
 
 use velu_tests::TestEnv;
 
