@@ -24,6 +24,11 @@
 #      claim index and `(org_id, job_id)`) to `job_leases`, the finish deletes the lease
 #      and appends a narrow `job_done` row (the list's status filter, `(org_id, status,
 #      job_id)`) and the attempt. Nothing running at the claim, as E0.
+#   HT H with its narrow tables kept by triggers on `jobs` (statement triggers with
+#      transition tables, as the job counters are kept) instead of by the claim and the
+#      finish: `job_status` (every job's `(org_id, status, job_id)`) and `job_queue_t`
+#      (the queued ones, in claim order); the claim picks off `job_queue_t` and updates
+#      `jobs` as today, the finish updates `jobs` as today.
 # Events, usage and the counters are left out of every shape (they cost the same in each).
 # SHAPES picks the shapes (default: all). Prints each shape's median cycle time and WAL bytes per job over ROUNDS rounds, and its
 # speed relative to A.
@@ -35,7 +40,7 @@ DB="${DB:-velu_queue_shapes}"
 ROUNDS="${ROUNDS:-3}"
 CYCLES="${CYCLES:-600}"
 JOBS=$((CYCLES * 30 + 2000))
-SHAPES="${SHAPES:-A B C D E0 E30 F30 H}"
+SHAPES="${SHAPES:-A B C D E0 E30 F30 H HT}"
 . scripts/pg-scratch.sh
 
 psql -q "$PGURL/$DB" <<'SQL'
@@ -163,6 +168,60 @@ INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, f
 SELECT d.job_id, d.attempt, 'w', 't', d.started_at, now(), 'succeeded' FROM d;"
 { echo "$h_claim" | tr '\n' ' '; echo; echo "$h_finish" | tr '\n' ' '; echo; } > "$tmp/H.sql"
 
+# Shape HT: the same `jobs`, its narrow tables kept by triggers.
+cat > "$tmp/mirror.sql" <<'SQL'
+CREATE TABLE job_status (org_id varchar(36) NOT NULL, status varchar(16) NOT NULL,
+  job_id varchar(36) NOT NULL, PRIMARY KEY (org_id, status, job_id));
+CREATE TABLE job_queue_t (org_id varchar(36) NOT NULL, job_id varchar(36) NOT NULL,
+  task varchar(64) NOT NULL, priority int NOT NULL, run_at timestamptz NOT NULL,
+  PRIMARY KEY (org_id, job_id));
+CREATE INDEX ix_qt_claim ON job_queue_t (org_id, priority DESC, run_at, job_id);
+CREATE FUNCTION velu_mirror_insert() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
+  INSERT INTO job_status SELECT org_id, status, id FROM new_rows;
+  INSERT INTO job_queue_t SELECT org_id, id, task, priority, run_at FROM new_rows
+    WHERE status = 'queued';
+  RETURN NULL; END $f$;
+CREATE FUNCTION velu_mirror_update() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
+  UPDATE job_status s SET status = n.status FROM old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE o.status <> n.status AND s.org_id = o.org_id AND s.status = o.status AND s.job_id = o.id;
+  DELETE FROM job_queue_t q USING old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE o.status = 'queued' AND (n.status <> 'queued'
+      OR (n.run_at, n.priority) IS DISTINCT FROM (o.run_at, o.priority))
+      AND q.org_id = o.org_id AND q.job_id = o.id;
+  INSERT INTO job_queue_t SELECT n.org_id, n.id, n.task, n.priority, n.run_at
+    FROM old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE n.status = 'queued' AND (o.status <> 'queued'
+      OR (n.run_at, n.priority) IS DISTINCT FROM (o.run_at, o.priority));
+  RETURN NULL; END $f$;
+CREATE TRIGGER mirror_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION velu_mirror_insert();
+CREATE TRIGGER mirror_update AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows
+  NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION velu_mirror_update();
+SQL
+{ echo "DROP INDEX ix_jobs_claim, ix_jobs_running_org, ix_jobs_org_status_id;"
+  echo "ALTER TABLE jobs SET (fillfactor = ${H_FILL:-70});"
+  cat "$tmp/mirror.sql" "$tmp/setup.sql"; } > "$tmp/setup_HT.sql"
+cat "$tmp/teardown_H.sql" > "$tmp/teardown_HT.sql"
+cat >> "$tmp/teardown_HT.sql" <<'SQL'
+DROP TRIGGER mirror_insert ON jobs; DROP TRIGGER mirror_update ON jobs;
+DROP FUNCTION velu_mirror_insert(); DROP FUNCTION velu_mirror_update();
+DROP TABLE job_status, job_queue_t;
+SQL
+ht_claim="WITH picked AS (SELECT q.job_id FROM job_queue_t q WHERE q.org_id = 'org-1'
+  AND q.run_at <= now() AND q.task = ANY(ARRAY['noop'])
+  ORDER BY q.priority DESC, q.run_at, q.job_id LIMIT 30 FOR UPDATE SKIP LOCKED)
+UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = 'w',
+  lease_token = gen_random_uuid()::text, lease_expires_at = now() + interval '5 min',
+  started_at = COALESCE(j.started_at, now()), updated_at = now(), lease_started_at = now()
+  FROM picked p WHERE j.id = p.job_id RETURNING j.payload;"
+ht_finish="WITH d AS (UPDATE jobs SET status = 'succeeded', finished_at = now(), lease_owner = NULL,
+  lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+  WHERE id IN (SELECT job_id FROM job_status WHERE org_id = 'org-1' AND status = 'running')
+  RETURNING id, attempts, lease_started_at)
+INSERT INTO job_attempts (job_id, attempt, worker_id, lease_token, started_at, finished_at, outcome)
+SELECT id, attempts, 'w', 't', lease_started_at, now(), 'succeeded' FROM d;"
+{ echo "$ht_claim" | tr '\n' ' '; echo; echo "$ht_finish" | tr '\n' ' '; echo; } > "$tmp/HT.sql"
+
 declare -A times wals
 for round in $(seq 1 "$ROUNDS"); do
   for shape in $SHAPES; do
@@ -170,33 +229,34 @@ for round in $(seq 1 "$ROUNDS"); do
       A|E0) setup="$tmp/setup.sql" ;;
       E30|F30) setup="$tmp/setup_ahead.sql" ;;
       H) setup="$tmp/setup_H.sql" ;;
+      HT) setup="$tmp/setup_HT.sql" ;;
       *) setup="$tmp/setup_q.sql" ;;
     esac
     psql -q "$PGURL/$DB" -f "$setup" >/dev/null
     # Statistics of the fresh rows, as autovacuum would keep them (it is off on the
     # development server): without them the planner sorted a whole queue for a claim.
     psql -q "$PGURL/$DB" -c ANALYZE >/dev/null
-    [ "$shape" = H ] && sleep 1
+    case "$shape" in H*) sleep 1 ;; esac
     read -r hot0 upd0 < <(psql -qAt -F ' ' "$PGURL/$DB" -c "SELECT n_tup_hot_upd, n_tup_upd
       FROM pg_stat_user_tables WHERE relname = 'jobs'")
     lsn0=$(wal_mark)
     # Velu's claim functions plan with `enable_seqscan = off` (m20261204_000020): so do
     # the lease shapes, whose narrow table the planner would otherwise read whole (it
     # starts empty, and holds the dead rows of every finished lease until a vacuum).
-    opts=""; case "$shape" in E*|F*|H) opts="-c enable_seqscan=off" ;; esac
+    opts=""; case "$shape" in E*|F*|H*) opts="-c enable_seqscan=off" ;; esac
     ms=$(PGOPTIONS="$opts" pgbench_ms -t "$CYCLES" -f "$tmp/$shape.sql")
     wal=$(wal_per "$lsn0" "$((CYCLES * 30))")
     times[$shape]="${times[$shape]:-} $ms"
     wals[$shape]="${wals[$shape]:-} $wal"
     echo "round $round shape $shape: $ms ms per cycle of 30 jobs, WAL $wal B/job" >&2
-    if [ "$shape" = H ]; then
+    if [ "${shape:0:1}" = H ]; then
       # How many of the round's updates of `jobs` were HOT (the statistics of its
       # backend arrive within a second).
       sleep 1
       hot=$(psql -qAt "$PGURL/$DB" -c "SELECT n_tup_hot_upd - $hot0 || ' of ' || n_tup_upd - $upd0
         FROM pg_stat_user_tables WHERE relname = 'jobs'")
-      echo "round $round shape H: updates of jobs in place (HOT): $hot" >&2
-      psql -q "$PGURL/$DB" -f "$tmp/teardown_H.sql" >/dev/null
+      echo "round $round shape $shape: updates of jobs in place (HOT): $hot" >&2
+      psql -q "$PGURL/$DB" -f "$tmp/teardown_$shape.sql" >/dev/null
     fi
   done
 done
