@@ -136,9 +136,11 @@ lease_claim "" >> "$tmp/setup_ahead.sql"
 
 # Shape H: `jobs` without the indexes of changing columns, its rows with room to update
 # in place; the indexes and the fill are put back after each H round.
-{ echo "DROP INDEX ix_jobs_claim, ix_jobs_running_org, ix_jobs_org_status_id;"
-  echo "ALTER TABLE jobs SET (fillfactor = ${H_FILL:-70});"
-  cat "$tmp/setup.sql"
+cat > "$tmp/in_place.sql" <<SQL
+DROP INDEX ix_jobs_claim, ix_jobs_running_org, ix_jobs_org_status_id;
+ALTER TABLE jobs SET (fillfactor = ${H_FILL:-70});
+SQL
+{ cat "$tmp/in_place.sql" "$tmp/setup.sql"
   echo "INSERT INTO job_queue_h SELECT id, org_id, task, priority, run_at FROM jobs;"; } > "$tmp/setup_H.sql"
 cat > "$tmp/teardown_H.sql" <<'SQL'
 ALTER TABLE jobs RESET (fillfactor);
@@ -198,9 +200,7 @@ CREATE TRIGGER mirror_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_r
 CREATE TRIGGER mirror_update AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows
   NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION velu_mirror_update();
 SQL
-{ echo "DROP INDEX ix_jobs_claim, ix_jobs_running_org, ix_jobs_org_status_id;"
-  echo "ALTER TABLE jobs SET (fillfactor = ${H_FILL:-70});"
-  cat "$tmp/mirror.sql" "$tmp/setup.sql"; } > "$tmp/setup_HT.sql"
+cat "$tmp/in_place.sql" "$tmp/mirror.sql" "$tmp/setup.sql" > "$tmp/setup_HT.sql"
 cat "$tmp/teardown_H.sql" > "$tmp/teardown_HT.sql"
 cat >> "$tmp/teardown_HT.sql" <<'SQL'
 DROP TRIGGER mirror_insert ON jobs; DROP TRIGGER mirror_update ON jobs;
